@@ -1,0 +1,3 @@
+//! weir-plan (being written by the plan engineer).
+mod error;
+pub use error::{Error, Result};
