@@ -8,10 +8,21 @@
 //! code (that is `weir-jit`).
 
 pub mod checkpoint;
+pub mod dataframe;
 pub mod error;
+pub mod exec;
+pub mod query;
 pub mod record;
+pub mod session;
 pub mod sink;
 pub mod source;
 pub mod state;
+pub mod testing;
 
+pub use dataframe::{DataFrame, DataStreamReader, DataStreamWriter, GroupedData};
 pub use error::{Error, Result};
+pub use query::listener::StreamingQueryListener;
+pub use query::progress::{StreamingQueryProgress, StreamingQueryStatus};
+pub use query::trigger::{ManualClock, Trigger};
+pub use query::{StreamingQuery, WatermarkPolicy};
+pub use session::{Session, SessionConfig};

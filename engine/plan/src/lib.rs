@@ -1,3 +1,22 @@
-//! weir-plan (being written by the plan engineer).
-mod error;
-pub use error::{Error, Result};
+//! weir-plan: the logical plan, expressions, analyzer, optimizer and SQL front end of weir.
+//!
+//! Owns everything between query text (SQL, the Rust builder, `query!`) and a resolved, checked,
+//! optimised [`LogicalPlan`]. It depends only on `arrow-schema`, `sqlparser` and `serde` so the
+//! proc macros can use it at compile time: it must not depend on Arrow arrays, the runtime or the JIT.
+
+pub mod analyzer;
+pub mod builder;
+pub mod error;
+pub mod expr;
+pub mod functions;
+pub mod optimizer;
+pub mod plan;
+pub mod sql;
+
+pub use analyzer::check_streaming;
+pub use optimizer::optimize;
+pub use builder::{GroupedBuilder, LogicalPlanBuilder};
+pub use error::{Error, Result, Rule, Span};
+pub use expr::{AggregateFunction, BinaryOperator, Column, Expr, ScalarValue, SessionGap, SortExpr};
+pub use plan::{LogicalPlan, OutputMode};
+pub use sql::{Catalog, parse_sql, sql_to_plan};

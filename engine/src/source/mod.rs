@@ -1,1 +1,131 @@
-//! source (being written)
+//! Streaming sources: the [`Source`] trait (shaped like Spark's `MicroBatchStream`), the factory
+//! [`create_source`], and the built-in sources: files (csv, json lines, parquet, text), `rate`,
+//! `rate-micro-batch` and the in-process [`MemoryStream`].
+//!
+//! A source only produces Arrow record batches for offset ranges and keeps its private
+//! bookkeeping under `<checkpoint>/sources/<i>/`. It must not touch the query's offsets or
+//! commits logs (the scheduler writes those through `checkpoint`) and must not evaluate plans.
+
+mod file;
+mod memory;
+mod options;
+mod rate;
+mod readers;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use arrow::datatypes::SchemaRef;
+use arrow::record_batch::RecordBatch;
+
+use crate::error::{Error, Result};
+
+pub use file::FileSource;
+pub use memory::MemoryStream;
+pub use options::SourceOptions;
+pub use rate::{RateMicroBatchSource, RateSource, rate_schema};
+pub use readers::{FileFormat, ParseMode};
+
+/// A source's position, serialised exactly as Spark writes it in `offsets/N`
+/// (e.g. `{"logOffset":3}`, `{"offset":5,"timestamp":1000}`, `4`).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Offset(pub String);
+
+impl Offset {
+    /// The offset's JSON text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for Offset {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// How much a source may admit into one micro-batch (Spark's `ReadLimit`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReadLimit {
+    /// Everything available.
+    All,
+    /// At most this many new files (file source).
+    MaxFiles(usize),
+    /// At most this many bytes; at least one file is always taken so a query cannot stall.
+    MaxBytes(u64),
+    /// At most this many rows.
+    MaxRows(u64),
+}
+
+/// A replayable streaming source.
+///
+/// Protocol (driven by the scheduler): `latest_offset(start, limit)` proposes the end of the
+/// next batch; the scheduler writes it to `offsets/N`, calls `read(start, end)`, runs the batch,
+/// writes `commits/N`, then calls `commit(end)`. After a crash it calls `read` again with the
+/// recorded offsets, which must return the same rows.
+pub trait Source: Send {
+    /// Shown in progress JSON as `sources[].description`, e.g. `FileStreamSource[file:/x]`.
+    fn description(&self) -> String;
+    /// The schema of the rows [`Source::read`] returns (before any projection push-down).
+    fn schema(&self) -> SchemaRef;
+    /// The limit implied by the source's options (`maxFilesPerTrigger`, ...).
+    fn default_read_limit(&self) -> ReadLimit;
+    /// The end offset of the next batch: at most `limit` beyond `start`; `None` when there is no
+    /// data at all yet. Returns `start` itself when there is nothing new. May discover new input
+    /// (list files).
+    fn latest_offset(&mut self, start: Option<&Offset>, limit: ReadLimit)
+    -> Result<Option<Offset>>;
+    /// The offset of everything available now, ignoring limits (availableNow: the stop point).
+    /// Afterwards `latest_offset` walks up to it in rate-limited steps; the scheduler stops
+    /// asking once a batch ends at this offset.
+    fn available_now_offset(&mut self) -> Result<Option<Offset>>;
+    /// The rows in `(start, end]`; deterministic: the same range always gives the same rows.
+    fn read(&mut self, start: Option<&Offset>, end: &Offset) -> Result<Vec<RecordBatch>>;
+    /// Everything up to `end` is committed and may be forgotten.
+    fn commit(&mut self, end: &Offset) -> Result<()>;
+    /// Releases resources; called once when the query stops.
+    fn stop(&mut self) {}
+    /// Projection push-down, called once before the first batch with the column indices (into
+    /// [`Source::schema`]) the query needs. The file source honours it for every format (Parquet
+    /// decodes only those columns) and then returns only those columns, in the given order,
+    /// from [`Source::read`]. Default: ignored (full rows are returned).
+    fn push_projection(&mut self, _columns: &[usize]) {}
+}
+
+impl std::fmt::Debug for dyn Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.description())
+    }
+}
+
+/// What a source gets from the engine when it is created.
+#[derive(Clone, Debug)]
+pub struct SourceContext {
+    /// `<checkpoint>/sources/<i>`: the source's private metadata directory.
+    pub checkpoint_dir: PathBuf,
+    /// Whether metadata writes are fsynced (see [`crate::checkpoint::CheckpointOptions`]).
+    pub fsync: bool,
+}
+
+/// Creates a source for `format`: `csv`, `json`, `parquet`, `text` (file sources; `schema` is
+/// required except for `text`), `rate` or `rate-micro-batch`. Option names are Spark's,
+/// matched case-insensitively. A [`MemoryStream`] is made with [`MemoryStream::new`] instead.
+pub fn create_source(
+    format: &str,
+    options: &BTreeMap<String, String>,
+    schema: Option<SchemaRef>,
+    ctx: SourceContext,
+) -> Result<Box<dyn Source>> {
+    let opts = SourceOptions::new(options);
+    match format.to_ascii_lowercase().as_str() {
+        "rate" => Ok(Box::new(RateSource::new(&opts, ctx)?)),
+        "rate-micro-batch" => Ok(Box::new(RateMicroBatchSource::new(&opts)?)),
+        other => match FileFormat::from_name(other) {
+            Some(file_format) => Ok(Box::new(FileSource::new(file_format, &opts, schema, ctx)?)),
+            None => Err(Error::Unsupported(format!(
+                "unknown streaming source format '{format}': use csv, json, parquet, text, rate or \
+                 rate-micro-batch (memory streams are created with MemoryStream::new)"
+            ))),
+        },
+    }
+}

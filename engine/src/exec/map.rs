@@ -1,0 +1,97 @@
+//! Stateless pipeline stages: a chain of filters and one projection fused into one kernel.
+//!
+//! Owns running a compiled kernel over a batch list (spread over worker threads), building the
+//! kernel's input columns (including per-batch constants) and re-nesting struct outputs. It does
+//! not build kernels (that is [`super::planner`]) and keeps no state between batches.
+
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, RecordBatch, RecordBatchOptions};
+use arrow::datatypes::SchemaRef;
+use weir_jit::CompiledKernel;
+
+use super::BatchContext;
+use super::lower::{KernelInputs, window_struct};
+use crate::error::{Error, Result};
+
+/// How one output column is built from the kernel's output.
+#[derive(Clone, Debug)]
+pub(crate) enum OutputColumn {
+    /// Kernel output column `i`.
+    Kernel(usize),
+    /// A `struct<start, end>` window from kernel outputs `start` and `end`.
+    WindowStruct { start: usize, end: usize },
+}
+
+/// A fused filter/project stage.
+pub(crate) struct MapStage {
+    pub inputs: KernelInputs,
+    pub kernel_schema: SchemaRef,
+    pub kernel: Arc<CompiledKernel>,
+    pub outputs: Vec<OutputColumn>,
+    pub output_schema: SchemaRef,
+    pub description: String,
+    pub workers: usize,
+}
+
+impl MapStage {
+    /// One line for explain, with what was compiled natively.
+    pub fn describe(&self) -> String {
+        format!(
+            "Kernel [{}]\n{}",
+            self.description,
+            self.kernel.report().to_string().trim_end()
+        )
+    }
+
+    /// Runs the stage over a batch list, in parallel when there are several batches.
+    pub fn run(&self, batches: Vec<RecordBatch>, ctx: &BatchContext) -> Result<Vec<RecordBatch>> {
+        let ts_us = ctx.batch_timestamp_ms.saturating_mul(1000);
+        if batches.len() <= 1 || self.workers <= 1 {
+            return batches.iter().map(|b| self.run_one(b, ts_us)).collect();
+        }
+        let chunk = batches.len().div_ceil(self.workers);
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = batches
+                .chunks(chunk)
+                .map(|part| {
+                    scope.spawn(move || {
+                        part.iter()
+                            .map(|b| self.run_one(b, ts_us))
+                            .collect::<Result<Vec<_>>>()
+                    })
+                })
+                .collect();
+            let mut out = Vec::with_capacity(batches.len());
+            for h in handles {
+                let part = h
+                    .join()
+                    .map_err(|_| Error::Internal("a kernel worker thread panicked".into()))??;
+                out.extend(part);
+            }
+            Ok(out)
+        })
+    }
+
+    fn run_one(&self, batch: &RecordBatch, ts_us: i64) -> Result<RecordBatch> {
+        let input = self.inputs.project(batch, &self.kernel_schema, ts_us)?;
+        let out = self.kernel.run(&input)?;
+        let n = out.num_rows();
+        let columns: Vec<ArrayRef> = self
+            .outputs
+            .iter()
+            .map(|o| match o {
+                OutputColumn::Kernel(i) => Ok(out.column(*i).clone()),
+                OutputColumn::WindowStruct { start, end } => {
+                    window_struct(out.column(*start).clone(), out.column(*end).clone())
+                }
+            })
+            .collect::<Result<_>>()?;
+        let options = RecordBatchOptions::new().with_row_count(Some(n));
+        Ok(RecordBatch::try_new_with_options(
+            self.output_schema.clone(),
+            columns,
+            &options,
+        )?)
+    }
+}

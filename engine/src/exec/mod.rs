@@ -1,0 +1,433 @@
+//! Incremental execution of one query: the physical plan a micro-batch runs.
+//!
+//! Owns the physical operator tree built from an analysed logical plan ([`planner`]): fused
+//! stateless kernels ([`map`]), watermark trackers, unions, and the stateful operators
+//! ([`aggregate`], [`dedup`]) with their state stores. Per batch it takes each source's rows and
+//! returns the rows for the sink, following the output mode. It does not decide when batches run,
+//! write offsets or commits, or talk to sources and sinks (that is [`crate::query`]).
+
+pub mod aggregate;
+pub mod dedup;
+pub mod lower;
+pub mod map;
+pub mod planner;
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use arrow::array::{Array, RecordBatch, TimestampMicrosecondArray};
+use arrow::compute;
+use arrow::datatypes::SchemaRef;
+use weir_plan::OutputMode;
+
+use crate::error::{Error, Result};
+use crate::query::WatermarkPolicy;
+use crate::query::progress::StateOperatorProgress;
+use crate::sink::SinkOutputMode;
+
+pub use planner::{SourceSpec, plan_query};
+
+/// What a batch needs to know besides its rows.
+#[derive(Clone, Copy, Debug)]
+pub struct BatchContext {
+    /// The micro-batch id.
+    pub batch_id: u64,
+    /// The watermark for eviction and output (computed at the end of the previous batch), ms.
+    pub watermark_ms: i64,
+    /// The watermark used to drop late input: the previous batch's watermark, ms (Spark ≥ 3.4).
+    pub late_watermark_ms: i64,
+    /// The batch's processing time, ms (`current_timestamp()`).
+    pub batch_timestamp_ms: i64,
+}
+
+/// A physical operator.
+pub(crate) enum Node {
+    /// The rows of source `index`, narrowed to `projection` when the source returned every column.
+    Scan {
+        index: usize,
+        projection: Option<Vec<usize>>,
+    },
+    /// A fused filter/project kernel.
+    Map {
+        input: Box<Node>,
+        stage: map::MapStage,
+    },
+    /// Tracks the max event time of a column (Spark's EventTimeWatermark).
+    Watermark {
+        input: Box<Node>,
+        column: usize,
+        tracker: usize,
+    },
+    /// Concatenation of inputs.
+    Union { inputs: Vec<Node> },
+    /// Stateful grouped aggregation.
+    Aggregate {
+        input: Box<Node>,
+        op: Box<aggregate::AggregateOp>,
+    },
+    /// Stateful deduplication.
+    Dedup {
+        input: Box<Node>,
+        op: Box<dedup::DedupOp>,
+    },
+    /// Sort of the whole result (complete mode only).
+    Sort {
+        input: Box<Node>,
+        keys: Vec<(usize, arrow::compute::SortOptions)>,
+    },
+    /// First rows of the result (complete mode) or of the stream (append).
+    Limit {
+        input: Box<Node>,
+        fetch: usize,
+        emitted: usize,
+        per_batch: bool,
+    },
+}
+
+/// Max event time seen by one `withWatermark`, and its delay.
+#[derive(Clone, Debug)]
+pub(crate) struct WatermarkTracker {
+    pub column_name: String,
+    pub delay_ms: i64,
+    pub max_event_time_ms: Option<i64>,
+    /// (min, max, sum, count) of event times in the current batch, for progress reports.
+    pub batch_stats: Option<(i64, i64, i128, u64)>,
+}
+
+/// The executable form of a query.
+pub struct PhysicalPlan {
+    pub(crate) root: Node,
+    pub(crate) sources: Vec<SourceSpec>,
+    pub(crate) output_schema: SchemaRef,
+    pub(crate) output_mode: OutputMode,
+    pub(crate) trackers: Vec<WatermarkTracker>,
+    pub(crate) explain: String,
+    pub(crate) fingerprint: String,
+}
+
+impl PhysicalPlan {
+    /// The sources to create, in order.
+    pub fn sources(&self) -> &[SourceSpec] {
+        &self.sources
+    }
+
+    /// Schema of the rows handed to the sink.
+    pub fn output_schema(&self) -> SchemaRef {
+        self.output_schema.clone()
+    }
+
+    /// The output mode, as the sink sees it.
+    pub fn sink_output_mode(&self) -> SinkOutputMode {
+        match self.output_mode {
+            OutputMode::Append => SinkOutputMode::Append,
+            OutputMode::Update => SinkOutputMode::Update,
+            OutputMode::Complete => SinkOutputMode::Complete,
+        }
+    }
+
+    /// The logical, incremental and kernel plans, as `explain()` prints them.
+    pub fn explain(&self) -> String {
+        self.explain.clone()
+    }
+
+    /// A description of the stateful part of the query; a checkpoint written by a query with a
+    /// different fingerprint is refused.
+    pub fn state_fingerprint(&self) -> &str {
+        &self.fingerprint
+    }
+
+    /// Number of state shards (pinned in the checkpoint).
+    pub fn state_shards(&self) -> usize {
+        1
+    }
+
+    /// True when the query has a watermark.
+    pub fn has_watermark(&self) -> bool {
+        !self.trackers.is_empty()
+    }
+
+    /// Runs one batch: `inputs[i]` are the rows of source `i`.
+    pub fn execute(&mut self, inputs: Vec<Vec<RecordBatch>>, ctx: &BatchContext) -> Result<Vec<RecordBatch>> {
+        let mut inputs: Vec<Option<Vec<RecordBatch>>> = inputs.into_iter().map(Some).collect();
+        for t in &mut self.trackers {
+            t.batch_stats = None;
+        }
+        let out = execute_node(&mut self.root, &mut inputs, &mut self.trackers, ctx)?;
+        Ok(out.into_iter().filter(|b| b.num_rows() > 0).collect())
+    }
+
+    /// The global watermark candidate after the batches run so far (max event time − delay,
+    /// combined by `policy`), in ms; `None` when no watermarked input has been seen.
+    pub fn watermark_candidate(&self, policy: WatermarkPolicy) -> Option<i64> {
+        let candidates: Vec<Option<i64>> = self
+            .trackers
+            .iter()
+            .map(|t| t.max_event_time_ms.map(|m| m - t.delay_ms))
+            .collect();
+        if candidates.is_empty() {
+            return None;
+        }
+        match policy {
+            // An input that has seen no data yet holds the min watermark back.
+            WatermarkPolicy::Min => candidates.iter().copied().collect::<Option<Vec<_>>>()?.into_iter().min(),
+            WatermarkPolicy::Max => candidates.iter().flatten().copied().max(),
+        }
+    }
+
+    /// Event-time (min, max, avg) of this batch's watermarked rows, ms.
+    pub fn event_time_stats(&self) -> Option<(i64, i64, i64)> {
+        let mut acc: Option<(i64, i64, i128, u64)> = None;
+        for t in &self.trackers {
+            if let Some((mn, mx, sum, n)) = t.batch_stats {
+                acc = Some(match acc {
+                    None => (mn, mx, sum, n),
+                    Some((a, b, c, d)) => (a.min(mn), b.max(mx), c + sum, d + n),
+                });
+            }
+        }
+        acc.filter(|s| s.3 > 0).map(|(mn, mx, sum, n)| (mn, mx, (sum / n as i128) as i64))
+    }
+
+    /// Whether a batch without new data should run because `watermark_ms` would emit or evict state.
+    pub fn needs_no_data_batch(&self, watermark_ms: i64) -> bool {
+        let mut needed = false;
+        visit(&self.root, &mut |n| match n {
+            Node::Aggregate { op, .. } => needed |= op.would_evict(watermark_ms),
+            Node::Dedup { op, .. } => needed |= op.would_evict(watermark_ms),
+            _ => {}
+        });
+        needed
+    }
+
+    /// Loads every stateful operator's state as of `version` (= batches committed).
+    pub fn restore_state(&mut self, state_root: &Path, version: u64) -> Result<()> {
+        let mut result = Ok(());
+        let fsync = true;
+        visit_mut(&mut self.root, &mut |n| {
+            if result.is_err() {
+                return;
+            }
+            result = match n {
+                Node::Aggregate { op, .. } => op.restore(state_root, version, fsync),
+                Node::Dedup { op, .. } => op.restore(state_root, version, fsync),
+                _ => Ok(()),
+            };
+        });
+        result
+    }
+
+    /// Commits every stateful operator's state as `version`; returns their progress metrics.
+    pub fn commit_state(&mut self, state_root: &Path, version: u64) -> Result<Vec<StateOperatorProgress>> {
+        let mut out = Vec::new();
+        let mut result = Ok(());
+        visit_mut(&mut self.root, &mut |n| {
+            if result.is_err() {
+                return;
+            }
+            let r = match n {
+                Node::Aggregate { op, .. } => op.commit(state_root, version),
+                Node::Dedup { op, .. } => op.commit(state_root, version),
+                _ => return,
+            };
+            match r {
+                Ok(p) => out.push(p),
+                Err(e) => result = Err(e),
+            }
+        });
+        result.map(|_| out)
+    }
+
+    /// Sets whether state files are fsynced.
+    pub fn set_fsync(&mut self, fsync: bool) {
+        visit_mut(&mut self.root, &mut |n| match n {
+            Node::Aggregate { op, .. } => op.fsync = fsync,
+            Node::Dedup { op, .. } => op.fsync = fsync,
+            _ => {}
+        });
+    }
+}
+
+fn visit(node: &Node, f: &mut dyn FnMut(&Node)) {
+    f(node);
+    match node {
+        Node::Scan { .. } => {}
+        Node::Map { input, .. }
+        | Node::Watermark { input, .. }
+        | Node::Aggregate { input, .. }
+        | Node::Dedup { input, .. }
+        | Node::Sort { input, .. }
+        | Node::Limit { input, .. } => visit(input, f),
+        Node::Union { inputs } => inputs.iter().for_each(|i| visit(i, f)),
+    }
+}
+
+fn visit_mut(node: &mut Node, f: &mut dyn FnMut(&mut Node)) {
+    f(node);
+    match node {
+        Node::Scan { .. } => {}
+        Node::Map { input, .. }
+        | Node::Watermark { input, .. }
+        | Node::Aggregate { input, .. }
+        | Node::Dedup { input, .. }
+        | Node::Sort { input, .. }
+        | Node::Limit { input, .. } => visit_mut(input, f),
+        Node::Union { inputs } => inputs.iter_mut().for_each(|i| visit_mut(i, f)),
+    }
+}
+
+fn execute_node(
+    node: &mut Node,
+    inputs: &mut [Option<Vec<RecordBatch>>],
+    trackers: &mut [WatermarkTracker],
+    ctx: &BatchContext,
+) -> Result<Vec<RecordBatch>> {
+    match node {
+        Node::Scan { index, projection } => {
+            let rows = inputs.get_mut(*index).and_then(Option::take).unwrap_or_default();
+            match projection {
+                Some(p) => rows
+                    .into_iter()
+                    .map(|b| {
+                        if b.num_columns() == p.len() {
+                            Ok(b)
+                        } else {
+                            Ok(b.project(p)?)
+                        }
+                    })
+                    .collect(),
+                None => Ok(rows),
+            }
+        }
+        Node::Map { input, stage } => {
+            let rows = execute_node(input, inputs, trackers, ctx)?;
+            stage.run(rows, ctx)
+        }
+        Node::Watermark { input, column, tracker } => {
+            let rows = execute_node(input, inputs, trackers, ctx)?;
+            let t = &mut trackers[*tracker];
+            for b in &rows {
+                observe_event_times(t, b.column(*column).as_ref())?;
+            }
+            Ok(rows)
+        }
+        Node::Union { inputs: children } => {
+            let mut out = Vec::new();
+            for c in children {
+                out.extend(execute_node(c, inputs, trackers, ctx)?);
+            }
+            Ok(out)
+        }
+        Node::Aggregate { input, op } => {
+            let rows = execute_node(input, inputs, trackers, ctx)?;
+            op.process(rows, ctx)
+        }
+        Node::Dedup { input, op } => {
+            let rows = execute_node(input, inputs, trackers, ctx)?;
+            op.process(rows, ctx)
+        }
+        Node::Sort { input, keys } => {
+            let rows = execute_node(input, inputs, trackers, ctx)?;
+            if rows.is_empty() {
+                return Ok(rows);
+            }
+            let schema = rows[0].schema();
+            let all = compute::concat_batches(&schema, &rows)?;
+            let sort_cols: Vec<compute::SortColumn> = keys
+                .iter()
+                .map(|(i, o)| compute::SortColumn {
+                    values: all.column(*i).clone(),
+                    options: Some(*o),
+                })
+                .collect();
+            let idx = compute::lexsort_to_indices(&sort_cols, None)?;
+            Ok(vec![compute::take_record_batch(&all, &idx)?])
+        }
+        Node::Limit {
+            input,
+            fetch,
+            emitted,
+            per_batch,
+        } => {
+            let rows = execute_node(input, inputs, trackers, ctx)?;
+            if *per_batch {
+                *emitted = 0;
+            }
+            let mut out = Vec::new();
+            for b in rows {
+                let left = fetch.saturating_sub(*emitted);
+                if left == 0 {
+                    break;
+                }
+                let take = left.min(b.num_rows());
+                *emitted += take;
+                out.push(b.slice(0, take));
+            }
+            Ok(out)
+        }
+    }
+}
+
+fn observe_event_times(t: &mut WatermarkTracker, col: &dyn Array) -> Result<()> {
+    let ts = col
+        .as_any()
+        .downcast_ref::<TimestampMicrosecondArray>()
+        .ok_or_else(|| {
+            Error::Unsupported(format!(
+                "the watermark column '{}' must be a TIMESTAMP, found {}",
+                t.column_name,
+                col.data_type()
+            ))
+        })?;
+    let (Some(mn), Some(mx)) = (compute::min(ts), compute::max(ts)) else {
+        return Ok(());
+    };
+    let sum: i128 = ts.iter().flatten().map(|v| i128::from(v.div_euclid(1000))).sum();
+    let n = (ts.len() - ts.null_count()) as u64;
+    let (mn, mx) = (mn.div_euclid(1000), mx.div_euclid(1000));
+    t.max_event_time_ms = Some(t.max_event_time_ms.map_or(mx, |m| m.max(mx)));
+    t.batch_stats = Some(match t.batch_stats {
+        None => (mn, mx, sum, n),
+        Some((a, b, c, d)) => (a.min(mn), b.max(mx), c + sum, d + n),
+    });
+    Ok(())
+}
+
+/// Appends one line per node to an explain text.
+pub(crate) fn explain_node(node: &Node, depth: usize, out: &mut String) {
+    let pad = "  ".repeat(depth);
+    match node {
+        Node::Scan { index, projection } => {
+            let _ = writeln!(out, "{pad}Scan source #{index} columns {projection:?}");
+        }
+        Node::Map { input, stage } => {
+            let _ = writeln!(out, "{pad}{}", stage.describe().replace('\n', &format!("\n{pad}  ")));
+            explain_node(input, depth + 1, out);
+        }
+        Node::Watermark { input, column, tracker } => {
+            let _ = writeln!(out, "{pad}EventTimeWatermark column #{column} (tracker {tracker})");
+            explain_node(input, depth + 1, out);
+        }
+        Node::Union { inputs } => {
+            let _ = writeln!(out, "{pad}Union");
+            for i in inputs {
+                explain_node(i, depth + 1, out);
+            }
+        }
+        Node::Aggregate { input, op } => {
+            let _ = writeln!(out, "{pad}{}", op.describe().replace('\n', &format!("\n{pad}  ")));
+            explain_node(input, depth + 1, out);
+        }
+        Node::Dedup { input, op } => {
+            let _ = writeln!(out, "{pad}{}", op.describe());
+            explain_node(input, depth + 1, out);
+        }
+        Node::Sort { input, keys } => {
+            let _ = writeln!(out, "{pad}Sort {keys:?}");
+            explain_node(input, depth + 1, out);
+        }
+        Node::Limit { input, fetch, .. } => {
+            let _ = writeln!(out, "{pad}Limit {fetch}");
+            explain_node(input, depth + 1, out);
+        }
+    }
+}

@@ -1,0 +1,617 @@
+//! Incremental planning: an analysed logical plan becomes the physical operator tree.
+//!
+//! Owns the split of a query into stateless pipelines (each compiled to one weir-jit kernel;
+//! filters are fused into the kernel that follows them) and stateful operators (aggregation,
+//! deduplication), the assignment of stateful operator ids in plan order, and the watermark
+//! trackers. It must not check streaming rules (weir-plan's analyzer does, before this runs) or
+//! run anything.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::Arc;
+
+use arrow::compute::SortOptions;
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use weir_jit::{AggFunc, JitEngine, KernelSpec};
+use weir_plan::expr::{AggregateFunction, Expr, ScalarValue};
+use weir_plan::plan::{LogicalPlan, WATERMARK_DELAY_US_KEY};
+use weir_plan::{OutputMode, analyzer};
+
+use super::aggregate::{AggregateOp, EventTimeKey, KeyKind, SlidingExpansion};
+use super::dedup::{DedupOp, DedupWatermark};
+use super::lower::{ExprLowering, KernelInputs, collect_inputs, timestamp_type};
+use super::map::{MapStage, OutputColumn};
+use super::{Node, PhysicalPlan, WatermarkTracker, explain_node};
+use crate::error::{Error, Result};
+
+/// A source the query reads, as the plan describes it.
+#[derive(Clone, Debug)]
+pub struct SourceSpec {
+    /// Catalog name.
+    pub name: String,
+    /// Reader format.
+    pub format: String,
+    /// Reader options.
+    pub options: BTreeMap<String, String>,
+    /// The full schema of the source.
+    pub schema: SchemaRef,
+    /// Columns the query needs (projection push-down), as indices into `schema`.
+    pub projection: Option<Vec<usize>>,
+}
+
+/// Settings of the planner.
+#[derive(Clone, Debug)]
+pub struct PlannerOptions {
+    /// Worker threads for stateless kernels.
+    pub workers: usize,
+    /// ANSI casts (Spark 4's default).
+    pub ansi: bool,
+}
+
+impl Default for PlannerOptions {
+    fn default() -> Self {
+        PlannerOptions {
+            workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            ansi: true,
+        }
+    }
+}
+
+/// Plans an analysed streaming query for execution.
+pub fn plan_query(
+    plan: &LogicalPlan,
+    mode: OutputMode,
+    jit: &JitEngine,
+    options: &PlannerOptions,
+) -> Result<PhysicalPlan> {
+    let mut planner = Planner {
+        jit,
+        options,
+        mode,
+        sources: Vec::new(),
+        trackers: Vec::new(),
+        next_op: 0,
+        fingerprint: String::new(),
+    };
+    let root = planner.build(plan)?;
+    let mut explain = String::new();
+    let _ = writeln!(explain, "== Analyzed Logical Plan ==\n{plan}");
+    let _ = writeln!(explain, "== Incremental Plan (output mode {mode}) ==");
+    explain_node(&root, 0, &mut explain);
+    Ok(PhysicalPlan {
+        root,
+        sources: planner.sources,
+        output_schema: plan.schema().clone(),
+        output_mode: mode,
+        trackers: planner.trackers,
+        explain,
+        fingerprint: planner.fingerprint,
+    })
+}
+
+struct Planner<'a> {
+    jit: &'a JitEngine,
+    options: &'a PlannerOptions,
+    mode: OutputMode,
+    sources: Vec<SourceSpec>,
+    trackers: Vec<WatermarkTracker>,
+    next_op: usize,
+    fingerprint: String,
+}
+
+/// Strips filters directly below a node: returns the node under them and the predicates.
+fn peel_filters(plan: &Arc<LogicalPlan>) -> (&Arc<LogicalPlan>, Vec<Expr>) {
+    let mut predicates = Vec::new();
+    let mut current = plan;
+    while let LogicalPlan::Filter(f) = current.as_ref() {
+        predicates.push(f.predicate.clone());
+        current = &f.input;
+    }
+    (current, predicates)
+}
+
+fn strip_alias(e: &Expr) -> &Expr {
+    match e {
+        Expr::Alias { expr, .. } => strip_alias(expr),
+        other => other,
+    }
+}
+
+fn is_window_struct(t: &DataType) -> bool {
+    matches!(t, DataType::Struct(f) if f.len() == 2 && f[0].name() == "start" && f[1].name() == "end")
+}
+
+impl Planner<'_> {
+    fn build(&mut self, plan: &LogicalPlan) -> Result<Node> {
+        match plan {
+            LogicalPlan::Source(s) => {
+                if !s.streaming {
+                    return Err(Error::Unsupported(format!(
+                        "the static table '{}' can only be joined with a stream, and stream-static joins are not supported yet",
+                        s.name
+                    )));
+                }
+                let index = self.sources.len();
+                self.sources.push(SourceSpec {
+                    name: s.name.clone(),
+                    format: s.format.clone(),
+                    options: s.options.clone(),
+                    schema: s.table_schema.clone(),
+                    projection: s.projection.clone(),
+                });
+                Ok(Node::Scan {
+                    index,
+                    projection: s.projection.clone(),
+                })
+            }
+            LogicalPlan::SubqueryAlias(a) => self.build(&a.input),
+            LogicalPlan::Project(p) => {
+                let (below, filters) = peel_filters(&p.input);
+                let input = self.build(below)?;
+                let stage = self.map_stage(below.schema(), &filters, &p.exprs, &p.schema)?;
+                Ok(Node::Map {
+                    input: Box::new(input),
+                    stage,
+                })
+            }
+            LogicalPlan::Filter(_) => {
+                let wrapped = Arc::new(plan.clone());
+                let (below, filters) = peel_filters(&wrapped);
+                let input = self.build(below)?;
+                let schema = below.schema().clone();
+                let identity: Vec<Expr> = schema.fields().iter().map(|f| weir_plan::expr::col(f.name())).collect();
+                let stage = self.map_stage(&schema, &filters, &identity, &schema)?;
+                Ok(Node::Map {
+                    input: Box::new(input),
+                    stage,
+                })
+            }
+            LogicalPlan::Watermark(w) => {
+                let input = self.build(&w.input)?;
+                let column = w.input.schema().index_of(&w.column).map_err(|_| {
+                    Error::Internal(format!("watermark column '{}' missing after analysis", w.column))
+                })?;
+                let tracker = self.trackers.len();
+                self.trackers.push(WatermarkTracker {
+                    column_name: w.column.clone(),
+                    delay_ms: w.delay_us.div_euclid(1000),
+                    max_event_time_ms: None,
+                    batch_stats: None,
+                });
+                Ok(Node::Watermark {
+                    input: Box::new(input),
+                    column,
+                    tracker,
+                })
+            }
+            LogicalPlan::Union(u) => {
+                let inputs = u.inputs.iter().map(|i| self.build(i)).collect::<Result<Vec<_>>>()?;
+                Ok(Node::Union { inputs })
+            }
+            LogicalPlan::Aggregate(a) => self.aggregate(a),
+            LogicalPlan::Deduplicate(d) => {
+                let input = self.build(&d.input)?;
+                let schema = d.input.schema().clone();
+                let key_columns = d
+                    .columns
+                    .iter()
+                    .map(|c| {
+                        schema
+                            .index_of(c)
+                            .map_err(|_| Error::Internal(format!("dedup column '{c}' missing after analysis")))
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                let watermarked = schema
+                    .fields()
+                    .iter()
+                    .position(|f| analyzer::has_watermark(f));
+                let watermark = if d.within_watermark {
+                    let time_column = watermarked.ok_or_else(|| {
+                        Error::Unsupported("dropDuplicatesWithinWatermark needs a watermark on the input".into())
+                    })?;
+                    let delay_us = schema
+                        .field(time_column)
+                        .metadata()
+                        .get(WATERMARK_DELAY_US_KEY)
+                        .and_then(|v| v.parse::<i64>().ok())
+                        .unwrap_or(0);
+                    Some(DedupWatermark {
+                        time_column,
+                        expiry_delay_us: delay_us,
+                    })
+                } else {
+                    key_columns
+                        .iter()
+                        .find(|i| analyzer::has_watermark(schema.field(**i)))
+                        .map(|i| DedupWatermark {
+                            time_column: *i,
+                            expiry_delay_us: 0,
+                        })
+                };
+                let op_id = self.next_op;
+                self.next_op += 1;
+                let description = format!(
+                    "keys=[{}]{}",
+                    d.columns.join(", "),
+                    if d.within_watermark { " withinWatermark" } else { "" }
+                );
+                let _ = writeln!(self.fingerprint, "op {op_id}: dedup {description}");
+                let op = DedupOp::new(op_id, &schema, key_columns, watermark, description)?;
+                Ok(Node::Dedup {
+                    input: Box::new(input),
+                    op: Box::new(op),
+                })
+            }
+            LogicalPlan::Sort(s) => {
+                let input = self.build(&s.input)?;
+                let schema = s.input.schema();
+                let keys = s
+                    .exprs
+                    .iter()
+                    .map(|k| match strip_alias(&k.expr) {
+                        Expr::Column(c) => schema
+                            .index_of(&c.name)
+                            .map(|i| {
+                                (
+                                    i,
+                                    SortOptions {
+                                        descending: !k.asc,
+                                        nulls_first: k.nulls_first,
+                                    },
+                                )
+                            })
+                            .map_err(|_| Error::Internal(format!("sort column '{}' missing", c.name))),
+                        other => Err(Error::Unsupported(format!(
+                            "ORDER BY {other}: sort by an output column of the aggregation"
+                        ))),
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                Ok(Node::Sort {
+                    input: Box::new(input),
+                    keys,
+                })
+            }
+            LogicalPlan::Limit(l) => {
+                let input = self.build(&l.input)?;
+                Ok(Node::Limit {
+                    input: Box::new(input),
+                    fetch: l.fetch.map_or(usize::MAX, |f| usize::try_from(f).unwrap_or(usize::MAX)),
+                    emitted: 0,
+                    per_batch: self.mode == OutputMode::Complete,
+                })
+            }
+            LogicalPlan::Explode(_) => Err(Error::Unsupported(
+                "explode() is not supported in streaming execution yet".into(),
+            )),
+            LogicalPlan::Join(_) => Err(Error::Unsupported(
+                "joins are not supported in streaming execution yet".into(),
+            )),
+        }
+    }
+
+    /// A fused stage: filters, then the projection `exprs` with output schema `out`.
+    fn map_stage(&mut self, input: &SchemaRef, filters: &[Expr], exprs: &[Expr], out: &SchemaRef) -> Result<MapStage> {
+        // Struct (window) columns pass through as their two fields.
+        let mut flat_exprs: Vec<(String, Expr)> = Vec::new();
+        let mut outputs = Vec::new();
+        for (e, field) in exprs.iter().zip(out.fields()) {
+            let inner = strip_alias(e);
+            if is_window_struct(field.data_type()) {
+                let Expr::Column(c) = inner else {
+                    return Err(Error::Unsupported(format!(
+                        "the window expression {e} can only be used as a grouping expression"
+                    )));
+                };
+                let start = flat_exprs.len();
+                for part in ["start", "end"] {
+                    flat_exprs.push((
+                        format!("{}.{part}", field.name()),
+                        Expr::GetField {
+                            expr: Box::new(Expr::Column(c.clone())),
+                            field: part.into(),
+                        },
+                    ));
+                }
+                outputs.push(OutputColumn::WindowStruct { start, end: start + 1 });
+            } else if matches!(field.data_type(), DataType::Struct(_) | DataType::List(_)) {
+                return Err(Error::Unsupported(format!(
+                    "the column '{}' of type {} cannot be processed by a streaming kernel yet",
+                    field.name(),
+                    field.data_type()
+                )));
+            } else {
+                outputs.push(OutputColumn::Kernel(flat_exprs.len()));
+                flat_exprs.push((field.name().clone(), inner.clone()));
+            }
+        }
+        let mut inputs = KernelInputs::default();
+        for f in filters {
+            collect_inputs(f, input, &mut inputs)?;
+        }
+        for (_, e) in &flat_exprs {
+            collect_inputs(e, input, &mut inputs)?;
+        }
+        let kernel_schema = inputs.schema(input);
+        let mut builder = KernelSpec::builder(kernel_schema.clone());
+        builder.ansi(self.options.ansi);
+        let mut lowering = ExprLowering {
+            builder: &mut builder,
+            inputs: &inputs,
+            ansi: self.options.ansi,
+        };
+        let mut predicate_ids = Vec::new();
+        for f in filters {
+            predicate_ids.push(lowering.lower(f)?);
+        }
+        let mut columns = Vec::new();
+        for (name, e) in &flat_exprs {
+            let id = lowering.lower(e)?;
+            columns.push((name.clone(), id));
+        }
+        // Make each output the exact type the plan promises.
+        for ((_, id), field) in columns.iter_mut().zip(flat_field_types(out)) {
+            if builder.type_of(*id) != Some(&field) && field != DataType::Null {
+                *id = builder.cast(*id, field, false)?;
+            }
+        }
+        for p in predicate_ids {
+            builder.filter(p);
+        }
+        builder.project(columns);
+        let spec = builder.build()?;
+        let kernel = self.jit.compile(&spec)?;
+        let description = describe_stage(filters, exprs);
+        let output_schema = Arc::new(Schema::new(
+            out.fields().iter().map(|f| f.as_ref().clone()).collect::<Vec<Field>>(),
+        ));
+        Ok(MapStage {
+            inputs,
+            kernel_schema,
+            kernel,
+            outputs,
+            output_schema,
+            description,
+            workers: self.options.workers,
+        })
+    }
+
+    fn aggregate(&mut self, a: &weir_plan::plan::Aggregate) -> Result<Node> {
+        let (below, filters) = peel_filters(&a.input);
+        let input = self.build(below)?;
+        let in_schema = below.schema().clone();
+
+        // Group keys: window assignment, the event-time key, sliding expansion.
+        let mut keys = Vec::new();
+        let mut key_exprs: Vec<Expr> = Vec::new();
+        let mut event_time = None;
+        let mut late_time_column = None;
+        let mut sliding = None;
+        let mut kernel_input_schema = in_schema.clone();
+        for (i, g) in a.group_by.iter().enumerate() {
+            match strip_alias(g) {
+                Expr::Window {
+                    time,
+                    size_us,
+                    slide_us,
+                    start_us,
+                } => {
+                    let time_col = match time.as_ref() {
+                        Expr::Column(c) => in_schema.index_of(&c.name).ok(),
+                        _ => None,
+                    };
+                    let watermarked = time_col.is_some_and(|c| analyzer::has_watermark(in_schema.field(c)));
+                    if watermarked && event_time.is_none() {
+                        event_time = Some(EventTimeKey {
+                            key: i,
+                            size_us: *size_us,
+                            start_us: *start_us,
+                        });
+                    }
+                    keys.push(KeyKind::Window { size_us: *size_us });
+                    if size_us == slide_us {
+                        if watermarked {
+                            late_time_column = time_col;
+                        }
+                        key_exprs.push(Expr::ScalarFunction {
+                            name: "__window_start".into(),
+                            args: vec![
+                                time.as_ref().clone(),
+                                Expr::Literal(ScalarValue::Int64(*size_us)),
+                                Expr::Literal(ScalarValue::Int64(*start_us)),
+                            ],
+                            span: None,
+                        });
+                    } else {
+                        let time_column = time_col.ok_or_else(|| {
+                            Error::Unsupported(format!("a sliding window needs a column as its time, found {time}"))
+                        })?;
+                        if sliding.is_some() {
+                            return Err(Error::Unsupported("only one sliding window per aggregation".into()));
+                        }
+                        sliding = Some(SlidingExpansion {
+                            time_column,
+                            size_us: *size_us,
+                            slide_us: *slide_us,
+                            start_us: *start_us,
+                        });
+                        let mut fields: Vec<Field> =
+                            kernel_input_schema.fields().iter().map(|f| f.as_ref().clone()).collect();
+                        fields.push(Field::new("__window_start", timestamp_type(), true));
+                        kernel_input_schema = Arc::new(Schema::new(fields));
+                        key_exprs.push(weir_plan::expr::col("__window_start"));
+                    }
+                }
+                Expr::SessionWindow { .. } => {
+                    return Err(Error::Unsupported(
+                        "session_window() aggregation is not supported yet; use window()".into(),
+                    ));
+                }
+                other => {
+                    if let Expr::Column(c) = other {
+                        if let Ok(idx) = in_schema.index_of(&c.name) {
+                            if analyzer::has_watermark(in_schema.field(idx)) && event_time.is_none() {
+                                event_time = Some(EventTimeKey {
+                                    key: i,
+                                    size_us: 0,
+                                    start_us: 0,
+                                });
+                                late_time_column = Some(idx);
+                            }
+                        }
+                    }
+                    keys.push(KeyKind::Plain);
+                    key_exprs.push(other.clone());
+                }
+            }
+        }
+        if sliding.is_some() {
+            // Late rows are dropped per window during the expansion.
+            late_time_column = None;
+        }
+
+        // Aggregates.
+        let mut agg_specs: Vec<(AggFunc, Option<Expr>)> = Vec::new();
+        for e in &a.aggregates {
+            let Expr::Aggregate { func, args, distinct, .. } = strip_alias(e) else {
+                return Err(Error::Unsupported(format!(
+                    "{e} in an aggregation's output must be an aggregate call"
+                )));
+            };
+            if *distinct {
+                return Err(Error::Unsupported(format!(
+                    "{e}: distinct aggregations are not supported on streaming DataFrames; use approx_count_distinct"
+                )));
+            }
+            let arg = args.first().cloned();
+            let (f, arg) = match func {
+                AggregateFunction::Count => match &arg {
+                    None => (AggFunc::CountStar, None),
+                    Some(Expr::Literal(v)) if !v.is_null() => (AggFunc::CountStar, None),
+                    Some(_) => (AggFunc::Count, arg),
+                },
+                AggregateFunction::Sum => (AggFunc::Sum, arg),
+                AggregateFunction::Avg => (AggFunc::Avg, arg),
+                AggregateFunction::Min => (AggFunc::Min, arg),
+                AggregateFunction::Max => (AggFunc::Max, arg),
+                AggregateFunction::First => (AggFunc::First, arg),
+                AggregateFunction::Last => (AggFunc::Last, arg),
+                AggregateFunction::ApproxCountDistinct => {
+                    return Err(Error::Unsupported(
+                        "approx_count_distinct() is not supported in streaming execution yet".into(),
+                    ));
+                }
+            };
+            agg_specs.push((f, arg));
+        }
+
+        // One kernel: filters, keys, aggregate inputs.
+        let mut inputs = KernelInputs::default();
+        for f in &filters {
+            collect_inputs(f, &kernel_input_schema, &mut inputs)?;
+        }
+        for k in &key_exprs {
+            collect_inputs(k, &kernel_input_schema, &mut inputs)?;
+        }
+        for (_, arg) in &agg_specs {
+            if let Some(arg) = arg {
+                collect_inputs(arg, &kernel_input_schema, &mut inputs)?;
+            }
+        }
+        let kernel_schema = inputs.schema(&kernel_input_schema);
+        let mut builder = KernelSpec::builder(kernel_schema.clone());
+        builder.ansi(self.options.ansi);
+        let mut lowering = ExprLowering {
+            builder: &mut builder,
+            inputs: &inputs,
+            ansi: self.options.ansi,
+        };
+        let mut predicate_ids = Vec::new();
+        for f in &filters {
+            predicate_ids.push(lowering.lower(f)?);
+        }
+        let mut key_ids = Vec::new();
+        for (i, k) in key_exprs.iter().enumerate() {
+            let id = match k {
+                Expr::ScalarFunction { name, args, .. } if name == "__window_start" => {
+                    let time = lowering.lower(&args[0])?;
+                    let (Expr::Literal(ScalarValue::Int64(size)), Expr::Literal(ScalarValue::Int64(start))) =
+                        (&args[1], &args[2])
+                    else {
+                        return Err(Error::Internal("window start arguments".into()));
+                    };
+                    lowering.builder.window_start(time, *size, *size, *start)?
+                }
+                other => lowering.lower(other)?,
+            };
+            key_ids.push((format!("k{i}"), id));
+        }
+        let mut agg_ids = Vec::new();
+        for (j, (f, arg)) in agg_specs.iter().enumerate() {
+            let id = arg.as_ref().map(|a| lowering.lower(a)).transpose()?;
+            agg_ids.push((format!("a{j}"), *f, id));
+        }
+        for p in predicate_ids {
+            builder.filter(p);
+        }
+        builder.aggregate(key_ids, agg_ids);
+        let spec = builder.build()?;
+        let kernel = self.jit.compile(&spec)?;
+
+        let op_id = self.next_op;
+        self.next_op += 1;
+        let description = format!(
+            "keys=[{}], aggs=[{}]",
+            a.group_by.iter().map(|e| e.to_string()).collect::<Vec<_>>().join(", "),
+            a.aggregates.iter().map(|e| e.to_string()).collect::<Vec<_>>().join(", ")
+        );
+        let _ = writeln!(self.fingerprint, "op {op_id}: aggregate {description}");
+        let op = AggregateOp::new(
+            op_id,
+            kernel,
+            inputs,
+            kernel_schema,
+            keys,
+            event_time,
+            late_time_column,
+            sliding,
+            self.mode,
+            a.schema.clone(),
+            description,
+        );
+        Ok(Node::Aggregate {
+            input: Box::new(input),
+            op: Box::new(op),
+        })
+    }
+}
+
+/// The kernel output types for an output schema whose window structs are flattened.
+fn flat_field_types(out: &SchemaRef) -> Vec<DataType> {
+    let mut types = Vec::new();
+    for f in out.fields() {
+        if is_window_struct(f.data_type()) {
+            types.push(timestamp_type());
+            types.push(timestamp_type());
+        } else {
+            types.push(f.data_type().clone());
+        }
+    }
+    types
+}
+
+fn describe_stage(filters: &[Expr], exprs: &[Expr]) -> String {
+    let mut s = String::new();
+    if !filters.is_empty() {
+        let _ = write!(
+            s,
+            "filter {} → ",
+            filters.iter().map(|f| f.to_string()).collect::<Vec<_>>().join(" AND ")
+        );
+    }
+    let _ = write!(
+        s,
+        "project {}",
+        exprs.iter().map(|e| e.to_string()).collect::<Vec<_>>().join(", ")
+    );
+    s
+}

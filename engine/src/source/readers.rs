@@ -1,0 +1,849 @@
+//! Decoding one input file into Arrow record batches: CSV, JSON lines, Parquet and text, with
+//! Spark's parse modes for malformed records (PERMISSIVE, DROPMALFORMED, FAILFAST) and its
+//! corrupt-record column.
+//!
+//! Only decoding lives here; listing files and tracking what was read is `file.rs`.
+
+use std::fs::File;
+use std::path::Path;
+use std::sync::Arc;
+
+use arrow::array::{
+    Array, ArrayRef, RecordBatchOptions, StringArray, TimestampMicrosecondArray,
+    TimestampMillisecondArray, TimestampNanosecondArray, TimestampSecondArray, new_null_array,
+};
+use arrow::compute::{CastOptions, cast_with_options, filter_record_batch, interleave};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use arrow::record_batch::RecordBatch;
+use parquet::arrow::ProjectionMask;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+use crate::error::{Error, Result};
+
+/// Rows per record batch produced by the readers.
+pub const BATCH_ROWS: usize = 64 * 1024;
+
+/// The formats the file source reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FileFormat {
+    /// Comma-separated values (`sep`, `header`).
+    Csv,
+    /// JSON lines: one object per line.
+    Json,
+    /// Apache Parquet.
+    Parquet,
+    /// One row per line in a single string column `value`.
+    Text,
+}
+
+impl FileFormat {
+    /// The format for a source/sink name (`csv`, `json`, `parquet`, `text`).
+    pub fn from_name(name: &str) -> Option<FileFormat> {
+        match name.to_ascii_lowercase().as_str() {
+            "csv" => Some(FileFormat::Csv),
+            "json" => Some(FileFormat::Json),
+            "parquet" => Some(FileFormat::Parquet),
+            "text" => Some(FileFormat::Text),
+            _ => None,
+        }
+    }
+
+    /// The format's name as Spark spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            FileFormat::Csv => "csv",
+            FileFormat::Json => "json",
+            FileFormat::Parquet => "parquet",
+            FileFormat::Text => "text",
+        }
+    }
+}
+
+/// What to do with a record that does not parse against the schema (Spark's `mode`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ParseMode {
+    /// Keep the row: unparsable fields become null and the raw record goes into the corrupt
+    /// record column when the schema has one.
+    Permissive,
+    /// Drop the row.
+    DropMalformed,
+    /// Fail the query, naming file and line.
+    FailFast,
+}
+
+impl ParseMode {
+    /// Parses Spark's mode names (case-insensitive).
+    pub fn from_name(name: &str) -> Option<ParseMode> {
+        match name.to_ascii_uppercase().as_str() {
+            "PERMISSIVE" => Some(ParseMode::Permissive),
+            "DROPMALFORMED" => Some(ParseMode::DropMalformed),
+            "FAILFAST" => Some(ParseMode::FailFast),
+            _ => None,
+        }
+    }
+}
+
+/// Reader options shared by the formats.
+#[derive(Clone, Debug)]
+pub(crate) struct ReaderOptions {
+    pub header: bool,
+    pub sep: char,
+    pub quote: char,
+    pub escape: char,
+    pub timestamp_format: Option<TimestampFormat>,
+    pub mode: ParseMode,
+    pub corrupt_column: String,
+}
+
+/// A parsed `timestampFormat` (Java DateTimeFormatter pattern translated to chrono).
+#[derive(Clone, Debug)]
+pub(crate) struct TimestampFormat {
+    chrono: String,
+    has_zone: bool,
+    has_time: bool,
+}
+
+impl TimestampFormat {
+    /// Translates a Java pattern such as `yyyy-MM-dd HH:mm:ss.SSS` or `dd/MM/yyyy'T'HH:mmXXX`.
+    pub fn parse(pattern: &str) -> Result<TimestampFormat> {
+        let chars: Vec<char> = pattern.chars().collect();
+        let mut out = String::new();
+        let (mut has_zone, mut has_time) = (false, false);
+        let mut i = 0;
+        while i < chars.len() {
+            let c = chars[i];
+            if c == '\'' {
+                let end = chars[i + 1..]
+                    .iter()
+                    .position(|&q| q == '\'')
+                    .map(|p| i + 1 + p)
+                    .ok_or_else(|| {
+                        Error::option(
+                            "timestampFormat",
+                            format!("unterminated quote in '{pattern}'"),
+                        )
+                    })?;
+                if end == i + 1 {
+                    out.push('\'');
+                }
+                for &lit in &chars[i + 1..end] {
+                    if lit == '%' {
+                        out.push_str("%%");
+                    } else {
+                        out.push(lit);
+                    }
+                }
+                i = end + 1;
+                continue;
+            }
+            if !c.is_ascii_alphabetic() {
+                if c == '[' || c == ']' {
+                    return Err(Error::option(
+                        "timestampFormat",
+                        format!("optional sections '[...]' are not supported in '{pattern}'"),
+                    ));
+                }
+                if c == '%' {
+                    out.push_str("%%");
+                } else {
+                    out.push(c);
+                }
+                i += 1;
+                continue;
+            }
+            let run = chars[i..].iter().take_while(|&&x| x == c).count();
+            let spec = match (c, run) {
+                ('y' | 'u', 2) => "%y",
+                ('y' | 'u', _) => "%Y",
+                ('M', 1 | 2) => "%m",
+                ('M', 3) => "%b",
+                ('M', _) => "%B",
+                ('d', _) => "%d",
+                ('H', _) => {
+                    has_time = true;
+                    "%H"
+                }
+                ('h', _) => {
+                    has_time = true;
+                    "%I"
+                }
+                ('m', _) => "%M",
+                ('s', _) => "%S",
+                ('S', 3) => "%3f",
+                ('S', 6) => "%6f",
+                ('S', 9) => "%9f",
+                ('S', _) => "%f",
+                ('a', _) => "%p",
+                ('X' | 'x', 3) => {
+                    has_zone = true;
+                    "%:z"
+                }
+                ('X' | 'x' | 'Z', _) => {
+                    has_zone = true;
+                    "%z"
+                }
+                _ => {
+                    return Err(Error::option(
+                        "timestampFormat",
+                        format!("pattern letter '{c}' is not supported in '{pattern}'"),
+                    ));
+                }
+            };
+            out.push_str(spec);
+            i += run;
+        }
+        Ok(TimestampFormat {
+            chrono: out,
+            has_zone,
+            has_time,
+        })
+    }
+
+    /// Microseconds since the epoch (UTC for patterns without a zone).
+    fn parse_micros(&self, text: &str) -> Option<i64> {
+        let text = text.trim();
+        if self.has_zone {
+            let dt = chrono::DateTime::parse_from_str(text, &self.chrono).ok()?;
+            return Some(dt.timestamp_micros());
+        }
+        if self.has_time {
+            let dt = chrono::NaiveDateTime::parse_from_str(text, &self.chrono).ok()?;
+            return Some(dt.and_utc().timestamp_micros());
+        }
+        let date = chrono::NaiveDate::parse_from_str(text, &self.chrono).ok()?;
+        Some(date.and_hms_opt(0, 0, 0)?.and_utc().timestamp_micros())
+    }
+}
+
+/// Reads `path` as `format` into batches of `schema` (or of its `projection` when given).
+pub(crate) fn read_file(
+    format: FileFormat,
+    path: &Path,
+    schema: &SchemaRef,
+    opts: &ReaderOptions,
+    projection: Option<&[usize]>,
+) -> Result<Vec<RecordBatch>> {
+    let batches = match format {
+        FileFormat::Parquet => return read_parquet(path, schema, projection),
+        FileFormat::Csv => read_csv(path, schema, opts)?,
+        FileFormat::Json => read_json(path, schema, opts)?,
+        FileFormat::Text => read_text(path, schema)?,
+    };
+    match projection {
+        None => Ok(batches),
+        Some(cols) => batches
+            .iter()
+            .map(|b| b.project(cols).map_err(Error::from))
+            .collect(),
+    }
+}
+
+fn read_text_file(path: &Path) -> Result<String> {
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    Ok(match String::from_utf8(bytes) {
+        Ok(s) => s,
+        Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
+    })
+}
+
+fn read_text(path: &Path, schema: &SchemaRef) -> Result<Vec<RecordBatch>> {
+    let text = read_text_file(path)?;
+    let mut lines: Vec<&str> = text
+        .split('\n')
+        .map(|l| l.strip_suffix('\r').unwrap_or(l))
+        .collect();
+    if text.ends_with('\n') || text.is_empty() {
+        lines.pop();
+    }
+    lines
+        .chunks(BATCH_ROWS)
+        .map(|chunk| {
+            let values: ArrayRef = Arc::new(StringArray::from(chunk.to_vec()));
+            RecordBatch::try_new(schema.clone(), vec![values]).map_err(Error::from)
+        })
+        .collect()
+}
+
+/// The schema's data columns (all but the corrupt-record column) and the corrupt column's
+/// index, when the schema has one of type string.
+fn split_corrupt_column(schema: &Schema, corrupt: &str) -> (Vec<usize>, Option<usize>) {
+    let corrupt_index = schema
+        .fields()
+        .iter()
+        .position(|f| f.name() == corrupt && matches!(f.data_type(), DataType::Utf8));
+    let data = (0..schema.fields().len())
+        .filter(|&i| Some(i) != corrupt_index)
+        .collect();
+    (data, corrupt_index)
+}
+
+/// One raw record of a text-based format and why it is malformed, if it is.
+struct RawRecord<'a> {
+    raw: &'a str,
+    line: usize,
+    malformed: Option<String>,
+}
+
+/// Applies the parse mode to decoded data columns and assembles the output batch.
+fn finish_batch(
+    schema: &SchemaRef,
+    data_cols: &[usize],
+    corrupt_index: Option<usize>,
+    mut columns: Vec<ArrayRef>,
+    records: &[RawRecord<'_>],
+    opts: &ReaderOptions,
+    path: &Path,
+) -> Result<RecordBatch> {
+    if opts.mode == ParseMode::FailFast
+        && let Some(bad) = records.iter().find(|r| r.malformed.is_some())
+    {
+        return Err(Error::MalformedRecord {
+            location: format!("{}:{}", path.display(), bad.line),
+            message: format!(
+                "{}. Parse Mode: FAILFAST. To process malformed records as null result, try setting the option 'mode' as 'PERMISSIVE'. Record: {}",
+                bad.malformed.as_deref().unwrap_or("malformed record"),
+                truncate_for_message(bad.raw)
+            ),
+        });
+    }
+    let mut all: Vec<ArrayRef> = Vec::with_capacity(schema.fields().len());
+    let mut data_iter = columns.drain(..);
+    for i in 0..schema.fields().len() {
+        if Some(i) == corrupt_index {
+            let corrupt: StringArray = records
+                .iter()
+                .map(|r| r.malformed.as_ref().map(|_| r.raw))
+                .collect();
+            all.push(Arc::new(corrupt));
+        } else {
+            debug_assert!(data_cols.contains(&i));
+            let col = data_iter
+                .next()
+                .ok_or_else(|| Error::Internal("reader produced too few columns".into()))?;
+            all.push(col);
+        }
+    }
+    let batch = RecordBatch::try_new_with_options(
+        schema.clone(),
+        all,
+        &RecordBatchOptions::new().with_row_count(Some(records.len())),
+    )?;
+    if opts.mode == ParseMode::DropMalformed && records.iter().any(|r| r.malformed.is_some()) {
+        let keep: arrow::array::BooleanArray = records
+            .iter()
+            .map(|r| Some(r.malformed.is_none()))
+            .collect();
+        return Ok(filter_record_batch(&batch, &keep)?);
+    }
+    Ok(batch)
+}
+
+fn truncate_for_message(raw: &str) -> String {
+    const MAX: usize = 200;
+    if raw.len() <= MAX {
+        return raw.to_string();
+    }
+    let mut end = MAX;
+    while !raw.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}...", &raw[..end])
+}
+
+/// Spark's SQL type name of an Arrow type, for messages.
+fn sql_type_name(dt: &DataType) -> String {
+    match dt {
+        DataType::Boolean => "boolean".into(),
+        DataType::Int8 => "tinyint".into(),
+        DataType::Int16 => "smallint".into(),
+        DataType::Int32 => "int".into(),
+        DataType::Int64 => "bigint".into(),
+        DataType::Float32 => "float".into(),
+        DataType::Float64 => "double".into(),
+        DataType::Utf8 | DataType::LargeUtf8 => "string".into(),
+        DataType::Date32 => "date".into(),
+        DataType::Timestamp(_, _) => "timestamp".into(),
+        DataType::Decimal128(p, s) => format!("decimal({p},{s})"),
+        other => other.to_string(),
+    }
+}
+
+/// Converts string values to `field`'s type. Returns the column and, per row, whether a
+/// non-empty value failed to convert.
+fn convert_strings(
+    values: &StringArray,
+    field: &Field,
+    opts: &ReaderOptions,
+) -> Result<(ArrayRef, Vec<bool>)> {
+    let target = field.data_type();
+    let converted: ArrayRef = match (target, &opts.timestamp_format) {
+        (DataType::Utf8, _) => return Ok((Arc::new(values.clone()), vec![false; values.len()])),
+        (DataType::Timestamp(unit, tz), Some(format)) => {
+            let micros: Vec<Option<i64>> = values
+                .iter()
+                .map(|v| v.and_then(|s| format.parse_micros(s)))
+                .collect();
+            timestamp_array(&micros, *unit, tz.clone())
+        }
+        _ => {
+            let trimmed: StringArray = values.iter().map(|v| v.map(str::trim)).collect();
+            cast_with_options(
+                &trimmed,
+                target,
+                &CastOptions {
+                    safe: true,
+                    ..Default::default()
+                },
+            )
+            .map_err(|e| {
+                Error::Unsupported(format!(
+                    "column '{}' of type {} cannot be read from text: {e}",
+                    field.name(),
+                    sql_type_name(target)
+                ))
+            })?
+        }
+    };
+    let failed = (0..values.len())
+        .map(|i| values.is_valid(i) && !values.value(i).is_empty() && converted.is_null(i))
+        .collect();
+    Ok((converted, failed))
+}
+
+fn timestamp_array(micros: &[Option<i64>], unit: TimeUnit, tz: Option<Arc<str>>) -> ArrayRef {
+    match unit {
+        TimeUnit::Second => Arc::new(
+            TimestampSecondArray::from(
+                micros
+                    .iter()
+                    .map(|m| m.map(|v| v.div_euclid(1_000_000)))
+                    .collect::<Vec<_>>(),
+            )
+            .with_timezone_opt(tz),
+        ),
+        TimeUnit::Millisecond => Arc::new(
+            TimestampMillisecondArray::from(
+                micros
+                    .iter()
+                    .map(|m| m.map(|v| v.div_euclid(1000)))
+                    .collect::<Vec<_>>(),
+            )
+            .with_timezone_opt(tz),
+        ),
+        TimeUnit::Microsecond => {
+            Arc::new(TimestampMicrosecondArray::from(micros.to_vec()).with_timezone_opt(tz))
+        }
+        TimeUnit::Nanosecond => Arc::new(
+            TimestampNanosecondArray::from(
+                micros
+                    .iter()
+                    .map(|m| m.and_then(|v| v.checked_mul(1000)))
+                    .collect::<Vec<_>>(),
+            )
+            .with_timezone_opt(tz),
+        ),
+    }
+}
+
+/// One CSV record split into fields.
+struct CsvRecord<'a> {
+    fields: Vec<Option<String>>,
+    raw: &'a str,
+    line: usize,
+    unterminated_quote: bool,
+}
+
+/// Splits CSV text into records (RFC 4180 quoting with `quote`, `escape` before a quote inside
+/// quotes, newlines allowed inside quotes). Blank lines are skipped; an empty unquoted field is
+/// null.
+fn split_csv(text: &str, sep: char, quote: char, escape: char) -> Vec<CsvRecord<'_>> {
+    let mut records = Vec::new();
+    let mut fields: Vec<Option<String>> = Vec::new();
+    let mut field = String::new();
+    let (mut in_quotes, mut field_quoted) = (false, false);
+    let (mut rec_start, mut line, mut rec_line) = (0usize, 1usize, 1usize);
+    let mut chars = text.char_indices().peekable();
+    while let Some((i, c)) = chars.next() {
+        if in_quotes {
+            let next = chars.peek().map(|&(_, n)| n);
+            if c == escape && escape != quote && next == Some(quote) {
+                field.push(quote);
+                chars.next();
+            } else if c == quote {
+                if next == Some(quote) {
+                    field.push(quote);
+                    chars.next();
+                } else {
+                    in_quotes = false;
+                }
+            } else {
+                if c == '\n' {
+                    line += 1;
+                }
+                field.push(c);
+            }
+        } else if c == quote && field.is_empty() && !field_quoted {
+            in_quotes = true;
+            field_quoted = true;
+        } else if c == sep {
+            end_field(&mut fields, &mut field, field_quoted);
+            field_quoted = false;
+        } else if c == '\n' {
+            end_field(&mut fields, &mut field, field_quoted);
+            field_quoted = false;
+            push_record(
+                &mut records,
+                std::mem::take(&mut fields),
+                &text[rec_start..i],
+                rec_line,
+                false,
+            );
+            line += 1;
+            rec_start = i + 1;
+            rec_line = line;
+        } else if c == '\r' && chars.peek().map(|&(_, n)| n) == Some('\n') {
+            // The '\n' ends the record.
+        } else {
+            field.push(c);
+        }
+    }
+    if rec_start < text.len() {
+        end_field(&mut fields, &mut field, field_quoted);
+        push_record(
+            &mut records,
+            fields,
+            &text[rec_start..],
+            rec_line,
+            in_quotes,
+        );
+    }
+    records
+}
+
+fn end_field(fields: &mut Vec<Option<String>>, field: &mut String, quoted: bool) {
+    let value = std::mem::take(field);
+    fields.push(if value.is_empty() && !quoted {
+        None
+    } else {
+        Some(value)
+    });
+}
+
+fn push_record<'a>(
+    records: &mut Vec<CsvRecord<'a>>,
+    fields: Vec<Option<String>>,
+    raw: &'a str,
+    line: usize,
+    unterminated_quote: bool,
+) {
+    let raw = raw.strip_suffix('\r').unwrap_or(raw);
+    if fields.len() == 1 && fields[0].is_none() && raw.trim().is_empty() {
+        return;
+    }
+    records.push(CsvRecord {
+        fields,
+        raw,
+        line,
+        unterminated_quote,
+    });
+}
+
+fn read_csv(path: &Path, schema: &SchemaRef, opts: &ReaderOptions) -> Result<Vec<RecordBatch>> {
+    let text = read_text_file(path)?;
+    let mut records = split_csv(&text, opts.sep, opts.quote, opts.escape);
+    if opts.header && !records.is_empty() {
+        records.remove(0);
+    }
+    let (data_cols, corrupt_index) = split_corrupt_column(schema, &opts.corrupt_column);
+    let mut batches = Vec::new();
+    for chunk in records.chunks(BATCH_ROWS) {
+        let mut raw: Vec<RawRecord<'_>> = chunk
+            .iter()
+            .map(|r| RawRecord {
+                raw: r.raw,
+                line: r.line,
+                malformed: if r.unterminated_quote {
+                    Some("unterminated quoted field".to_string())
+                } else if r.fields.len() != data_cols.len() {
+                    Some(format!(
+                        "expected {} fields but found {}",
+                        data_cols.len(),
+                        r.fields.len()
+                    ))
+                } else {
+                    None
+                },
+            })
+            .collect();
+        let mut columns = Vec::with_capacity(data_cols.len());
+        for (j, &col) in data_cols.iter().enumerate() {
+            let field = schema.field(col);
+            let strings: StringArray = chunk
+                .iter()
+                .map(|r| r.fields.get(j).and_then(|f| f.as_deref()))
+                .collect();
+            let (converted, failed) = convert_strings(&strings, field, opts)?;
+            for (row, bad) in failed.iter().enumerate() {
+                if *bad && raw[row].malformed.is_none() {
+                    raw[row].malformed = Some(format!(
+                        "value '{}' of column '{}' is not a valid {}",
+                        strings.value(row),
+                        field.name(),
+                        sql_type_name(field.data_type())
+                    ));
+                }
+            }
+            columns.push(converted);
+        }
+        batches.push(finish_batch(
+            schema,
+            &data_cols,
+            corrupt_index,
+            columns,
+            &raw,
+            opts,
+            path,
+        )?);
+    }
+    Ok(batches)
+}
+
+fn json_decoder(schema: &SchemaRef, rows: usize) -> Result<arrow::json::reader::Decoder> {
+    Ok(arrow::json::ReaderBuilder::new(schema.clone())
+        .with_batch_size(rows.max(1))
+        .build_decoder()?)
+}
+
+/// Decodes `lines` (each one JSON object) into one batch of `schema`.
+fn decode_json_lines(schema: &SchemaRef, lines: &[&str]) -> Result<RecordBatch> {
+    let mut decoder = json_decoder(schema, lines.len())?;
+    for line in lines {
+        let bytes = line.as_bytes();
+        let mut pos = 0;
+        while pos < bytes.len() {
+            let read = decoder.decode(&bytes[pos..])?;
+            if read == 0 {
+                break;
+            }
+            pos += read;
+        }
+        decoder.decode(b"\n")?;
+    }
+    let batch = decoder.flush()?;
+    let batch = batch.unwrap_or_else(|| RecordBatch::new_empty(schema.clone()));
+    if batch.num_rows() != lines.len() {
+        return Err(Error::Internal(format!(
+            "JSON decoder returned {} rows for {} lines",
+            batch.num_rows(),
+            lines.len()
+        )));
+    }
+    Ok(batch)
+}
+
+/// Why one JSON line cannot be decoded, or `None` when it can.
+fn json_line_error(schema: &SchemaRef, line: &str) -> Option<String> {
+    match serde_json::from_str::<serde_json::Value>(line) {
+        Err(e) => return Some(format!("invalid JSON: {e}")),
+        Ok(v) if !v.is_object() => return Some("a JSON line must hold an object".to_string()),
+        Ok(_) => {}
+    }
+    decode_json_lines(schema, &[line])
+        .err()
+        .map(|e| e.to_string())
+}
+
+fn read_json(path: &Path, schema: &SchemaRef, opts: &ReaderOptions) -> Result<Vec<RecordBatch>> {
+    let text = read_text_file(path)?;
+    let (data_cols, corrupt_index) = split_corrupt_column(schema, &opts.corrupt_column);
+    let data_schema: SchemaRef = Arc::new(schema.project(&data_cols)?);
+    let lines: Vec<(usize, &str)> = text
+        .split('\n')
+        .enumerate()
+        .map(|(i, l)| (i + 1, l.strip_suffix('\r').unwrap_or(l)))
+        .filter(|(_, l)| !l.trim().is_empty())
+        .collect();
+    let mut batches = Vec::new();
+    for chunk in lines.chunks(BATCH_ROWS) {
+        let texts: Vec<&str> = chunk.iter().map(|&(_, l)| l).collect();
+        let strictly_valid = texts
+            .iter()
+            .all(|l| serde_json::from_str::<serde_json::Value>(l).is_ok_and(|v| v.is_object()));
+        let fast = if strictly_valid {
+            decode_json_lines(&data_schema, &texts).ok()
+        } else {
+            None
+        };
+        let (columns, raw) = match fast {
+            Some(batch) => {
+                let raw = chunk
+                    .iter()
+                    .map(|&(line, raw)| RawRecord {
+                        raw,
+                        line,
+                        malformed: None,
+                    })
+                    .collect::<Vec<_>>();
+                (batch.columns().to_vec(), raw)
+            }
+            None => decode_json_per_line(&data_schema, chunk)?,
+        };
+        batches.push(finish_batch(
+            schema,
+            &data_cols,
+            corrupt_index,
+            columns,
+            &raw,
+            opts,
+            path,
+        )?);
+    }
+    Ok(batches)
+}
+
+/// The slow path for a chunk with malformed lines: finds them one by one, decodes the good ones
+/// together and gives the bad ones all-null data columns.
+fn decode_json_per_line<'a>(
+    data_schema: &SchemaRef,
+    chunk: &[(usize, &'a str)],
+) -> Result<(Vec<ArrayRef>, Vec<RawRecord<'a>>)> {
+    let raw: Vec<RawRecord<'a>> = chunk
+        .iter()
+        .map(|&(line, text)| RawRecord {
+            raw: text,
+            line,
+            malformed: json_line_error(data_schema, text),
+        })
+        .collect();
+    let good: Vec<&str> = raw
+        .iter()
+        .filter(|r| r.malformed.is_none())
+        .map(|r| r.raw)
+        .collect();
+    let good_batch = decode_json_lines(data_schema, &good)?;
+    let mut good_row = 0;
+    let indices: Vec<(usize, usize)> = raw
+        .iter()
+        .map(|r| {
+            if r.malformed.is_none() {
+                good_row += 1;
+                (0, good_row - 1)
+            } else {
+                (1, 0)
+            }
+        })
+        .collect();
+    let mut columns = Vec::with_capacity(data_schema.fields().len());
+    for (i, field) in data_schema.fields().iter().enumerate() {
+        let null_row = new_null_array(field.data_type(), 1);
+        let good_col = good_batch.column(i);
+        columns.push(interleave(
+            &[good_col.as_ref(), null_row.as_ref()],
+            &indices,
+        )?);
+    }
+    Ok((columns, raw))
+}
+
+fn read_parquet(
+    path: &Path,
+    schema: &SchemaRef,
+    projection: Option<&[usize]>,
+) -> Result<Vec<RecordBatch>> {
+    let wanted: SchemaRef = match projection {
+        Some(cols) => Arc::new(schema.project(cols)?),
+        None => schema.clone(),
+    };
+    let file = File::open(path).map_err(|e| Error::io(path, e))?;
+    let damaged = |e: parquet::errors::ParquetError| Error::MalformedRecord {
+        location: path.display().to_string(),
+        message: format!("not a readable Parquet file: {e}"),
+    };
+    let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(damaged)?;
+    let file_schema = builder.schema().clone();
+    let mut roots: Vec<usize> = wanted
+        .fields()
+        .iter()
+        .filter_map(|f| file_schema.index_of(f.name()).ok())
+        .collect();
+    roots.sort_unstable();
+    roots.dedup();
+    let mask = ProjectionMask::roots(builder.parquet_schema(), roots);
+    let reader = builder
+        .with_projection(mask)
+        .with_batch_size(BATCH_ROWS)
+        .build()
+        .map_err(damaged)?;
+    let mut out = Vec::new();
+    for batch in reader {
+        let batch = batch.map_err(|e| Error::MalformedRecord {
+            location: path.display().to_string(),
+            message: format!("cannot decode Parquet data: {e}"),
+        })?;
+        let mut columns = Vec::with_capacity(wanted.fields().len());
+        for field in wanted.fields() {
+            let col = match batch.schema().index_of(field.name()) {
+                Ok(i) => {
+                    let col = batch.column(i);
+                    if col.data_type() == field.data_type() {
+                        col.clone()
+                    } else {
+                        cast_with_options(col, field.data_type(), &CastOptions::default()).map_err(
+                            |e| Error::Source {
+                                source_name: path.display().to_string(),
+                                message: format!(
+                                    "column '{}' is {} in the file but {} in the schema: {e}",
+                                    field.name(),
+                                    col.data_type(),
+                                    field.data_type()
+                                ),
+                            },
+                        )?
+                    }
+                }
+                Err(_) => new_null_array(field.data_type(), batch.num_rows()),
+            };
+            columns.push(col);
+        }
+        out.push(RecordBatch::try_new_with_options(
+            wanted.clone(),
+            columns,
+            &RecordBatchOptions::new().with_row_count(Some(batch.num_rows())),
+        )?);
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splits_quoted_csv() {
+        let text = "a,\"b,c\",\"say \"\"hi\"\"\"\n\n1,\"multi\nline\",\r\nlast";
+        let records = split_csv(text, ',', '"', '\\');
+        assert_eq!(records.len(), 3);
+        assert_eq!(
+            records[0].fields,
+            vec![
+                Some("a".to_string()),
+                Some("b,c".to_string()),
+                Some("say \"hi\"".to_string())
+            ]
+        );
+        assert_eq!(records[1].fields[1].as_deref(), Some("multi\nline"));
+        assert_eq!(records[1].fields[2], None);
+        assert_eq!(records[1].line, 3);
+        assert_eq!(records[2].line, 5);
+        assert_eq!(records[2].raw, "last");
+    }
+
+    #[test]
+    fn translates_java_timestamp_patterns() {
+        let f = TimestampFormat::parse("dd/MM/yyyy HH:mm:ss").unwrap();
+        assert_eq!(f.parse_micros("02/01/1970 00:00:01"), Some(86_401_000_000));
+        let z = TimestampFormat::parse("yyyy-MM-dd'T'HH:mm:ssXXX").unwrap();
+        assert_eq!(z.parse_micros("1970-01-01T01:00:00+01:00"), Some(0));
+        assert!(TimestampFormat::parse("yyyy[-MM]").is_err());
+    }
+}

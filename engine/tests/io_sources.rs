@@ -1,0 +1,588 @@
+//! Sources on real files: each format, each parse mode with malformed rows, rate limits, the
+//! seen-files log across restarts, and the rate sources' deterministic rows.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::Path;
+use std::sync::Arc;
+
+use arrow::array::{Array, AsArray, Int64Array, RecordBatch, StringArray};
+use arrow::datatypes::{
+    DataType, Field, Int64Type, Schema, SchemaRef, TimeUnit, TimestampMicrosecondType,
+};
+use weir_engine::Error;
+use weir_engine::source::{
+    MemoryStream, Offset, ReadLimit, Source, SourceContext, create_source, rate_schema,
+};
+
+fn opts(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+fn ctx(dir: &Path) -> SourceContext {
+    SourceContext {
+        checkpoint_dir: dir.join("sources/0"),
+        fsync: true,
+    }
+}
+
+fn schema_ab() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("a", DataType::Int64, true),
+        Field::new("b", DataType::Utf8, true),
+    ]))
+}
+
+fn schema_ab_corrupt() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("a", DataType::Int64, true),
+        Field::new("b", DataType::Utf8, true),
+        Field::new("_corrupt_record", DataType::Utf8, true),
+    ]))
+}
+
+/// Writes `name` and gives it a distinct mtime so listing order is deterministic.
+fn write_file(dir: &Path, name: &str, content: &[u8], mtime_s: i64) {
+    let path = dir.join(name);
+    fs::write(&path, content).unwrap();
+    let f = fs::File::options().write(true).open(&path).unwrap();
+    let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(mtime_s as u64);
+    f.set_modified(t).unwrap();
+}
+
+fn now_s() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+fn read_all(src: &mut Box<dyn Source>) -> Vec<RecordBatch> {
+    let end = src.latest_offset(None, ReadLimit::All).unwrap().unwrap();
+    src.read(None, &end).unwrap()
+}
+
+fn col_i64(batches: &[RecordBatch], i: usize) -> Vec<Option<i64>> {
+    batches
+        .iter()
+        .flat_map(|b| {
+            b.column(i)
+                .as_primitive::<Int64Type>()
+                .iter()
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+fn col_str(batches: &[RecordBatch], i: usize) -> Vec<Option<String>> {
+    batches
+        .iter()
+        .flat_map(|b| {
+            b.column(i)
+                .as_string::<i32>()
+                .iter()
+                .map(|s| s.map(str::to_string))
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+fn file_source(
+    tmp: &Path,
+    format: &str,
+    schema: Option<SchemaRef>,
+    extra: &[(&str, &str)],
+) -> weir_engine::Result<Box<dyn Source>> {
+    let input = tmp.join("in");
+    let mut o = opts(extra);
+    o.insert("path".into(), input.to_string_lossy().into_owned());
+    create_source(format, &o, schema, ctx(tmp))
+}
+
+#[test]
+fn reads_csv_with_header_and_quotes() {
+    let tmp = tempfile::tempdir().unwrap();
+    fs::create_dir(tmp.path().join("in")).unwrap();
+    write_file(
+        &tmp.path().join("in"),
+        "f1.csv",
+        b"a,b\n1,\"x,y\"\n2,\n",
+        now_s(),
+    );
+    let mut src = file_source(tmp.path(), "csv", Some(schema_ab()), &[("header", "true")]).unwrap();
+    assert!(src.description().starts_with("FileStreamSource[file:/"));
+    let batches = read_all(&mut src);
+    assert_eq!(col_i64(&batches, 0), vec![Some(1), Some(2)]);
+    assert_eq!(col_str(&batches, 1), vec![Some("x,y".into()), None]);
+}
+
+#[test]
+fn reads_json_lines_text_and_parquet() {
+    let tmp = tempfile::tempdir().unwrap();
+    let input = tmp.path().join("in");
+    fs::create_dir(&input).unwrap();
+    write_file(
+        &input,
+        "f1.json",
+        b"{\"a\":1,\"b\":\"x\"}\n\n{\"a\":2}\n",
+        now_s(),
+    );
+    let mut json = file_source(tmp.path(), "json", Some(schema_ab()), &[]).unwrap();
+    let batches = read_all(&mut json);
+    assert_eq!(col_i64(&batches, 0), vec![Some(1), Some(2)]);
+    assert_eq!(col_str(&batches, 1), vec![Some("x".into()), None]);
+
+    let tmp = tempfile::tempdir().unwrap();
+    let input = tmp.path().join("in");
+    fs::create_dir(&input).unwrap();
+    write_file(&input, "f.txt", b"hello\r\nworld\n", now_s());
+    let mut text = file_source(tmp.path(), "text", None, &[]).unwrap();
+    assert_eq!(text.schema().field(0).name(), "value");
+    let batches = read_all(&mut text);
+    assert_eq!(
+        col_str(&batches, 0),
+        vec![Some("hello".into()), Some("world".into())]
+    );
+
+    let tmp = tempfile::tempdir().unwrap();
+    let input = tmp.path().join("in");
+    fs::create_dir(&input).unwrap();
+    let file_schema = Arc::new(Schema::new(vec![
+        Field::new("b", DataType::Utf8, true),
+        Field::new("a", DataType::Int64, true),
+        Field::new("unused", DataType::Int64, true),
+    ]));
+    let batch = RecordBatch::try_new(
+        file_schema.clone(),
+        vec![
+            Arc::new(StringArray::from(vec!["p", "q"])),
+            Arc::new(Int64Array::from(vec![10, 20])),
+            Arc::new(Int64Array::from(vec![0, 0])),
+        ],
+    )
+    .unwrap();
+    let file = fs::File::create(input.join("part-0.parquet")).unwrap();
+    let mut writer = parquet::arrow::ArrowWriter::try_new(file, file_schema, None).unwrap();
+    writer.write(&batch).unwrap();
+    writer.close().unwrap();
+    let mut pq = file_source(tmp.path(), "parquet", Some(schema_ab()), &[]).unwrap();
+    pq.push_projection(&[1]);
+    let batches = read_all(&mut pq);
+    assert_eq!(
+        batches[0].num_columns(),
+        1,
+        "projection push-down returns only column b"
+    );
+    assert_eq!(
+        col_str(&batches, 0),
+        vec![Some("p".into()), Some("q".into())]
+    );
+}
+
+#[test]
+fn schema_is_required_and_missing_path_is_clear() {
+    let tmp = tempfile::tempdir().unwrap();
+    fs::create_dir(tmp.path().join("in")).unwrap();
+    let err = file_source(tmp.path(), "json", None, &[])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("Schema must be specified when creating a streaming source DataFrame"),
+        "{err}"
+    );
+    let o = opts(&[("path", "/definitely/not/here")]);
+    let err = create_source("csv", &o, Some(schema_ab()), ctx(tmp.path()))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("Path does not exist: file:/definitely/not/here"),
+        "{err}"
+    );
+    let err = create_source("avro", &o, None, ctx(tmp.path()))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("unknown streaming source format 'avro'"),
+        "{err}"
+    );
+}
+
+const BAD_CSV: &[u8] = b"1,x\nnope,y\n3,z,extra\n4,w\n";
+const BAD_JSON: &[u8] =
+    b"{\"a\":1,\"b\":\"x\"}\n{\"a\":\"nope\",\"b\":\"y\"}\n{broken\n{\"a\":4,\"b\":\"w\"}\n";
+
+#[test]
+fn permissive_mode_keeps_rows_and_fills_the_corrupt_column() {
+    for (format, content, name) in [("csv", BAD_CSV, "f.csv"), ("json", BAD_JSON, "f.json")] {
+        let tmp = tempfile::tempdir().unwrap();
+        fs::create_dir(tmp.path().join("in")).unwrap();
+        write_file(&tmp.path().join("in"), name, content, now_s());
+        let mut src = file_source(tmp.path(), format, Some(schema_ab_corrupt()), &[]).unwrap();
+        let batches = read_all(&mut src);
+        let a = col_i64(&batches, 0);
+        let corrupt = col_str(&batches, 2);
+        assert_eq!(a.len(), 4, "{format}: every row is kept");
+        assert_eq!((a[0], a[1], a[3]), (Some(1), None, Some(4)), "{format}");
+        assert_eq!(corrupt[0], None, "{format}");
+        assert!(
+            corrupt[1].as_deref().is_some_and(|c| c.contains("nope")),
+            "{format}: {corrupt:?}"
+        );
+        assert!(corrupt[2].is_some(), "{format}: {corrupt:?}");
+        assert_eq!(corrupt[3], None, "{format}");
+    }
+}
+
+#[test]
+fn dropmalformed_mode_drops_bad_rows() {
+    for (format, content, name) in [("csv", BAD_CSV, "f.csv"), ("json", BAD_JSON, "f.json")] {
+        let tmp = tempfile::tempdir().unwrap();
+        fs::create_dir(tmp.path().join("in")).unwrap();
+        write_file(&tmp.path().join("in"), name, content, now_s());
+        let mut src = file_source(
+            tmp.path(),
+            format,
+            Some(schema_ab()),
+            &[("mode", "DROPMALFORMED")],
+        )
+        .unwrap();
+        let batches = read_all(&mut src);
+        assert_eq!(col_i64(&batches, 0), vec![Some(1), Some(4)], "{format}");
+        assert_eq!(
+            col_str(&batches, 1),
+            vec![Some("x".into()), Some("w".into())],
+            "{format}"
+        );
+    }
+}
+
+#[test]
+fn failfast_mode_names_file_and_line() {
+    for (format, content, name) in [("csv", BAD_CSV, "f.csv"), ("json", BAD_JSON, "f.json")] {
+        let tmp = tempfile::tempdir().unwrap();
+        fs::create_dir(tmp.path().join("in")).unwrap();
+        write_file(&tmp.path().join("in"), name, content, now_s());
+        let mut src = file_source(
+            tmp.path(),
+            format,
+            Some(schema_ab()),
+            &[("mode", "failfast")],
+        )
+        .unwrap();
+        let end = src.latest_offset(None, ReadLimit::All).unwrap().unwrap();
+        let err = src.read(None, &end).unwrap_err();
+        assert!(
+            matches!(err, Error::MalformedRecord { .. }),
+            "{format}: {err:?}"
+        );
+        let text = err.to_string();
+        assert!(text.contains(&format!("{name}:2")), "{format}: {text}");
+        assert!(text.contains("FAILFAST"), "{format}: {text}");
+    }
+}
+
+#[test]
+fn timestamp_format_is_applied() {
+    let tmp = tempfile::tempdir().unwrap();
+    fs::create_dir(tmp.path().join("in")).unwrap();
+    write_file(
+        &tmp.path().join("in"),
+        "f.csv",
+        b"01/01/2024 00:00:01\n",
+        now_s(),
+    );
+    let schema = Arc::new(Schema::new(vec![Field::new(
+        "t",
+        DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+        true,
+    )]));
+    let mut src = file_source(
+        tmp.path(),
+        "csv",
+        Some(schema),
+        &[
+            ("timestampFormat", "dd/MM/yyyy HH:mm:ss"),
+            ("mode", "FAILFAST"),
+        ],
+    )
+    .unwrap();
+    let batches = read_all(&mut src);
+    let t = batches[0]
+        .column(0)
+        .as_primitive::<TimestampMicrosecondType>()
+        .value(0);
+    assert_eq!(t, 1_704_067_201_000_000);
+}
+
+#[test]
+fn max_files_per_trigger_batches_files_in_mtime_order() {
+    let tmp = tempfile::tempdir().unwrap();
+    let input = tmp.path().join("in");
+    fs::create_dir(&input).unwrap();
+    let base = now_s() - 100;
+    // Names sort opposite to mtimes: mtime decides.
+    write_file(&input, "c.csv", b"1,x\n", base);
+    write_file(&input, "b.csv", b"2,y\n", base + 1);
+    write_file(&input, "a.csv", b"3,z\n", base + 2);
+    let mut src = file_source(
+        tmp.path(),
+        "csv",
+        Some(schema_ab()),
+        &[("maxFilesPerTrigger", "1")],
+    )
+    .unwrap();
+    assert_eq!(src.default_read_limit(), ReadLimit::MaxFiles(1));
+    let mut start: Option<Offset> = None;
+    let mut values = Vec::new();
+    for expected in 0..3 {
+        let limit = src.default_read_limit();
+        let end = src.latest_offset(start.as_ref(), limit).unwrap().unwrap();
+        assert_eq!(end.as_str(), format!("{{\"logOffset\":{expected}}}"));
+        values.push(col_i64(&src.read(start.as_ref(), &end).unwrap(), 0));
+        src.commit(&end).unwrap();
+        start = Some(end);
+    }
+    assert_eq!(values, vec![vec![Some(1)], vec![Some(2)], vec![Some(3)]]);
+    // Nothing new: the latest offset stays where it is.
+    assert_eq!(
+        src.latest_offset(start.as_ref(), ReadLimit::MaxFiles(1))
+            .unwrap(),
+        start
+    );
+    // The seen-files log is Spark's FileStreamSourceLog.
+    let log0 = fs::read_to_string(tmp.path().join("sources/0/0")).unwrap();
+    let uri = format!("file://{}", input.join("c.csv").display());
+    assert_eq!(
+        log0,
+        format!(
+            "v1\n{{\"path\":\"{uri}\",\"timestamp\":{},\"batchId\":0}}",
+            base * 1000
+        )
+    );
+}
+
+#[test]
+fn seen_files_survive_a_restart_and_are_never_reread() {
+    let tmp = tempfile::tempdir().unwrap();
+    let input = tmp.path().join("in");
+    fs::create_dir(&input).unwrap();
+    write_file(&input, "f1.json", b"{\"a\":1}\n", now_s() - 10);
+    let end = {
+        let mut src = file_source(tmp.path(), "json", Some(schema_ab()), &[]).unwrap();
+        let end = src.latest_offset(None, ReadLimit::All).unwrap().unwrap();
+        src.commit(&end).unwrap();
+        end
+    };
+    // Restart: f1 was seen; only f2 is new.
+    write_file(&input, "f2.json", b"{\"a\":2}\n", now_s());
+    let mut src = file_source(tmp.path(), "json", Some(schema_ab()), &[]).unwrap();
+    // Replaying the committed range still gives the same rows.
+    assert_eq!(col_i64(&src.read(None, &end).unwrap(), 0), vec![Some(1)]);
+    let next = src
+        .latest_offset(Some(&end), ReadLimit::All)
+        .unwrap()
+        .unwrap();
+    assert_eq!(next.as_str(), "{\"logOffset\":1}");
+    assert_eq!(
+        col_i64(&src.read(Some(&end), &next).unwrap(), 0),
+        vec![Some(2)]
+    );
+    drop(src);
+    let mut src = file_source(tmp.path(), "json", Some(schema_ab()), &[]).unwrap();
+    assert_eq!(
+        src.latest_offset(Some(&next), ReadLimit::All).unwrap(),
+        Some(next)
+    );
+}
+
+#[test]
+fn source_log_compacts_every_ten_batches_and_available_now_splits_by_limit() {
+    let tmp = tempfile::tempdir().unwrap();
+    let input = tmp.path().join("in");
+    fs::create_dir(&input).unwrap();
+    let base = now_s() - 100;
+    for i in 0..12 {
+        write_file(
+            &input,
+            &format!("f{i:02}.json"),
+            format!("{{\"a\":{i}}}\n").as_bytes(),
+            base + i,
+        );
+    }
+    let mut src = file_source(
+        tmp.path(),
+        "json",
+        Some(schema_ab()),
+        &[("maxFilesPerTrigger", "1")],
+    )
+    .unwrap();
+    let stop = src.available_now_offset().unwrap().unwrap();
+    assert_eq!(stop.as_str(), "{\"logOffset\":11}");
+    assert!(tmp.path().join("sources/0/9.compact").exists());
+    let compact = fs::read_to_string(tmp.path().join("sources/0/9.compact")).unwrap();
+    assert_eq!(compact.lines().count(), 11, "v1 + 10 entries");
+    assert!(compact.lines().nth(1).unwrap().ends_with("\"batchId\":0}"));
+    // Rate-limited steps walk up to the stop offset.
+    let step = src
+        .latest_offset(
+            Some(&Offset("{\"logOffset\":4}".into())),
+            ReadLimit::MaxFiles(1),
+        )
+        .unwrap();
+    assert_eq!(step.unwrap().as_str(), "{\"logOffset\":5}");
+    drop(src);
+    let mut src = file_source(
+        tmp.path(),
+        "json",
+        Some(schema_ab()),
+        &[("maxFilesPerTrigger", "1")],
+    )
+    .unwrap();
+    let all = src.read(None, &stop).unwrap();
+    assert_eq!(col_i64(&all, 0), (0..12).map(Some).collect::<Vec<_>>());
+}
+
+#[test]
+fn max_bytes_per_trigger_takes_at_least_one_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let input = tmp.path().join("in");
+    fs::create_dir(&input).unwrap();
+    let base = now_s() - 100;
+    write_file(&input, "f1.json", b"{\"a\":1}\n", base);
+    write_file(&input, "f2.json", b"{\"a\":2}\n", base + 1);
+    let mut src = file_source(
+        tmp.path(),
+        "json",
+        Some(schema_ab()),
+        &[("maxBytesPerTrigger", "1")],
+    )
+    .unwrap();
+    let limit = src.default_read_limit();
+    assert_eq!(limit, ReadLimit::MaxBytes(1));
+    let end = src.latest_offset(None, limit).unwrap().unwrap();
+    assert_eq!(col_i64(&src.read(None, &end).unwrap(), 0), vec![Some(1)]);
+}
+
+#[test]
+fn rate_micro_batch_is_deterministic() {
+    let tmp = tempfile::tempdir().unwrap();
+    let make = || {
+        create_source(
+            "rate-micro-batch",
+            &opts(&[("rowsPerBatch", "5"), ("numPartitions", "2")]),
+            None,
+            ctx(tmp.path()),
+        )
+        .unwrap()
+    };
+    let mut src = make();
+    assert_eq!(src.schema(), rate_schema());
+    let first = src
+        .latest_offset(None, src.default_read_limit())
+        .unwrap()
+        .unwrap();
+    assert_eq!(first.as_str(), "{\"offset\":5,\"timestamp\":1000}");
+    let second = src
+        .latest_offset(Some(&first), ReadLimit::All)
+        .unwrap()
+        .unwrap();
+    assert_eq!(second.as_str(), "{\"offset\":10,\"timestamp\":2000}");
+    let rows = src.read(Some(&first), &second).unwrap();
+    // Partition-major like Spark's two readers: 5,7,9 then 6,8.
+    assert_eq!(
+        col_i64(&rows, 1),
+        vec![Some(5), Some(7), Some(9), Some(6), Some(8)]
+    );
+    let ts: Vec<i64> = rows[0]
+        .column(0)
+        .as_primitive::<TimestampMicrosecondType>()
+        .values()
+        .to_vec();
+    assert!(
+        ts.iter().all(|&t| t == 1_000_000),
+        "every row has the start offset's timestamp"
+    );
+    let again = make().read(Some(&first), &second).unwrap();
+    assert_eq!(rows, again);
+}
+
+#[test]
+fn rate_source_matches_spark_values_and_timestamps() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("sources/0");
+    fs::create_dir_all(&dir).unwrap();
+    fs::write(dir.join("0"), "v1\n1000").unwrap();
+    let mut src = create_source(
+        "rate",
+        &opts(&[("rowsPerSecond", "2")]),
+        None,
+        ctx(tmp.path()),
+    )
+    .unwrap();
+    assert_eq!(
+        src.description(),
+        "RateStreamV2[rowsPerSecond=2, rampUpTimeSeconds=0, numPartitions=1"
+    );
+    let rows = src
+        .read(Some(&Offset("0".into())), &Offset("2".into()))
+        .unwrap();
+    assert_eq!(col_i64(&rows, 1), vec![Some(0), Some(1), Some(2), Some(3)]);
+    let ts: Vec<i64> = rows[0]
+        .column(0)
+        .as_primitive::<TimestampMicrosecondType>()
+        .values()
+        .to_vec();
+    assert_eq!(ts, vec![1_000_000, 1_500_000, 2_000_000, 2_500_000]);
+    // The wall clock is far past the creation time: the latest offset is a bare number.
+    let latest = src.latest_offset(None, ReadLimit::All).unwrap().unwrap();
+    assert!(latest.as_str().parse::<i64>().unwrap() > 1_000_000);
+}
+
+#[test]
+fn rate_source_records_its_start_time_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    create_source("rate", &opts(&[]), None, ctx(tmp.path())).unwrap();
+    let first = fs::read_to_string(tmp.path().join("sources/0/0")).unwrap();
+    assert!(first.starts_with("v1\n"));
+    create_source("rate", &opts(&[]), None, ctx(tmp.path())).unwrap();
+    assert_eq!(
+        fs::read_to_string(tmp.path().join("sources/0/0")).unwrap(),
+        first
+    );
+}
+
+#[test]
+fn memory_stream_offsets_are_block_indices() {
+    let schema = Arc::new(Schema::new(vec![Field::new("v", DataType::Int64, false)]));
+    let stream = MemoryStream::new(schema.clone());
+    let mut src = stream.source();
+    assert_eq!(src.latest_offset(None, ReadLimit::All).unwrap(), None);
+    let batch = |v: Vec<i64>| {
+        RecordBatch::try_new(schema.clone(), vec![Arc::new(Int64Array::from(v))]).unwrap()
+    };
+    assert_eq!(stream.add_batch(batch(vec![1, 2])), Offset("0".into()));
+    assert_eq!(
+        stream.add_data(vec![batch(vec![3]), batch(vec![4])]),
+        Offset("1".into())
+    );
+    let end = src.latest_offset(None, ReadLimit::All).unwrap().unwrap();
+    assert_eq!(end.as_str(), "1");
+    assert_eq!(
+        col_i64(&src.read(None, &end).unwrap(), 0),
+        vec![Some(1), Some(2), Some(3), Some(4)]
+    );
+    assert_eq!(
+        col_i64(&src.read(Some(&Offset("0".into())), &end).unwrap(), 0),
+        vec![Some(3), Some(4)]
+    );
+    assert!(src.read(None, &Offset("7".into())).is_err());
+    assert!(
+        src.read(None, &end)
+            .unwrap()
+            .iter()
+            .all(|b| b.column(0).null_count() == 0)
+    );
+}

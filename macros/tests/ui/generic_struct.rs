@@ -1,0 +1,6 @@
+#[derive(weir::Record)]
+struct Wrapper<T> {
+    value: T,
+}
+
+fn main() {}

@@ -1,0 +1,10 @@
+struct Connection;
+
+#[derive(weir::Record)]
+struct Bid {
+    auction: i64,
+    #[weir(skip)]
+    connection: Connection,
+}
+
+fn main() {}

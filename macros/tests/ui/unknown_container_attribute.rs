@@ -1,0 +1,7 @@
+#[derive(weir::Record)]
+#[weir(table = "bids")]
+struct Bid {
+    auction: i64,
+}
+
+fn main() {}

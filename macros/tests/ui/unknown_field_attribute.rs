@@ -1,0 +1,7 @@
+#[derive(weir::Record)]
+struct Bid {
+    #[weir(renam = "auctionId")]
+    auction: i64,
+}
+
+fn main() {}
