@@ -29,7 +29,7 @@ struct Bid {
 }
 
 const DEFAULT_ROWS: usize = 10_000_000;
-const RUNS: usize = 3;
+const RUNS: usize = 5;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let rows = match std::env::args().nth(1) {
@@ -41,15 +41,19 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("generating {rows} Bid rows ...");
     let batch = generate(rows)?;
 
-    let derive_read = best_of(|| Bid::from_batch(&batch).map(|bids| black_box(bids).len()))?;
-    let hand_read = best_of(|| hand_from_batch(&batch).map(|bids| black_box(bids).len()))?;
+    let (derive_read, hand_read) = best_of(
+        || Ok(black_box(Bid::from_batch(&batch)?).len()),
+        || Ok(black_box(hand_from_batch(&batch)?).len()),
+    )?;
 
     let bids = Bid::from_batch(&batch)?;
     if bids != hand_from_batch(&batch)? {
         return Err("the derived and the hand-written conversion disagree".into());
     }
-    let derive_write = best_of(|| Bid::to_batch(&bids).map(|b| black_box(b).num_rows()))?;
-    let hand_write = best_of(|| hand_to_batch(&bids).map(|b| black_box(b).num_rows()))?;
+    let (derive_write, hand_write) = best_of(
+        || Ok(black_box(Bid::to_batch(&bids)?).num_rows()),
+        || Ok(black_box(hand_to_batch(&bids)?).num_rows()),
+    )?;
     if Bid::to_batch(&bids)? != hand_to_batch(&bids)? {
         return Err("the derived and the hand-written batches disagree".into());
     }
@@ -74,13 +78,22 @@ fn report(direction: &str, rows: usize, derive: Duration, hand: Duration) {
     );
 }
 
-/// The fastest of [`RUNS`] runs of `run`.
-fn best_of<E>(mut run: impl FnMut() -> Result<usize, E>) -> Result<Duration, E> {
-    let mut best = Duration::MAX;
+type BenchResult = Result<usize, Box<dyn std::error::Error>>;
+
+/// The fastest of [`RUNS`] runs of `derive` and of `hand`, run in turns so that a busy machine
+/// slows both alike.
+fn best_of(
+    mut derive: impl FnMut() -> BenchResult,
+    mut hand: impl FnMut() -> BenchResult,
+) -> Result<(Duration, Duration), Box<dyn std::error::Error>> {
+    let mut best = (Duration::MAX, Duration::MAX);
     for _ in 0..RUNS {
         let start = Instant::now();
-        black_box(run()?);
-        best = best.min(start.elapsed());
+        black_box(derive()?);
+        best.0 = best.0.min(start.elapsed());
+        let start = Instant::now();
+        black_box(hand()?);
+        best.1 = best.1.min(start.elapsed());
     }
     Ok(best)
 }

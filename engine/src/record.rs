@@ -382,6 +382,7 @@ fn downcast<'a, A: Array + 'static>(
         .ok_or_else(|| wrong_type(column, expected, array.data_type()))
 }
 
+#[inline]
 fn null_at(nulls: Option<&NullBuffer>, row: usize) -> bool {
     nulls.is_some_and(|nulls| nulls.is_null(row))
 }
@@ -732,10 +733,12 @@ pub struct BoolReader<'a> {
 impl FieldReader for BoolReader<'_> {
     type Value = bool;
 
+    #[inline]
     fn is_null(&self, row: usize) -> bool {
         self.array.is_null(row)
     }
 
+    #[inline]
     fn read_present(&self, row: usize) -> Result<bool, RecordError> {
         Ok(self.array.value(row))
     }
@@ -751,10 +754,12 @@ pub struct BoolColumnBuilder(BooleanBuilder);
 impl FieldBuilder for BoolColumnBuilder {
     type Value = bool;
 
+    #[inline]
     fn append(&mut self, value: &bool) {
         self.0.append_value(*value);
     }
 
+    #[inline]
     fn append_null(&mut self) {
         self.0.append_null();
     }
@@ -793,10 +798,12 @@ pub struct StringReader<'a> {
 impl FieldReader for StringReader<'_> {
     type Value = String;
 
+    #[inline]
     fn is_null(&self, row: usize) -> bool {
         self.array.is_null(row)
     }
 
+    #[inline]
     fn read_present(&self, row: usize) -> Result<String, RecordError> {
         Ok(self.array.value(row).to_owned())
     }
@@ -812,10 +819,12 @@ pub struct StringColumnBuilder(StringBuilder);
 impl FieldBuilder for StringColumnBuilder {
     type Value = String;
 
+    #[inline]
     fn append(&mut self, value: &String) {
         self.0.append_value(value);
     }
 
+    #[inline]
     fn append_null(&mut self) {
         self.0.append_null();
     }

@@ -586,3 +586,208 @@ fn memory_stream_offsets_are_block_indices() {
             .all(|b| b.column(0).null_count() == 0)
     );
 }
+
+#[test]
+fn latest_first_takes_the_newest_file_first() {
+    let tmp = tempfile::tempdir().unwrap();
+    let input = tmp.path().join("in");
+    fs::create_dir(&input).unwrap();
+    let base = now_s() - 100;
+    write_file(&input, "old.json", b"{\"a\":1}\n", base);
+    write_file(&input, "new.json", b"{\"a\":2}\n", base + 1);
+    let mut src = file_source(
+        tmp.path(),
+        "json",
+        Some(schema_ab()),
+        &[("latestFirst", "true"), ("maxFilesPerTrigger", "1")],
+    )
+    .unwrap();
+    let end = src
+        .latest_offset(None, ReadLimit::MaxFiles(1))
+        .unwrap()
+        .unwrap();
+    assert_eq!(col_i64(&src.read(None, &end).unwrap(), 0), vec![Some(2)]);
+}
+
+#[test]
+fn max_file_age_ignores_files_older_than_the_newest_seen_minus_the_age() {
+    let tmp = tempfile::tempdir().unwrap();
+    let input = tmp.path().join("in");
+    fs::create_dir(&input).unwrap();
+    let now = now_s();
+    // Batch 0 takes every file, however old.
+    write_file(&input, "ancient.json", b"{\"a\":0}\n", now - 30 * 86_400);
+    write_file(&input, "f1.json", b"{\"a\":1}\n", now - 10);
+    let mut src = file_source(
+        tmp.path(),
+        "json",
+        Some(schema_ab()),
+        &[("maxFileAge", "1h")],
+    )
+    .unwrap();
+    let first = src.latest_offset(None, ReadLimit::All).unwrap().unwrap();
+    assert_eq!(
+        col_i64(&src.read(None, &first).unwrap(), 0),
+        vec![Some(0), Some(1)]
+    );
+    // A late file older than (newest seen − 1h) is never read; a fresh one is.
+    write_file(&input, "late.json", b"{\"a\":2}\n", now - 2 * 3600);
+    write_file(&input, "f2.json", b"{\"a\":3}\n", now);
+    let next = src
+        .latest_offset(Some(&first), ReadLimit::All)
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        col_i64(&src.read(Some(&first), &next).unwrap(), 0),
+        vec![Some(3)]
+    );
+}
+
+#[test]
+fn file_name_only_treats_same_names_as_the_same_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let input = tmp.path().join("in");
+    fs::create_dir_all(input.join("x")).unwrap();
+    fs::create_dir_all(input.join("y")).unwrap();
+    let base = now_s() - 100;
+    write_file(&input.join("x"), "f.json", b"{\"a\":1}\n", base);
+    let mut src = file_source(
+        tmp.path(),
+        "json",
+        Some(schema_ab()),
+        &[("fileNameOnly", "true")],
+    )
+    .unwrap();
+    let first = src.latest_offset(None, ReadLimit::All).unwrap().unwrap();
+    write_file(&input.join("y"), "f.json", b"{\"a\":2}\n", base + 1);
+    assert_eq!(
+        src.latest_offset(Some(&first), ReadLimit::All).unwrap(),
+        Some(first)
+    );
+}
+
+#[test]
+fn glob_paths_and_hidden_files() {
+    let tmp = tempfile::tempdir().unwrap();
+    let input = tmp.path().join("in");
+    fs::create_dir(&input).unwrap();
+    let base = now_s() - 100;
+    write_file(&input, "a.json", b"{\"a\":1}\n", base);
+    write_file(&input, "b.txt", b"{\"a\":2}\n", base + 1);
+    write_file(&input, ".hidden.json", b"{\"a\":3}\n", base + 2);
+    write_file(&input, "_SUCCESS", b"", base + 3);
+    let mut o = opts(&[]);
+    o.insert("path".into(), format!("{}/*.json", input.display()));
+    let mut src = create_source("json", &o, Some(schema_ab()), ctx(tmp.path())).unwrap();
+    assert_eq!(col_i64(&read_all(&mut src), 0), vec![Some(1)]);
+    let tmp2 = tempfile::tempdir().unwrap();
+    fs::create_dir(tmp2.path().join("in")).unwrap();
+    for name in ["a.json", ".hidden.json", "_SUCCESS"] {
+        fs::copy(input.join(name), tmp2.path().join("in").join(name)).unwrap();
+    }
+    let mut dir_src = file_source(tmp2.path(), "json", Some(schema_ab()), &[]).unwrap();
+    assert_eq!(col_i64(&read_all(&mut dir_src), 0), vec![Some(1)]);
+}
+
+#[test]
+fn json_written_by_the_file_sink_reads_back_with_utc_timestamps() {
+    use arrow::array::TimestampMicrosecondArray;
+    use weir_engine::sink::{SinkContext, SinkOutputMode, create_sink};
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("in");
+    let schema = Arc::new(Schema::new(vec![
+        Field::new(
+            "t",
+            DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+            true,
+        ),
+        Field::new("a", DataType::Int64, true),
+    ]));
+    let batch = RecordBatch::try_new(
+        schema.clone(),
+        vec![
+            Arc::new(
+                TimestampMicrosecondArray::from(vec![1_704_067_200_123_000]).with_timezone("UTC"),
+            ),
+            Arc::new(Int64Array::from(vec![5])),
+        ],
+    )
+    .unwrap();
+    for format in ["json", "csv", "parquet"] {
+        let out = out.join(format);
+        let mut sink = create_sink(
+            format,
+            &opts(&[("path", &out.to_string_lossy())]),
+            SinkContext {
+                query_name: None,
+                fsync: false,
+            },
+        )
+        .unwrap();
+        sink.add_batch(
+            0,
+            &schema,
+            std::slice::from_ref(&batch),
+            SinkOutputMode::Append,
+        )
+        .unwrap();
+        let mut o = opts(&[("mode", "FAILFAST")]);
+        o.insert("path".into(), out.to_string_lossy().into_owned());
+        let mut src = create_source(
+            format,
+            &o,
+            Some(schema.clone()),
+            ctx(&tmp.path().join(format)),
+        )
+        .unwrap();
+        let back = read_all(&mut src);
+        assert_eq!(back.len(), 1, "{format}");
+        assert_eq!(
+            back[0].column(0).as_ref(),
+            batch.column(0).as_ref(),
+            "{format}"
+        );
+        assert_eq!(
+            back[0].column(1).as_ref(),
+            batch.column(1).as_ref(),
+            "{format}"
+        );
+    }
+}
+
+#[test]
+fn a_file_sink_directory_is_read_through_its_log() {
+    use weir_engine::sink::{SinkContext, SinkOutputMode, committed_files, create_sink};
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("in");
+    let mut sink = create_sink(
+        "json",
+        &opts(&[("path", &out.to_string_lossy())]),
+        SinkContext {
+            query_name: None,
+            fsync: false,
+        },
+    )
+    .unwrap();
+    let batch = RecordBatch::try_new(
+        schema_ab(),
+        vec![
+            Arc::new(Int64Array::from(vec![1])),
+            Arc::new(StringArray::from(vec!["x"])),
+        ],
+    )
+    .unwrap();
+    sink.add_batch(0, &schema_ab(), &[batch], SinkOutputMode::Append)
+        .unwrap();
+    // A torn, uncommitted part file (crash before the log entry) is not read.
+    fs::write(out.join("part-00000-torn-c000.json"), b"{\"a\":99}\n{\"a\"").unwrap();
+    assert_eq!(committed_files(&out).unwrap().len(), 1);
+    let mut src = file_source(
+        tmp.path(),
+        "json",
+        Some(schema_ab()),
+        &[("mode", "FAILFAST")],
+    )
+    .unwrap();
+    assert_eq!(col_i64(&read_all(&mut src), 0), vec![Some(1)]);
+}

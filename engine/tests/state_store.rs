@@ -160,7 +160,7 @@ fn commit_then_load_round_trips_across_reopen() {
             .unwrap();
         let metrics = store.metrics();
         assert_eq!(metrics.last_version, Some(2));
-        assert_eq!(metrics.files_on_disk, 4, "2 deltas + 2 checksum files");
+        assert_eq!(metrics.files_on_disk, 2);
         assert!(metrics.bytes_on_disk > 0);
     }
     let mut store = open(root.path(), StateStoreOptions::default());
@@ -184,7 +184,7 @@ fn commit_then_load_round_trips_across_reopen() {
     // Loaded state is sorted by key.
     let words = v1.column(0).as_string::<i32>();
     assert_eq!((words.value(0), words.value(1)), ("a", "b"));
-    assert_eq!(file_names(&store_dir(root.path())).len(), 4);
+    assert_eq!(file_names(&store_dir(root.path())), ["1.delta", "2.delta"]);
 }
 
 #[test]
@@ -215,7 +215,7 @@ fn snapshot_plus_deltas_equals_deltas_only() {
     assert_eq!(commit_history(&mut b, 25, true), history);
     let names = file_names(&store_dir(with_snapshots.path()));
     assert!(names.contains(&"10.snapshot".to_string()), "{names:?}");
-    assert!(names.contains(&"20.snapshot.crc".to_string()), "{names:?}");
+    assert!(names.contains(&"20.snapshot".to_string()), "{names:?}");
     assert!(
         !names
             .iter()
@@ -362,7 +362,10 @@ fn a_truncated_delta_is_named() {
     let mut store = open(root.path(), StateStoreOptions::default());
     let (file, message) = state_error(store.load(3).unwrap_err());
     assert_eq!(file, path);
-    assert!(message.starts_with("is truncated: it has"), "{message}");
+    assert!(
+        message.starts_with("is truncated: it does not end with an Arrow IPC file footer"),
+        "{message}"
+    );
     assert!(message.contains("restore the file"), "{message}");
 }
 
@@ -383,14 +386,21 @@ fn a_missing_delta_is_named() {
 }
 
 #[test]
-fn a_missing_checksum_file_is_named() {
+fn a_file_without_weirs_checksum_is_named() {
     let (root, dir) = three_versions();
-    fs::remove_file(dir.join("1.delta.crc")).unwrap();
+    // An Arrow IPC file written by another tool, with the right name and columns.
+    let path = dir.join("2.delta");
+    let file = fs::File::create(&path).unwrap();
+    let mut writer = arrow::ipc::writer::FileWriter::try_new(file, &schema()).unwrap();
+    writer.write(&rows(&[("a", 1, Some(1))])).unwrap();
+    writer.finish().unwrap();
     let mut store = open(root.path(), StateStoreOptions::default());
     let (file, message) = state_error(store.load(2).unwrap_err());
-    assert_eq!(file, dir.join("1.delta"));
-    assert!(message.contains("checksum file"), "{message}");
-    assert!(message.contains("1.delta.crc"), "{message}");
+    assert_eq!(file, path);
+    assert!(
+        message.starts_with("has no weir.state.crc32c footer metadata"),
+        "{message}"
+    );
 }
 
 #[test]
@@ -439,7 +449,6 @@ fn a_changed_state_schema_is_refused_naming_the_columns() {
 fn a_renamed_file_is_named() {
     let (root, dir) = three_versions();
     fs::copy(dir.join("1.delta"), dir.join("2.delta")).unwrap();
-    fs::copy(dir.join("1.delta.crc"), dir.join("2.delta.crc")).unwrap();
     let mut store = open(root.path(), StateStoreOptions::default());
     let (file, message) = state_error(store.load(2).unwrap_err());
     assert_eq!(file, dir.join("2.delta"));
@@ -492,11 +501,18 @@ fn purge_without_a_usable_snapshot_deletes_nothing() {
 fn commits_must_follow_the_loaded_version() {
     let root = tempfile::tempdir().unwrap();
     let mut store = open(root.path(), StateStoreOptions::default());
-    let err = store.commit(1, &rows(&[]), &keys(&[])).unwrap_err();
+    // An empty directory is version 0; "no change" may be any batch without rows.
+    let nothing = RecordBatch::new_empty(Arc::new(Schema::empty()));
+    assert!(store.commit(2, &nothing, &nothing).is_err());
+    store.commit(1, &nothing, &nothing).unwrap();
+    drop(store);
+    // Once files exist, the version must be loaded before committing.
+    let mut store = open(root.path(), StateStoreOptions::default());
+    let err = store.commit(2, &rows(&[]), &keys(&[])).unwrap_err();
     assert!(matches!(err, Error::Internal(_)), "{err}");
-    store.load(0).unwrap();
-    assert!(store.commit(2, &rows(&[]), &keys(&[])).is_err());
-    store.commit(1, &rows(&[]), &keys(&[])).unwrap();
+    assert!(err.to_string().contains("load version 1 first"), "{err}");
+    store.load(1).unwrap();
+    store.commit(2, &rows(&[]), &keys(&[])).unwrap();
     // A batch re-run after a crash re-commits the same version over the earlier attempt.
     store.load(0).unwrap();
     store
@@ -521,9 +537,12 @@ fn bad_options_and_schemas_are_refused() {
     assert!(err.to_string().contains("reserved"), "{err}");
     // Upserts with the wrong columns are a caller bug, reported before anything is written.
     let mut store = open(root.path(), StateStoreOptions::default());
-    store.load(0).unwrap();
     assert!(store.commit(1, &keys(&[("a", 1)]), &keys(&[])).is_err());
-    assert!(store.commit(1, &rows(&[]), &rows(&[])).is_err());
+    assert!(
+        store
+            .commit(1, &rows(&[]), &rows(&[("a", 1, None)]))
+            .is_err()
+    );
     assert_eq!(store.metrics().files_on_disk, 0);
 }
 

@@ -493,17 +493,17 @@ impl GroupState {
         let arg_type = desc.arg_type.clone();
         let a = &mut self.accs[agg];
         match func {
-            AggFunc::CountStar => a.count[g] += w,
+            AggFunc::CountStar => a.count[g] = a.count[g].wrapping_add(w),
             AggFunc::Count => {
                 if !v.is_null() {
-                    a.count[g] += w
+                    a.count[g] = a.count[g].wrapping_add(w)
                 }
             }
             AggFunc::Sum | AggFunc::Avg => {
                 if v.is_null() {
                     return;
                 }
-                a.count[g] += w;
+                a.count[g] = a.count[g].wrapping_add(w);
                 match (&mut a.value, v) {
                     (ValueVec::I64(s), V::Int(x)) => s[g] = s[g].wrapping_add((*x as i64).wrapping_mul(w)),
                     (ValueVec::F64(s), V::Float(x)) => s[g] += (w as f64) * x,
@@ -515,6 +515,15 @@ impl GroupState {
                 if v.is_null() {
                     return;
                 }
+                // Booleans are stored (and compared) as 0/1 integers.
+                let as_int;
+                let v = match v {
+                    V::Bool(b) => {
+                        as_int = V::Int(*b as i128);
+                        &as_int
+                    }
+                    other => other,
+                };
                 let set = a.flags[g] & 1 != 0;
                 let current = if set { Some(value_at(&a.value, g)) } else { None };
                 let better = match current {
@@ -636,7 +645,9 @@ impl GroupState {
             if let Some(t) = value_state_type(desc) {
                 let col: ArrayRef = match &a.value {
                     ValueVec::I64(v) => Arc::new(Int64Array::from(v.clone())),
-                    ValueVec::F64(v) => Arc::new(Float64Array::from(v.clone())),
+                    ValueVec::F64(v) => {
+                        Arc::new(Float64Array::from_iter_values(v.iter().map(|f| if f.is_nan() { f64::NAN } else { *f })))
+                    }
                     ValueVec::I128(v) => Arc::new(Decimal128Array::from(v.clone()).with_data_type(t)),
                     ValueVec::Str(v) => Arc::new(v.iter().map(|s| s.as_deref()).collect::<StringArray>()),
                     ValueVec::None => continue,

@@ -76,23 +76,24 @@ impl TruncUnit {
     }
 }
 
-/// Truncates a timestamp (µs, UTC) to a unit.
-pub fn trunc_micros(ts: i64, unit: TruncUnit) -> i64 {
-    let floor = |m: i64| ts - ts.rem_euclid(m);
+/// Truncates a timestamp (µs, UTC) to a unit; None when the result is below the i64 range.
+pub fn trunc_micros(ts: i64, unit: TruncUnit) -> Option<i64> {
+    let floor = |m: i64| ts.checked_sub(ts.rem_euclid(m));
     let days = ts.div_euclid(MICROS_PER_DAY);
     let (y, mo, _) = civil_from_days(days);
+    let day_start = |d: i64| d.checked_mul(MICROS_PER_DAY);
     match unit {
-        TruncUnit::Microsecond => ts,
+        TruncUnit::Microsecond => Some(ts),
         TruncUnit::Millisecond => floor(1_000),
         TruncUnit::Second => floor(1_000_000),
         TruncUnit::Minute => floor(60_000_000),
         TruncUnit::Hour => floor(3_600_000_000),
         TruncUnit::Day => floor(MICROS_PER_DAY),
         // 1970-01-01 was a Thursday; Monday-based weeks.
-        TruncUnit::Week => (days - (days + 3).rem_euclid(7)) * MICROS_PER_DAY,
-        TruncUnit::Month => days_from_civil(y, mo, 1) * MICROS_PER_DAY,
-        TruncUnit::Quarter => days_from_civil(y, (mo - 1) / 3 * 3 + 1, 1) * MICROS_PER_DAY,
-        TruncUnit::Year => days_from_civil(y, 1, 1) * MICROS_PER_DAY,
+        TruncUnit::Week => day_start(days - (days + 3).rem_euclid(7)),
+        TruncUnit::Month => day_start(days_from_civil(y, mo, 1)),
+        TruncUnit::Quarter => day_start(days_from_civil(y, (mo - 1) / 3 * 3 + 1, 1)),
+        TruncUnit::Year => day_start(days_from_civil(y, 1, 1)),
     }
 }
 
@@ -159,7 +160,7 @@ pub fn parse_timestamp(s: &str, pattern: Option<&str>) -> Option<i64> {
         if let Ok(dt) = NaiveDateTime::parse_from_str(s, &f) {
             return Some(dt.and_utc().timestamp_micros());
         }
-        return NaiveDate::parse_from_str(s, &f).ok().map(|d| days_from_naive(d) * MICROS_PER_DAY);
+        return NaiveDate::parse_from_str(s, &f).ok().and_then(|d| days_from_naive(d).checked_mul(MICROS_PER_DAY));
     }
     let s = s.strip_suffix('Z').unwrap_or(s);
     for f in ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M"] {
@@ -227,10 +228,10 @@ mod tests {
     fn trunc_and_format() {
         let ts = parse_timestamp("2024-05-17 13:45:12.5", None).unwrap();
         assert_eq!(format_timestamp(ts), "2024-05-17 13:45:12.5");
-        assert_eq!(format_timestamp(trunc_micros(ts, TruncUnit::Month)), "2024-05-01 00:00:00");
-        assert_eq!(format_timestamp(trunc_micros(ts, TruncUnit::Week)), "2024-05-13 00:00:00");
-        assert_eq!(format_timestamp(trunc_micros(ts, TruncUnit::Quarter)), "2024-04-01 00:00:00");
+        assert_eq!(format_timestamp(trunc_micros(ts, TruncUnit::Month).unwrap()), "2024-05-01 00:00:00");
+        assert_eq!(format_timestamp(trunc_micros(ts, TruncUnit::Week).unwrap()), "2024-05-13 00:00:00");
+        assert_eq!(format_timestamp(trunc_micros(ts, TruncUnit::Quarter).unwrap()), "2024-04-01 00:00:00");
         assert_eq!(format_with_pattern(ts, "yyyy/MM/dd HH").unwrap(), "2024/05/17 13");
-        assert_eq!(parse_timestamp("17.05.2024", Some("dd.MM.yyyy")), Some(trunc_micros(ts, TruncUnit::Day)));
+        assert_eq!(parse_timestamp("17.05.2024", Some("dd.MM.yyyy")), trunc_micros(ts, TruncUnit::Day));
     }
 }

@@ -278,8 +278,12 @@ impl<'a, 'b> Codegen<'a, 'b> {
         let spec = &self.plan.spec;
         let mut stack: Vec<ExprId> = self.plan.filters.clone();
         for o in &self.plan.outputs {
-            if let OutputPlan::Native(e) = o {
-                stack.push(*e);
+            match o {
+                OutputPlan::Native(e) => stack.push(*e),
+                OutputPlan::Take(c) if self.plan.columns[*c].has_errors => {
+                    used.insert(*c);
+                }
+                OutputPlan::Take(_) => {}
             }
         }
         if let Some(a) = &self.plan.agg {
@@ -1243,6 +1247,15 @@ impl<'a, 'b> Codegen<'a, 'b> {
         self.col_cache.clear();
         self.expr_cache.clear();
         self.filters(next, err_block);
+        // Taken (copied) columns that were pre-computed may carry per-row errors: raise them for selected rows.
+        for o in self.plan.outputs.clone() {
+            if let OutputPlan::Take(c) = o
+                && self.plan.columns[c].has_errors
+            {
+                let lv = self.column(c);
+                self.check_err(lv.err, err_block);
+            }
+        }
         let k = self.b.use_var(k_var);
         let mut stores = vec![];
         for (e, vals, valid) in native_outs {
@@ -1259,6 +1272,14 @@ impl<'a, 'b> Codegen<'a, 'b> {
                     self.b.ins().select(ok, lv.v, z)
                 }
                 None => lv.v,
+            };
+            // One canonical NaN (payloads depend on operand order, which Cranelift may commute).
+            let v = if ct == F32 || ct == F64 {
+                let nan = if ct == F32 { self.b.ins().f32const(f32::NAN) } else { self.b.ins().f64const(f64::NAN) };
+                let is_nan = self.b.ins().fcmp(FloatCC::Unordered, v, v);
+                self.b.ins().select(is_nan, nan, v)
+            } else {
+                v
             };
             let off_v = self.b.ins().imul_imm_s(k, ct.bytes() as i64);
             let addr = self.b.ins().iadd(vals, off_v);

@@ -541,15 +541,15 @@ impl Interpreter {
             }
             F::DateTrunc => {
                 let unit = datetime::TruncUnit::parse(s(0)).ok_or_else(|| format!("unknown date_trunc unit {}", s(0)))?;
-                V::Int(datetime::trunc_micros(n(1) as i64, unit) as i128)
+                datetime::trunc_micros(n(1) as i64, unit).map(|t| V::Int(t as i128)).unwrap_or(V::Null)
             }
             F::ToTimestamp => {
                 let pattern = if vals.len() == 2 { Some(s(1)) } else { None };
                 datetime::parse_timestamp(s(0), pattern).map(|t| V::Int(t as i128)).unwrap_or(V::Null)
             }
             F::DateFormat => {
-                let ts = if self.ty(args[0]) == &DataType::Date32 { n(0) as i64 * MICROS_PER_DAY } else { n(0) as i64 };
-                datetime::format_with_pattern(ts, s(1)).map(string).unwrap_or(V::Null)
+                let ts = if self.ty(args[0]) == &DataType::Date32 { (n(0) as i64).checked_mul(MICROS_PER_DAY) } else { Some(n(0) as i64) };
+                ts.and_then(|ts| datetime::format_with_pattern(ts, s(1))).map(string).unwrap_or(V::Null)
             }
             F::Abs => match &vals[0] {
                 V::Float(f) => V::Float(f.abs()),
@@ -581,7 +581,7 @@ impl Interpreter {
                         if scale >= 0 {
                             V::Int(*x)
                         } else {
-                            let drop = (-scale) as u32;
+                            let drop = scale.unsigned_abs();
                             match rescale(*x, drop.min(38), 0).and_then(|r| r.checked_mul(pow10(drop.min(38))?)) {
                                 Some(r) => int_result(r, t, ansi)?,
                                 None => return overflow(ansi, "round"),
@@ -1018,8 +1018,8 @@ pub fn cast_value(v: V, from: &DataType, to: &DataType, ansi: bool) -> Eval<V> {
         }),
         (V::Int(x), f, DataType::Boolean) => Ok(V::Bool(*x != 0 || matches!(f, DataType::Null))),
         (V::Float(x), _, DataType::Boolean) => Ok(V::Bool(*x != 0.0)),
-        (V::Int(x), DataType::Date32, t) if is_timestamp(t) => match (*x).checked_mul(MICROS_PER_DAY as i128) {
-            Some(r) => Ok(V::Int(r)),
+        (V::Int(x), DataType::Date32, t) if is_timestamp(t) => match (*x as i64).checked_mul(MICROS_PER_DAY) {
+            Some(r) => Ok(V::Int(r as i128)),
             None => out_of_range(x.to_string()),
         },
         (V::Int(x), f, DataType::Date32) if is_timestamp(f) => Ok(V::Int((*x as i64).div_euclid(MICROS_PER_DAY) as i128)),

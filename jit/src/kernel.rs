@@ -477,7 +477,9 @@ impl InputViews {
         let rows = batch.num_rows();
         let mut columns: Vec<ArrayRef> = batch.columns().to_vec();
         let mut errors: Vec<Vec<Option<String>>> = vec![vec![]; plan.columns.len()];
-        for (e, c) in &plan.precomputed {
+        let mut precomputed: Vec<(usize, u32)> = plan.precomputed.iter().map(|(e, c)| (*c, *e)).collect();
+        precomputed.sort_unstable();
+        for (c, e) in &precomputed {
             let (array, errs) = interp.eval_column(*e, batch)?;
             if columns.len() != *c {
                 return Err(JitError::Compile("pre-computed columns out of order".into()));

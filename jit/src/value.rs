@@ -103,7 +103,8 @@ fn expect_int(v: &V) -> Option<i128> {
 /// Builds an array of logical type `dt` from values (Utf8 for strings).
 pub fn build_array(dt: &DataType, values: &[V]) -> Result<ArrayRef> {
     let int = |v: &V| expect_int(v);
-    let float = |v: &V| if let V::Float(f) = v { Some(*f) } else { None };
+    // NaN payloads are not observable in SQL; export one canonical NaN so results are comparable.
+    let float = |v: &V| if let V::Float(f) = v { Some(if f.is_nan() { f64::NAN } else { *f }) } else { None };
     Ok(match dt {
         DataType::Boolean => {
             Arc::new(values.iter().map(|v| if let V::Bool(b) = v { Some(*b) } else { None }).collect::<BooleanArray>())

@@ -10,9 +10,14 @@ use std::sync::Arc;
 use arrow_schema::{DataType, Field, Fields, Metadata, Schema, TimeUnit};
 
 use crate::error::{Error, Result, Rule, Span};
-use crate::expr::{AggregateFunction, BinaryOperator, Column, Expr, SessionGap, spark_type_name, timestamp_type, window_struct_type};
+use crate::expr::{
+    AggregateFunction, BinaryOperator, Column, Expr, SessionGap, spark_type_name, timestamp_type,
+    window_struct_type,
+};
 use crate::functions::{check_call, implicitly_castable, is_numeric};
-use crate::plan::{Aggregate, JoinType, LogicalPlan, OutputMode, WATERMARK_DELAY_MS_KEY, WATERMARK_DELAY_US_KEY};
+use crate::plan::{
+    Aggregate, JoinType, LogicalPlan, OutputMode, WATERMARK_DELAY_MS_KEY, WATERMARK_DELAY_US_KEY,
+};
 
 const MAX_DECIMAL_PRECISION: u8 = 38;
 
@@ -38,10 +43,17 @@ pub(crate) fn edit_distance(a: &str, b: &str) -> usize {
 }
 
 fn unresolved_column(name: &str, schema: &Schema, span: Option<Span>) -> Error {
-    let mut candidates: Vec<(usize, &str)> =
-        schema.fields().iter().map(|f| (edit_distance(name, f.name()), f.name().as_str())).collect();
+    let mut candidates: Vec<(usize, &str)> = schema
+        .fields()
+        .iter()
+        .map(|f| (edit_distance(name, f.name()), f.name().as_str()))
+        .collect();
     candidates.sort();
-    let suggestions: Vec<String> = candidates.iter().take(5).map(|(_, n)| format!("`{n}`")).collect();
+    let suggestions: Vec<String> = candidates
+        .iter()
+        .take(5)
+        .map(|(_, n)| format!("`{n}`"))
+        .collect();
     let message = if suggestions.is_empty() {
         format!("A column, variable, or function parameter with name `{name}` cannot be resolved.")
     } else {
@@ -51,12 +63,18 @@ fn unresolved_column(name: &str, schema: &Schema, span: Option<Span>) -> Error {
             suggestions.join(", ")
         )
     };
-    Error::analysis(Rule::UnresolvedColumn, message).with_expr(name).with_span(span)
+    Error::analysis(Rule::UnresolvedColumn, message)
+        .with_expr(name)
+        .with_span(span)
 }
 
 /// The input field matching `name` case-insensitively (an exact-case match wins over others).
 fn find_field<'a>(schema: &'a Schema, name: &str, span: Option<Span>) -> Result<&'a Arc<Field>> {
-    let matches: Vec<&Arc<Field>> = schema.fields().iter().filter(|f| f.name().eq_ignore_ascii_case(name)).collect();
+    let matches: Vec<&Arc<Field>> = schema
+        .fields()
+        .iter()
+        .filter(|f| f.name().eq_ignore_ascii_case(name))
+        .collect();
     match matches.as_slice() {
         [] => Err(unresolved_column(name, schema, span)),
         [one] => Ok(one),
@@ -65,7 +83,8 @@ fn find_field<'a>(schema: &'a Schema, name: &str, span: Option<Span>) -> Result<
             _ => Err(Error::analysis(
                 Rule::AmbiguousReference,
                 format!("Reference `{name}` is ambiguous, could be: [{}].", {
-                    let names: Vec<String> = several.iter().map(|f| format!("`{}`", f.name())).collect();
+                    let names: Vec<String> =
+                        several.iter().map(|f| format!("`{}`", f.name())).collect();
                     names.join(", ")
                 }),
             )
@@ -79,21 +98,41 @@ fn resolve_column(column: &Column, input: &LogicalPlan) -> Result<Expr> {
     let schema = input.schema();
     match &column.qualifier {
         None => {
-            let field = find_field(schema, &column.name, column.span)?;
-            Ok(Expr::Column(Column { qualifier: None, name: field.name().clone(), span: column.span }))
+            let field = find_field(schema, &column.name, column.span.get())?;
+            Ok(Expr::Column(Column {
+                qualifier: None,
+                name: field.name().clone(),
+                span: column.span,
+            }))
         }
         Some(qualifier) => {
-            if input.relation_names().iter().any(|r| r.eq_ignore_ascii_case(qualifier)) {
-                let field = find_field(schema, &column.name, column.span)?;
-                return Ok(Expr::Column(Column { qualifier: None, name: field.name().clone(), span: column.span }));
+            if input
+                .relation_names()
+                .iter()
+                .any(|r| r.eq_ignore_ascii_case(qualifier))
+            {
+                let field = find_field(schema, &column.name, column.span.get())?;
+                return Ok(Expr::Column(Column {
+                    qualifier: None,
+                    name: field.name().clone(),
+                    span: column.span,
+                }));
             }
             // `w.start`: a field of a struct column.
-            match find_field(schema, qualifier, column.span) {
+            match find_field(schema, qualifier, column.span.get()) {
                 Ok(field) if matches!(field.data_type(), DataType::Struct(_)) => {
-                    let base = Expr::Column(Column { qualifier: None, name: field.name().clone(), span: column.span });
+                    let base = Expr::Column(Column {
+                        qualifier: None,
+                        name: field.name().clone(),
+                        span: column.span,
+                    });
                     resolve_get_field(base, field.data_type(), &column.name)
                 }
-                _ => Err(unresolved_column(&format!("{qualifier}.{}", column.name), schema, column.span)),
+                _ => Err(unresolved_column(
+                    &format!("{qualifier}.{}", column.name),
+                    schema,
+                    column.span.get(),
+                )),
             }
         }
     }
@@ -103,12 +142,18 @@ fn resolve_get_field(base: Expr, base_type: &DataType, field: &str) -> Result<Ex
     let DataType::Struct(fields) = base_type else {
         return Err(Error::analysis(
             Rule::DatatypeMismatch,
-            format!("Field name should be a STRUCT field, but `{base}` has the type {}.", type_text(base_type)),
+            format!(
+                "Field name should be a STRUCT field, but `{base}` has the type {}.",
+                type_text(base_type)
+            ),
         )
         .with_span(base.span()));
     };
     match fields.iter().find(|f| f.name().eq_ignore_ascii_case(field)) {
-        Some(f) => Ok(Expr::GetField { expr: Box::new(base), field: f.name().clone() }),
+        Some(f) => Ok(Expr::GetField {
+            expr: Box::new(base),
+            field: f.name().clone(),
+        }),
         None => {
             let names: Vec<String> = fields.iter().map(|f| format!("`{}`", f.name())).collect();
             Err(Error::analysis(
@@ -162,7 +207,11 @@ pub fn resolve_output_expr(expr: Expr, input: &LogicalPlan) -> Result<Expr> {
     let resolved = named
         .transform_up(&mut |node| resolve_node(node, &schema))
         .map_err(|e| e.with_expr(&original).with_span(span))?;
-    Ok(if resolved.output_name() == name { resolved } else { resolved.unalias().clone().alias(name) })
+    Ok(if resolved.output_name() == name {
+        resolved
+    } else {
+        resolved.unalias().clone().alias(name)
+    })
 }
 
 /// Type-check one node whose children are resolved, inserting implicit casts.
@@ -173,7 +222,11 @@ fn resolve_node(node: Expr, schema: &Schema) -> Result<Expr> {
             let (lt, _) = ty(&left)?;
             let (rt, _) = ty(&right)?;
             let (lt2, rt2, _) = binary_types(op, &lt, &rt).map_err(|e| {
-                let text = Expr::BinaryOp { left: left.clone(), op, right: right.clone() };
+                let text = Expr::BinaryOp {
+                    left: left.clone(),
+                    op,
+                    right: right.clone(),
+                };
                 e.with_expr(text)
             })?;
             Ok(Expr::BinaryOp {
@@ -186,55 +239,103 @@ fn resolve_node(node: Expr, schema: &Schema) -> Result<Expr> {
         Expr::Negative(e) => {
             let (t, _) = ty(&e)?;
             if !(is_numeric(&t) || matches!(t, DataType::Duration(_) | DataType::Null)) {
-                return Err(mismatch(&format!("(- {e})"), "the operand must be numeric or an interval", &[&t]));
+                return Err(mismatch(
+                    &format!("(- {e})"),
+                    "the operand must be numeric or an interval",
+                    &[&t],
+                ));
             }
             Ok(Expr::Negative(e))
         }
-        Expr::Like { expr, pattern, negated, case_insensitive } => Ok(Expr::Like {
+        Expr::Like {
+            expr,
+            pattern,
+            negated,
+            case_insensitive,
+        } => Ok(Expr::Like {
             expr: Box::new(to_string_operand(*expr, schema, "LIKE")?),
             pattern: Box::new(to_string_operand(*pattern, schema, "LIKE")?),
             negated,
             case_insensitive,
         }),
-        Expr::RLike { expr, pattern, negated } => Ok(Expr::RLike {
+        Expr::RLike {
+            expr,
+            pattern,
+            negated,
+        } => Ok(Expr::RLike {
             expr: Box::new(to_string_operand(*expr, schema, "RLIKE")?),
             pattern: Box::new(to_string_operand(*pattern, schema, "RLIKE")?),
             negated,
         }),
-        Expr::InList { expr, list, negated } => {
+        Expr::InList {
+            expr,
+            list,
+            negated,
+        } => {
             let mut all = vec![*expr];
             all.extend(list);
             let mut all = coerce_to_common(all, schema, "IN")?;
             let expr = all.remove(0);
-            Ok(Expr::InList { expr: Box::new(expr), list: all, negated })
+            Ok(Expr::InList {
+                expr: Box::new(expr),
+                list: all,
+                negated,
+            })
         }
-        Expr::Between { expr, low, high, negated } => {
+        Expr::Between {
+            expr,
+            low,
+            high,
+            negated,
+        } => {
             let mut all = coerce_to_common(vec![*expr, *low, *high], schema, "BETWEEN")?;
             let high = all.pop();
             let low = all.pop();
             let expr = all.pop();
             match (expr, low, high) {
-                (Some(expr), Some(low), Some(high)) => {
-                    Ok(Expr::Between { expr: Box::new(expr), low: Box::new(low), high: Box::new(high), negated })
-                }
-                _ => Err(Error::analysis(Rule::DatatypeMismatch, "BETWEEN needs a value and two bounds")),
+                (Some(expr), Some(low), Some(high)) => Ok(Expr::Between {
+                    expr: Box::new(expr),
+                    low: Box::new(low),
+                    high: Box::new(high),
+                    negated,
+                }),
+                _ => Err(Error::analysis(
+                    Rule::DatatypeMismatch,
+                    "BETWEEN needs a value and two bounds",
+                )),
             }
         }
-        Expr::Case { operand, branches, else_expr } => resolve_case(operand, branches, else_expr, schema),
-        Expr::Cast { expr, data_type, try_cast } => {
+        Expr::Case {
+            operand,
+            branches,
+            else_expr,
+        } => resolve_case(operand, branches, else_expr, schema),
+        Expr::Cast {
+            expr,
+            data_type,
+            try_cast,
+        } => {
             let (from, _) = ty(&expr)?;
             if !can_cast(&from, &data_type) {
                 return Err(Error::analysis(
                     Rule::DatatypeMismatch,
                     format!(
                         "Cannot resolve \"{}\" due to data type mismatch: cannot cast {} to {}.",
-                        Expr::Cast { expr: expr.clone(), data_type: data_type.clone(), try_cast },
+                        Expr::Cast {
+                            expr: expr.clone(),
+                            data_type: data_type.clone(),
+                            try_cast
+                        },
                         type_text(&from),
                         type_text(&data_type)
                     ),
                 ));
             }
-            Ok(Expr::Cast { expr, data_type, try_cast })
+            Ok(Expr::Cast {
+                expr,
+                data_type,
+                try_cast,
+            })
         }
         Expr::ScalarFunction { name, args, span } => {
             if name == "explode" {
@@ -243,28 +344,49 @@ fn resolve_node(node: Expr, schema: &Schema) -> Result<Expr> {
                     "The generator `explode` is only supported alone in the SELECT list (optionally aliased), \
                      not nested in expressions or in other clauses.",
                 )
-                .with_span(span));
+                .with_span(span.get()));
             }
             let types = args.iter().map(&ty).collect::<Result<Vec<_>>>()?;
-            let (args, _, _) = check_call(&name, args, &types).map_err(|e| e.with_span(span))?;
+            let (args, _, _) =
+                check_call(&name, args, &types).map_err(|e| e.with_span(span.get()))?;
             Ok(Expr::ScalarFunction { name, args, span })
         }
-        Expr::Aggregate { func, args, distinct, span } => {
+        Expr::Aggregate {
+            func,
+            args,
+            distinct,
+            span,
+        } => {
             if args.iter().any(Expr::contains_aggregate) {
                 return Err(Error::analysis(
                     Rule::InvalidAggregate,
                     "It is not allowed to use an aggregate function in the argument of another aggregate \
                      function. Please use the inner aggregate function in a sub-query.",
                 )
-                .with_span(span));
+                .with_span(span.get()));
             }
-            let node = Expr::Aggregate { func, args, distinct, span };
-            aggregate_type(&node, schema).map_err(|e| e.with_span(span))?;
+            let node = Expr::Aggregate {
+                func,
+                args,
+                distinct,
+                span,
+            };
+            aggregate_type(&node, schema).map_err(|e| e.with_span(span.get()))?;
             Ok(node)
         }
-        Expr::Window { time, size_us, slide_us, start_us } => {
+        Expr::Window {
+            time,
+            size_us,
+            slide_us,
+            start_us,
+        } => {
             let time = window_time_operand(*time, schema, "window")?;
-            Ok(Expr::Window { time: Box::new(time), size_us, slide_us, start_us })
+            Ok(Expr::Window {
+                time: Box::new(time),
+                size_us,
+                slide_us,
+                start_us,
+            })
         }
         Expr::SessionWindow { time, gap } => {
             let time = window_time_operand(*time, schema, "session_window")?;
@@ -278,12 +400,19 @@ fn resolve_node(node: Expr, schema: &Schema) -> Result<Expr> {
                     ));
                 }
             }
-            Ok(Expr::SessionWindow { time: Box::new(time), gap })
+            Ok(Expr::SessionWindow {
+                time: Box::new(time),
+                gap,
+            })
         }
         Expr::WindowTime(e) => {
             let (t, _) = ty(&e)?;
             if t != window_struct_type() {
-                return Err(mismatch(&format!("window_time({e})"), "the argument must be a window column", &[&t]));
+                return Err(mismatch(
+                    &format!("window_time({e})"),
+                    "the argument must be a window column",
+                    &[&t],
+                ));
             }
             Ok(Expr::WindowTime(e))
         }
@@ -302,7 +431,10 @@ fn mismatch(expr: &str, why: &str, types: &[&DataType]) -> Error {
     let types: Vec<String> = types.iter().map(|t| type_text(t)).collect();
     Error::analysis(
         Rule::DatatypeMismatch,
-        format!("Cannot resolve \"{expr}\" due to data type mismatch: {why} (got {}).", types.join(", ")),
+        format!(
+            "Cannot resolve \"{expr}\" due to data type mismatch: {why} (got {}).",
+            types.join(", ")
+        ),
     )
 }
 
@@ -325,31 +457,50 @@ fn expect_boolean(e: Expr, schema: &Schema, context: &str) -> Result<Expr> {
     match t {
         DataType::Boolean => Ok(e),
         DataType::Null => Ok(e.cast(DataType::Boolean)),
-        t => Err(mismatch(&format!("{context} {e}"), "the operand must be BOOLEAN", &[&t])),
+        t => Err(mismatch(
+            &format!("{context} {e}"),
+            "the operand must be BOOLEAN",
+            &[&t],
+        )),
     }
 }
 
 fn to_string_operand(e: Expr, schema: &Schema, context: &str) -> Result<Expr> {
     let (t, _) = expr_type(&e, schema)?;
     if !implicitly_castable(&t, &DataType::Utf8) {
-        return Err(mismatch(&format!("{e} {context}"), "the operands must be STRING", &[&t]));
+        return Err(mismatch(
+            &format!("{e} {context}"),
+            "the operands must be STRING",
+            &[&t],
+        ));
     }
     Ok(cast_if_needed(e, &t, &DataType::Utf8))
 }
 
 fn coerce_to_common(exprs: Vec<Expr>, schema: &Schema, context: &str) -> Result<Vec<Expr>> {
-    let types = exprs.iter().map(|e| expr_type(e, schema).map(|(t, _)| t)).collect::<Result<Vec<_>>>()?;
+    let types = exprs
+        .iter()
+        .map(|e| expr_type(e, schema).map(|(t, _)| t))
+        .collect::<Result<Vec<_>>>()?;
     let mut common = DataType::Null;
     for t in &types {
         common = comparison_type(&common, t).ok_or_else(|| {
             mismatch(
                 context,
-                &format!("the input types must all be comparable, but {} and {} are not", type_text(&common), type_text(t)),
+                &format!(
+                    "the input types must all be comparable, but {} and {} are not",
+                    type_text(&common),
+                    type_text(t)
+                ),
                 &[&common, t],
             )
         })?;
     }
-    Ok(exprs.into_iter().zip(&types).map(|(e, t)| cast_if_needed(e, t, &common)).collect())
+    Ok(exprs
+        .into_iter()
+        .zip(&types)
+        .map(|(e, t)| cast_if_needed(e, t, &common))
+        .collect())
 }
 
 fn resolve_case(
@@ -367,23 +518,48 @@ fn resolve_case(
             let op = all.remove(0);
             (Some(Box::new(op)), all)
         }
-        None => (None, whens.into_iter().map(|w| expect_boolean(w, schema, "CASE WHEN")).collect::<Result<_>>()?),
+        None => (
+            None,
+            whens
+                .into_iter()
+                .map(|w| expect_boolean(w, schema, "CASE WHEN"))
+                .collect::<Result<_>>()?,
+        ),
     };
     let mut values = thens;
     let has_else = else_expr.is_some();
     if let Some(e) = else_expr {
         values.push(*e);
     }
-    let types = values.iter().map(|e| expr_type(e, schema).map(|(t, _)| t)).collect::<Result<Vec<_>>>()?;
+    let types = values
+        .iter()
+        .map(|e| expr_type(e, schema).map(|(t, _)| t))
+        .collect::<Result<Vec<_>>>()?;
     let mut common = DataType::Null;
     for t in &types {
         common = wider_type(&common, t).ok_or_else(|| {
-            mismatch("CASE", "THEN and ELSE expressions should all be same type or coercible to a common type", &[&common, t])
+            mismatch(
+                "CASE",
+                "THEN and ELSE expressions should all be same type or coercible to a common type",
+                &[&common, t],
+            )
         })?;
     }
-    let mut values: Vec<Expr> = values.into_iter().zip(&types).map(|(e, t)| cast_if_needed(e, t, &common)).collect();
-    let else_expr = if has_else { values.pop().map(Box::new) } else { None };
-    Ok(Expr::Case { operand, branches: whens.into_iter().zip(values).collect(), else_expr })
+    let mut values: Vec<Expr> = values
+        .into_iter()
+        .zip(&types)
+        .map(|(e, t)| cast_if_needed(e, t, &common))
+        .collect();
+    let else_expr = if has_else {
+        values.pop().map(Box::new)
+    } else {
+        None
+    };
+    Ok(Expr::Case {
+        operand,
+        branches: whens.into_iter().zip(values).collect(),
+        else_expr,
+    })
 }
 
 /// Wrap `expr` in a cast when `from` differs from `to`.
@@ -441,12 +617,16 @@ pub(crate) fn wider_type(a: &DataType, b: &DataType) -> Option<DataType> {
     }
     match (a, b) {
         (DataType::Null, t) | (t, DataType::Null) => Some(t.clone()),
-        (DataType::Decimal128(..), t) | (t, DataType::Decimal128(..)) if matches!(t, DataType::Float32 | DataType::Float64) => {
+        (DataType::Decimal128(..), t) | (t, DataType::Decimal128(..))
+            if matches!(t, DataType::Float32 | DataType::Float64) =>
+        {
             Some(DataType::Float64)
         }
-        (x, y) if integral_as_decimal(x).is_some()
-            && integral_as_decimal(y).is_some()
-            && (matches!(x, DataType::Decimal128(..)) || matches!(y, DataType::Decimal128(..))) =>
+        (x, y)
+            if integral_as_decimal(x).is_some()
+                && integral_as_decimal(y).is_some()
+                && (matches!(x, DataType::Decimal128(..))
+                    || matches!(y, DataType::Decimal128(..))) =>
         {
             let (p1, s1) = integral_as_decimal(x)?;
             let (p2, s2) = integral_as_decimal(y)?;
@@ -455,11 +635,17 @@ pub(crate) fn wider_type(a: &DataType, b: &DataType) -> Option<DataType> {
             Some(bounded_decimal(range + scale, scale))
         }
         (x, y) if numeric_rank(x).is_some() && numeric_rank(y).is_some() => {
-            if numeric_rank(x) >= numeric_rank(y) { Some(x.clone()) } else { Some(y.clone()) }
+            if numeric_rank(x) >= numeric_rank(y) {
+                Some(x.clone())
+            } else {
+                Some(y.clone())
+            }
         }
         (DataType::Date32, DataType::Timestamp(..)) => Some(b.clone()),
         (DataType::Timestamp(..), DataType::Date32) => Some(a.clone()),
-        (DataType::Utf8, t) | (t, DataType::Utf8) if implicitly_castable(t, &DataType::Utf8) => Some(DataType::Utf8),
+        (DataType::Utf8, t) | (t, DataType::Utf8) if implicitly_castable(t, &DataType::Utf8) => {
+            Some(DataType::Utf8)
+        }
         _ => None,
     }
 }
@@ -472,21 +658,36 @@ fn comparison_type(a: &DataType, b: &DataType) -> Option<DataType> {
     }
     match (a, b) {
         (DataType::Utf8, t) | (t, DataType::Utf8)
-            if is_numeric(t) || matches!(t, DataType::Date32 | DataType::Timestamp(..) | DataType::Boolean) =>
+            if is_numeric(t)
+                || matches!(
+                    t,
+                    DataType::Date32 | DataType::Timestamp(..) | DataType::Boolean
+                ) =>
         {
             Some(t.clone())
         }
         (DataType::Utf8, DataType::Null) | (DataType::Null, DataType::Utf8) => Some(DataType::Utf8),
-        (DataType::Boolean, DataType::Null) | (DataType::Null, DataType::Boolean) => Some(DataType::Boolean),
-        (x, y) if is_numeric(x) || is_numeric(y) || x == &DataType::Null || y == &DataType::Null => wider_type(x, y),
-        (DataType::Date32, DataType::Timestamp(..)) | (DataType::Timestamp(..), DataType::Date32) => wider_type(a, b),
+        (DataType::Boolean, DataType::Null) | (DataType::Null, DataType::Boolean) => {
+            Some(DataType::Boolean)
+        }
+        (x, y)
+            if is_numeric(x) || is_numeric(y) || x == &DataType::Null || y == &DataType::Null =>
+        {
+            wider_type(x, y)
+        }
+        (DataType::Date32, DataType::Timestamp(..))
+        | (DataType::Timestamp(..), DataType::Date32) => wider_type(a, b),
         (DataType::Timestamp(..), DataType::Timestamp(..)) => Some(timestamp_type()),
         _ => None,
     }
 }
 
 /// For `left op right` with operand types `lt`/`rt`: the types to cast each operand to and the result type.
-fn binary_types(op: BinaryOperator, lt: &DataType, rt: &DataType) -> Result<(DataType, DataType, DataType)> {
+fn binary_types(
+    op: BinaryOperator,
+    lt: &DataType,
+    rt: &DataType,
+) -> Result<(DataType, DataType, DataType)> {
     let incompatible = || {
         Error::analysis(
             Rule::DatatypeMismatch,
@@ -516,7 +717,9 @@ fn binary_types(op: BinaryOperator, lt: &DataType, rt: &DataType) -> Result<(Dat
             Ok((DataType::Boolean, DataType::Boolean, DataType::Boolean))
         }
         B::StringConcat => {
-            if !implicitly_castable(lt, &DataType::Utf8) || !implicitly_castable(rt, &DataType::Utf8) {
+            if !implicitly_castable(lt, &DataType::Utf8)
+                || !implicitly_castable(rt, &DataType::Utf8)
+            {
                 return Err(incompatible());
             }
             Ok((DataType::Utf8, DataType::Utf8, DataType::Utf8))
@@ -529,7 +732,11 @@ fn binary_types(op: BinaryOperator, lt: &DataType, rt: &DataType) -> Result<(Dat
     }
 }
 
-fn arithmetic_types(op: BinaryOperator, lt: &DataType, rt: &DataType) -> Option<(DataType, DataType, DataType)> {
+fn arithmetic_types(
+    op: BinaryOperator,
+    lt: &DataType,
+    rt: &DataType,
+) -> Option<(DataType, DataType, DataType)> {
     use BinaryOperator as B;
     let duration = DataType::Duration(TimeUnit::Microsecond);
     // Time arithmetic.
@@ -537,14 +744,20 @@ fn arithmetic_types(op: BinaryOperator, lt: &DataType, rt: &DataType) -> Option<
         (B::Plus | B::Minus, DataType::Timestamp(..), DataType::Duration(_)) => {
             return Some((lt.clone(), duration, lt.clone()));
         }
-        (B::Plus, DataType::Duration(_), DataType::Timestamp(..)) => return Some((duration, rt.clone(), rt.clone())),
+        (B::Plus, DataType::Duration(_), DataType::Timestamp(..)) => {
+            return Some((duration, rt.clone(), rt.clone()));
+        }
         (B::Minus, DataType::Timestamp(..), DataType::Timestamp(..)) => {
             return Some((timestamp_type(), timestamp_type(), duration));
         }
         (B::Plus | B::Minus, DataType::Duration(_), DataType::Duration(_)) => {
             return Some((duration.clone(), duration.clone(), duration));
         }
-        (B::Plus | B::Minus, DataType::Date32, DataType::Int8 | DataType::Int16 | DataType::Int32) => {
+        (
+            B::Plus | B::Minus,
+            DataType::Date32,
+            DataType::Int8 | DataType::Int16 | DataType::Int32,
+        ) => {
             return Some((DataType::Date32, DataType::Int32, DataType::Date32));
         }
         _ => {}
@@ -554,18 +767,32 @@ fn arithmetic_types(op: BinaryOperator, lt: &DataType, rt: &DataType) -> Option<
         match t {
             DataType::Utf8 => Some(DataType::Float64),
             DataType::Null if other == &DataType::Null => Some(DataType::Int32),
-            DataType::Null => Some(if other == &DataType::Utf8 { DataType::Float64 } else { other.clone() }),
+            DataType::Null => Some(if other == &DataType::Utf8 {
+                DataType::Float64
+            } else {
+                other.clone()
+            }),
             t if is_numeric(t) => Some(t.clone()),
             _ => None,
         }
     };
     let l = operand(lt, rt)?;
     let r = operand(rt, lt)?;
-    let any_float = matches!(l, DataType::Float32 | DataType::Float64) || matches!(r, DataType::Float32 | DataType::Float64);
-    let any_decimal = matches!(l, DataType::Decimal128(..)) || matches!(r, DataType::Decimal128(..));
+    let any_float = matches!(l, DataType::Float32 | DataType::Float64)
+        || matches!(r, DataType::Float32 | DataType::Float64);
+    let any_decimal =
+        matches!(l, DataType::Decimal128(..)) || matches!(r, DataType::Decimal128(..));
     if any_float {
-        let common = if op == B::Divide { DataType::Float64 } else { wider_type(&l, &r)? };
-        let common = if any_decimal { DataType::Float64 } else { common };
+        let common = if op == B::Divide {
+            DataType::Float64
+        } else {
+            wider_type(&l, &r)?
+        };
+        let common = if any_decimal {
+            DataType::Float64
+        } else {
+            common
+        };
         return Some((common.clone(), common.clone(), common));
     }
     if any_decimal {
@@ -589,7 +816,11 @@ fn arithmetic_types(op: BinaryOperator, lt: &DataType, rt: &DataType) -> Option<
             _ => return None,
         };
         let as_dec = |t: &DataType, p: i32, s: i32| {
-            if matches!(t, DataType::Decimal128(..)) { t.clone() } else { bounded_decimal(p, s) }
+            if matches!(t, DataType::Decimal128(..)) {
+                t.clone()
+            } else {
+                bounded_decimal(p, s)
+            }
         };
         return Some((as_dec(&l, p1, s1), as_dec(&r, p2, s2), result));
     }
@@ -607,13 +838,30 @@ fn can_cast(from: &DataType, to: &DataType) -> bool {
         return true;
     }
     let atomic = |t: &DataType| {
-        is_numeric(t) || matches!(t, DataType::Utf8 | DataType::Boolean | DataType::Date32 | DataType::Timestamp(..))
+        is_numeric(t)
+            || matches!(
+                t,
+                DataType::Utf8 | DataType::Boolean | DataType::Date32 | DataType::Timestamp(..)
+            )
     };
     match (from, to) {
-        (_, DataType::Utf8) => atomic(from) || matches!(from, DataType::Struct(_) | DataType::List(_) | DataType::Duration(_)),
+        (_, DataType::Utf8) => {
+            atomic(from)
+                || matches!(
+                    from,
+                    DataType::Struct(_) | DataType::List(_) | DataType::Duration(_)
+                )
+        }
         (DataType::Utf8, t) => atomic(t) || matches!(t, DataType::Duration(_)),
-        (f, t) if (is_numeric(f) || f == &DataType::Boolean) && (is_numeric(t) || t == &DataType::Boolean) => true,
-        (DataType::Timestamp(..), t) => is_numeric(t) || matches!(t, DataType::Date32 | DataType::Timestamp(..)),
+        (f, t)
+            if (is_numeric(f) || f == &DataType::Boolean)
+                && (is_numeric(t) || t == &DataType::Boolean) =>
+        {
+            true
+        }
+        (DataType::Timestamp(..), t) => {
+            is_numeric(t) || matches!(t, DataType::Date32 | DataType::Timestamp(..))
+        }
         (f, DataType::Timestamp(..)) => is_numeric(f) || f == &DataType::Date32,
         _ => false,
     }
@@ -628,7 +876,10 @@ fn aggregate_type(expr: &Expr, schema: &Schema) -> Result<(DataType, bool)> {
         _ => {
             return Err(Error::analysis(
                 Rule::WrongNumArgs,
-                format!("The `{func}` requires 1 parameters but the actual number is {}.", args.len()),
+                format!(
+                    "The `{func}` requires 1 parameters but the actual number is {}.",
+                    args.len()
+                ),
             ));
         }
     };
@@ -644,10 +895,16 @@ fn aggregate_type(expr: &Expr, schema: &Schema) -> Result<(DataType, bool)> {
         )
     };
     Ok(match func {
-        AggregateFunction::Count | AggregateFunction::ApproxCountDistinct => (DataType::Int64, false),
+        AggregateFunction::Count | AggregateFunction::ApproxCountDistinct => {
+            (DataType::Int64, false)
+        }
         AggregateFunction::Sum => (
             match &t {
-                DataType::Int8 | DataType::Int16 | DataType::Int32 | DataType::Int64 | DataType::Null => DataType::Int64,
+                DataType::Int8
+                | DataType::Int16
+                | DataType::Int32
+                | DataType::Int64
+                | DataType::Null => DataType::Int64,
                 DataType::Float32 | DataType::Float64 => DataType::Float64,
                 DataType::Decimal128(p, s) => bounded_decimal(i32::from(*p) + 10, i32::from(*s)),
                 DataType::Duration(_) => t.clone(),
@@ -668,7 +925,10 @@ fn aggregate_type(expr: &Expr, schema: &Schema) -> Result<(DataType, bool)> {
             if matches!(t, DataType::Struct(_) | DataType::List(_)) && t != window_struct_type() {
                 return Err(Error::analysis(
                     Rule::DatatypeMismatch,
-                    format!("Cannot resolve \"{expr}\" due to data type mismatch: {} is not orderable.", type_text(&t)),
+                    format!(
+                        "Cannot resolve \"{expr}\" due to data type mismatch: {} is not orderable.",
+                        type_text(&t)
+                    ),
                 ));
             }
             (t, true)
@@ -682,7 +942,7 @@ pub fn expr_type(expr: &Expr, schema: &Schema) -> Result<(DataType, bool)> {
     let ty = |e: &Expr| expr_type(e, schema);
     Ok(match expr {
         Expr::Column(c) => {
-            let f = find_field(schema, &c.name, c.span)?;
+            let f = find_field(schema, &c.name, c.span.get())?;
             (f.data_type().clone(), f.is_nullable())
         }
         Expr::Literal(v) => (v.data_type(), v.is_null()),
@@ -690,7 +950,8 @@ pub fn expr_type(expr: &Expr, schema: &Schema) -> Result<(DataType, bool)> {
             let (lt, ln) = ty(left)?;
             let (rt, rn) = ty(right)?;
             let (_, _, result) = binary_types(*op, &lt, &rt)?;
-            let nullable = ln || rn || matches!(op, BinaryOperator::Divide | BinaryOperator::Modulo);
+            let nullable =
+                ln || rn || matches!(op, BinaryOperator::Divide | BinaryOperator::Modulo);
             (result, nullable)
         }
         Expr::Not(e) => (DataType::Boolean, ty(e)?.1),
@@ -706,8 +967,14 @@ pub fn expr_type(expr: &Expr, schema: &Schema) -> Result<(DataType, bool)> {
             }
             (DataType::Boolean, nullable)
         }
-        Expr::Between { expr, low, high, .. } => (DataType::Boolean, ty(expr)?.1 || ty(low)?.1 || ty(high)?.1),
-        Expr::Case { branches, else_expr, .. } => {
+        Expr::Between {
+            expr, low, high, ..
+        } => (DataType::Boolean, ty(expr)?.1 || ty(low)?.1 || ty(high)?.1),
+        Expr::Case {
+            branches,
+            else_expr,
+            ..
+        } => {
             let mut common = DataType::Null;
             let mut nullable = else_expr.is_none();
             for (_, then) in branches {
@@ -722,9 +989,16 @@ pub fn expr_type(expr: &Expr, schema: &Schema) -> Result<(DataType, bool)> {
             }
             (common, nullable)
         }
-        Expr::Cast { expr, data_type, try_cast } => {
+        Expr::Cast {
+            expr,
+            data_type,
+            try_cast,
+        } => {
             let (from, n) = ty(expr)?;
-            (data_type.clone(), n || *try_cast || (from == DataType::Utf8 && data_type != &DataType::Utf8))
+            (
+                data_type.clone(),
+                n || *try_cast || (from == DataType::Utf8 && data_type != &DataType::Utf8),
+            )
         }
         Expr::ScalarFunction { name, args, .. } => {
             let types = args.iter().map(&ty).collect::<Result<Vec<_>>>()?;
@@ -733,7 +1007,9 @@ pub fn expr_type(expr: &Expr, schema: &Schema) -> Result<(DataType, bool)> {
         }
         Expr::Aggregate { .. } => aggregate_type(expr, schema)?,
         Expr::Alias { expr, .. } => ty(expr)?,
-        Expr::Window { time, .. } | Expr::SessionWindow { time, .. } => (window_struct_type(), ty(time)?.1),
+        Expr::Window { time, .. } | Expr::SessionWindow { time, .. } => {
+            (window_struct_type(), ty(time)?.1)
+        }
         Expr::WindowTime(e) => (timestamp_type(), ty(e)?.1),
         Expr::CurrentTimestamp => (timestamp_type(), false),
         Expr::GetField { expr, field } => {
@@ -741,17 +1017,34 @@ pub fn expr_type(expr: &Expr, schema: &Schema) -> Result<(DataType, bool)> {
             match &t {
                 DataType::Struct(fields) => match fields.iter().find(|f| f.name() == field) {
                     Some(f) => (f.data_type().clone(), n || f.is_nullable()),
-                    None => return Err(resolve_get_field((**expr).clone(), &t, field).err().unwrap_or_else(|| {
-                        Error::analysis(Rule::UnresolvedColumn, format!("No such struct field `{field}`."))
-                    })),
+                    None => {
+                        return Err(resolve_get_field((**expr).clone(), &t, field)
+                            .err()
+                            .unwrap_or_else(|| {
+                                Error::analysis(
+                                    Rule::UnresolvedColumn,
+                                    format!("No such struct field `{field}`."),
+                                )
+                            }));
+                    }
                 },
-                _ => return Err(resolve_get_field((**expr).clone(), &t, field).err().unwrap_or_else(|| {
-                    Error::analysis(Rule::DatatypeMismatch, format!("`{expr}` is not a struct."))
-                })),
+                _ => {
+                    return Err(resolve_get_field((**expr).clone(), &t, field)
+                        .err()
+                        .unwrap_or_else(|| {
+                            Error::analysis(
+                                Rule::DatatypeMismatch,
+                                format!("`{expr}` is not a struct."),
+                            )
+                        }));
+                }
             }
         }
         Expr::Wildcard { .. } => {
-            return Err(Error::analysis(Rule::UnsupportedFeature, "Invalid usage of '*' in expression."));
+            return Err(Error::analysis(
+                Rule::UnsupportedFeature,
+                "Invalid usage of '*' in expression.",
+            ));
         }
     })
 }
@@ -769,9 +1062,11 @@ fn watermark_metadata(expr: &Expr, schema: &Schema) -> Option<Metadata> {
         Expr::Window { time, .. } | Expr::SessionWindow { time, .. } | Expr::WindowTime(time) => {
             watermark_metadata(time, schema)
         }
-        Expr::Cast { expr, data_type: DataType::Timestamp(..), .. } => {
-            watermark_metadata(expr, schema)
-        }
+        Expr::Cast {
+            expr,
+            data_type: DataType::Timestamp(..),
+            ..
+        } => watermark_metadata(expr, schema),
         _ => None,
     }
 }
@@ -795,7 +1090,10 @@ pub(crate) fn schema_with_watermark(schema: &Schema, column: &str, delay_us: i64
         .map(|f| {
             let mut md = f.metadata().clone();
             if f.name() == column {
-                md.insert(WATERMARK_DELAY_MS_KEY.to_string(), (delay_us / 1000).to_string());
+                md.insert(
+                    WATERMARK_DELAY_MS_KEY.to_string(),
+                    (delay_us / 1000).to_string(),
+                );
                 md.insert(WATERMARK_DELAY_US_KEY.to_string(), delay_us.to_string());
             } else {
                 md.remove(WATERMARK_DELAY_MS_KEY);
@@ -813,7 +1111,11 @@ pub fn has_watermark(field: &Field) -> bool {
 }
 
 /// A filter predicate: resolved, boolean, without aggregates.
-pub(crate) fn resolve_predicate(predicate: Expr, input: &LogicalPlan, clause: &str) -> Result<Expr> {
+pub(crate) fn resolve_predicate(
+    predicate: Expr,
+    input: &LogicalPlan,
+    clause: &str,
+) -> Result<Expr> {
     if predicate.contains_aggregate() {
         return Err(Error::analysis(
             Rule::InvalidAggregate,
@@ -832,7 +1134,10 @@ pub(crate) fn resolve_predicate(predicate: Expr, input: &LogicalPlan, clause: &s
         DataType::Null => Ok(resolved.cast(DataType::Boolean)),
         t => Err(Error::analysis(
             Rule::DatatypeMismatch,
-            format!("Filter expression \"{resolved}\" of type {} is not a boolean.", type_text(&t)),
+            format!(
+                "Filter expression \"{resolved}\" of type {} is not a boolean.",
+                type_text(&t)
+            ),
         )
         .with_expr(&resolved)
         .with_span(resolved.span())),
@@ -906,10 +1211,11 @@ pub fn check_streaming(plan: &LogicalPlan, mode: OutputMode) -> Result<()> {
         OutputMode::Append => {
             for aggregate in &aggregates {
                 let input_schema = aggregate.input.schema();
-                let has_watermarked_key = aggregate
-                    .group_by
-                    .iter()
-                    .any(|g| expr_field(g, input_schema).map(|f| has_watermark(&f)).unwrap_or(false));
+                let has_watermarked_key = aggregate.group_by.iter().any(|g| {
+                    expr_field(g, input_schema)
+                        .map(|f| has_watermark(&f))
+                        .unwrap_or(false)
+                });
                 if !has_watermarked_key {
                     let watermarked: Vec<&str> = input_schema
                         .fields()
@@ -948,7 +1254,10 @@ pub fn check_streaming(plan: &LogicalPlan, mode: OutputMode) -> Result<()> {
             }
         }
         OutputMode::Update => {
-            if let Some(aggregate) = aggregates.iter().find(|a| a.group_by.iter().any(is_session_window)) {
+            if let Some(aggregate) = aggregates
+                .iter()
+                .find(|a| a.group_by.iter().any(is_session_window))
+            {
                 return Err(streaming_error(
                     Rule::StreamingOutputMode,
                     "Update output mode is not supported for session window aggregations on streaming \
@@ -1045,7 +1354,8 @@ fn check_operators(node: &LogicalPlan, mode: OutputMode) -> Result<()> {
             }
         }
         LogicalPlan::Sort(s) if s.input.is_streaming() => {
-            let complete_data = mode == OutputMode::Complete && contains_streaming_aggregate(&s.input);
+            let complete_data =
+                mode == OutputMode::Complete && contains_streaming_aggregate(&s.input);
             if !complete_data {
                 let span = s.exprs.iter().find_map(|e| e.expr.span());
                 return Err(streaming_error(
@@ -1082,7 +1392,8 @@ fn check_join(j: &crate::plan::Join, mode: OutputMode) -> Result<()> {
             if ls != rs {
                 return err(
                     Rule::StreamingJoin,
-                    "Full outer joins with streaming DataFrames/Datasets are not supported".to_string(),
+                    "Full outer joins with streaming DataFrames/Datasets are not supported"
+                        .to_string(),
                 );
             }
         }
@@ -1141,9 +1452,16 @@ fn check_join(j: &crate::plan::Join, mode: OutputMode) -> Result<()> {
 /// A conservative stand-in for Spark's `StreamingJoinHelper`: the join condition must reference a
 /// watermarked column of the side(s) that may be null-padded.
 fn join_condition_uses_watermark(j: &crate::plan::Join) -> bool {
-    let Some(condition) = &j.condition else { return false };
+    let Some(condition) = &j.condition else {
+        return false;
+    };
     let watermarked = |plan: &LogicalPlan| -> Vec<String> {
-        plan.schema().fields().iter().filter(|f| has_watermark(f)).map(|f| f.name().clone()).collect()
+        plan.schema()
+            .fields()
+            .iter()
+            .filter(|f| has_watermark(f))
+            .map(|f| f.name().clone())
+            .collect()
     };
     let referenced: Vec<String> = condition.columns().iter().map(|c| c.name.clone()).collect();
     let side_ok = |plan: &LogicalPlan| watermarked(plan).iter().any(|w| referenced.contains(w));

@@ -11,13 +11,14 @@ use std::sync::Arc;
 use arrow_schema::{DataType, Field, Fields, Schema};
 
 use crate::analyzer::{
-    expr_field, expr_type, resolve_expr, resolve_output_expr, resolve_predicate, schema_with_watermark, wider_type,
+    expr_field, expr_type, resolve_expr, resolve_output_expr, resolve_predicate,
+    schema_with_watermark, wider_type,
 };
 use crate::error::{Error, Result, Rule, Span};
 use crate::expr::{Column, Expr, SortExpr, parse_duration, spark_type_name};
 use crate::plan::{
-    Aggregate, Deduplicate, Explode, Filter, Join, JoinType, Limit, LogicalPlan, Project, Sort, Source, SubqueryAlias,
-    Union, Watermark,
+    Aggregate, Deduplicate, Explode, Filter, Join, JoinType, Limit, LogicalPlan, Project, Sort,
+    Source, SubqueryAlias, Union, Watermark,
 };
 
 /// Builds a resolved [`LogicalPlan`] one DataFrame operation at a time.
@@ -51,7 +52,9 @@ impl GroupedBuilder {
 
 impl From<LogicalPlan> for LogicalPlanBuilder {
     fn from(plan: LogicalPlan) -> Self {
-        Self { plan: Arc::new(plan) }
+        Self {
+            plan: Arc::new(plan),
+        }
     }
 }
 
@@ -90,12 +93,18 @@ impl LogicalPlanBuilder {
     /// `select(exprs)`: `*` expands to all columns, an aggregate makes it a global aggregation, and
     /// one `explode(..)` in the list becomes a generator, as in Spark.
     pub fn select(self, exprs: impl IntoIterator<Item = Expr>) -> Result<Self> {
-        Ok(Self::from(plan_project(self.plan, exprs.into_iter().collect())?))
+        Ok(Self::from(plan_project(
+            self.plan,
+            exprs.into_iter().collect(),
+        )?))
     }
 
     /// `selectExpr("a + 1 AS b", ...)`: each string is a Spark SQL expression.
     pub fn select_expr(self, exprs: &[&str]) -> Result<Self> {
-        let parsed = exprs.iter().map(|e| crate::sql::parse_sql_expr(e)).collect::<Result<Vec<_>>>()?;
+        let parsed = exprs
+            .iter()
+            .map(|e| crate::sql::parse_sql_expr(e))
+            .collect::<Result<Vec<_>>>()?;
         self.select(parsed)
     }
 
@@ -133,7 +142,10 @@ impl LogicalPlanBuilder {
     /// `filter(predicate)` / `where`.
     pub fn filter(self, predicate: Expr) -> Result<Self> {
         let predicate = resolve_predicate(predicate, &self.plan, "WHERE")?;
-        Ok(Self::from(LogicalPlan::Filter(Filter { input: self.plan, predicate })))
+        Ok(Self::from(LogicalPlan::Filter(Filter {
+            input: self.plan,
+            predicate,
+        })))
     }
 
     /// `union(other)` (= `UNION ALL`, by position).
@@ -154,17 +166,28 @@ impl LogicalPlanBuilder {
 
     /// `withWatermark` with the delay in microseconds.
     pub fn with_watermark_us(self, column: &str, delay_us: i64) -> Result<Self> {
-        Ok(Self::from(plan_watermark(self.plan, column, delay_us, None)?))
+        Ok(Self::from(plan_watermark(
+            self.plan, column, delay_us, None,
+        )?))
     }
 
     /// `groupBy(keys)`; finish with [`GroupedBuilder::agg`].
     pub fn group_by(self, keys: impl IntoIterator<Item = Expr>) -> GroupedBuilder {
-        GroupedBuilder { input: self.plan, group_by: keys.into_iter().collect() }
+        GroupedBuilder {
+            input: self.plan,
+            group_by: keys.into_iter().collect(),
+        }
     }
 
     /// `distinct()`: an aggregation grouping by every column (Spark plans it the same way).
     pub fn distinct(self) -> Result<Self> {
-        let keys: Vec<Expr> = self.plan.schema().fields().iter().map(|f| Expr::Column(Column::new(f.name()))).collect();
+        let keys: Vec<Expr> = self
+            .plan
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| Expr::Column(Column::new(f.name())))
+            .collect();
         self.group_by(keys).agg([])
     }
 
@@ -182,9 +205,17 @@ impl LogicalPlanBuilder {
     pub fn order_by(self, keys: impl IntoIterator<Item = SortExpr>) -> Result<Self> {
         let exprs = keys
             .into_iter()
-            .map(|k| Ok(SortExpr { expr: resolve_expr(k.expr, &self.plan)?, ..k }))
+            .map(|k| {
+                Ok(SortExpr {
+                    expr: resolve_expr(k.expr, &self.plan)?,
+                    ..k
+                })
+            })
             .collect::<Result<Vec<_>>>()?;
-        Ok(Self::from(LogicalPlan::Sort(Sort { input: self.plan, exprs })))
+        Ok(Self::from(LogicalPlan::Sort(Sort {
+            input: self.plan,
+            exprs,
+        })))
     }
 
     /// `limit(n)`.
@@ -199,11 +230,19 @@ impl LogicalPlanBuilder {
 
     /// `alias(name)` / `as(name)`: name the relation so its columns can be qualified.
     pub fn alias(self, name: &str) -> Result<Self> {
-        Ok(Self::from(LogicalPlan::SubqueryAlias(SubqueryAlias { input: self.plan, alias: name.to_string() })))
+        Ok(Self::from(LogicalPlan::SubqueryAlias(SubqueryAlias {
+            input: self.plan,
+            alias: name.to_string(),
+        })))
     }
 
     /// `join(right, on, joinType)`.
-    pub fn join(self, right: LogicalPlanBuilder, join_type: JoinType, on: Option<Expr>) -> Result<Self> {
+    pub fn join(
+        self,
+        right: LogicalPlanBuilder,
+        join_type: JoinType,
+        on: Option<Expr>,
+    ) -> Result<Self> {
         Ok(Self::from(plan_join(self.plan, right.plan, join_type, on)?))
     }
 }
@@ -219,19 +258,31 @@ fn expand_wildcards(input: &LogicalPlan, exprs: Vec<Expr>) -> Result<Vec<Expr>> 
         match e {
             Expr::Wildcard { qualifier } => {
                 if let Some(q) = &qualifier
-                    && !input.relation_names().iter().any(|r| r.eq_ignore_ascii_case(q))
+                    && !input
+                        .relation_names()
+                        .iter()
+                        .any(|r| r.eq_ignore_ascii_case(q))
                 {
                     return Err(Error::analysis(
                         Rule::UnresolvedColumn,
                         format!("Cannot resolve `{q}.*` given input relations [{}].", {
-                            let names: Vec<String> =
-                                input.relation_names().iter().map(|r| format!("`{r}`")).collect();
+                            let names: Vec<String> = input
+                                .relation_names()
+                                .iter()
+                                .map(|r| format!("`{r}`"))
+                                .collect();
                             names.join(", ")
                         }),
                     )
                     .with_expr(format!("{q}.*")));
                 }
-                out.extend(input.schema().fields().iter().map(|f| Expr::Column(Column::new(f.name()))));
+                out.extend(
+                    input
+                        .schema()
+                        .fields()
+                        .iter()
+                        .map(|f| Expr::Column(Column::new(f.name()))),
+                );
             }
             other => out.push(other),
         }
@@ -249,7 +300,12 @@ pub(crate) fn plan_project(input: Arc<LogicalPlan>, exprs: Vec<Expr>) -> Result<
     if exprs.iter().any(Expr::contains_aggregate) {
         return plan_aggregate(input, vec![], exprs, None);
     }
-    let generators: Vec<usize> = exprs.iter().enumerate().filter(|(_, e)| is_generator(e)).map(|(i, _)| i).collect();
+    let generators: Vec<usize> = exprs
+        .iter()
+        .enumerate()
+        .filter(|(_, e)| is_generator(e))
+        .map(|(i, _)| i)
+        .collect();
     let (input, exprs) = match generators.as_slice() {
         [] => (input, exprs),
         [index] => {
@@ -260,14 +316,20 @@ pub(crate) fn plan_project(input: Arc<LogicalPlan>, exprs: Vec<Expr>) -> Result<
                 _ => "col".to_string(),
             };
             let Expr::ScalarFunction { args, span, .. } = generator.unalias() else {
-                return Err(Error::analysis(Rule::UnsupportedFeature, "explode expects a function call"));
+                return Err(Error::analysis(
+                    Rule::UnsupportedFeature,
+                    "explode expects a function call",
+                ));
             };
             let [arg] = args.as_slice() else {
                 return Err(Error::analysis(
                     Rule::WrongNumArgs,
-                    format!("The `explode` requires 1 parameters but the actual number is {}.", args.len()),
+                    format!(
+                        "The `explode` requires 1 parameters but the actual number is {}.",
+                        args.len()
+                    ),
                 )
-                .with_span(*span));
+                .with_span(span.get()));
             };
             let exploded = plan_explode(input, arg.clone(), &alias)?;
             let mut exprs = exprs;
@@ -283,13 +345,27 @@ pub(crate) fn plan_project(input: Arc<LogicalPlan>, exprs: Vec<Expr>) -> Result<
             .with_span(exprs[*second].span()));
         }
     };
-    let exprs = exprs.into_iter().map(|e| resolve_output_expr(e, &input)).collect::<Result<Vec<_>>>()?;
-    let fields = exprs.iter().map(|e| expr_field(e, input.schema())).collect::<Result<Vec<_>>>()?;
-    Ok(LogicalPlan::Project(Project { input, exprs, schema: schema_of(fields) }))
+    let exprs = exprs
+        .into_iter()
+        .map(|e| resolve_output_expr(e, &input))
+        .collect::<Result<Vec<_>>>()?;
+    let fields = exprs
+        .iter()
+        .map(|e| expr_field(e, input.schema()))
+        .collect::<Result<Vec<_>>>()?;
+    Ok(LogicalPlan::Project(Project {
+        input,
+        exprs,
+        schema: schema_of(fields),
+    }))
 }
 
 /// `explode(expr) AS alias` keeping the input columns.
-pub(crate) fn plan_explode(input: Arc<LogicalPlan>, expr: Expr, alias: &str) -> Result<LogicalPlan> {
+pub(crate) fn plan_explode(
+    input: Arc<LogicalPlan>,
+    expr: Expr,
+    alias: &str,
+) -> Result<LogicalPlan> {
     let expr = resolve_expr(expr, &input)?;
     let (data_type, _) = expr_type(&expr, input.schema())?;
     let element = match &data_type {
@@ -307,16 +383,41 @@ pub(crate) fn plan_explode(input: Arc<LogicalPlan>, expr: Expr, alias: &str) -> 
             .with_span(expr.span()));
         }
     };
-    let mut fields: Vec<Field> = input.schema().fields().iter().map(|f| f.as_ref().clone()).collect();
+    let mut fields: Vec<Field> = input
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.as_ref().clone())
+        .collect();
     fields.push(Field::new(alias, element, true));
-    Ok(LogicalPlan::Explode(Explode { input, expr, alias: alias.to_string(), schema: schema_of(fields) }))
+    Ok(LogicalPlan::Explode(Explode {
+        input,
+        expr,
+        alias: alias.to_string(),
+        schema: schema_of(fields),
+    }))
 }
 
 /// `withWatermark(column, delay)`.
-pub(crate) fn plan_watermark(input: Arc<LogicalPlan>, column: &str, delay_us: i64, span: Option<Span>) -> Result<LogicalPlan> {
-    let resolved = resolve_expr(Expr::Column(Column { qualifier: None, name: column.to_string(), span }), &input)?;
+pub(crate) fn plan_watermark(
+    input: Arc<LogicalPlan>,
+    column: &str,
+    delay_us: i64,
+    span: Option<Span>,
+) -> Result<LogicalPlan> {
+    let resolved = resolve_expr(
+        Expr::Column(Column {
+            qualifier: None,
+            name: column.to_string(),
+            span: span.into(),
+        }),
+        &input,
+    )?;
     let Expr::Column(resolved) = resolved else {
-        return Err(Error::analysis(Rule::UnresolvedColumn, format!("`{column}` is not a column")));
+        return Err(Error::analysis(
+            Rule::UnresolvedColumn,
+            format!("`{column}` is not a column"),
+        ));
     };
     let (data_type, _) = expr_type(&Expr::Column(resolved.clone()), input.schema())?;
     if !matches!(data_type, DataType::Timestamp(..)) {
@@ -332,31 +433,72 @@ pub(crate) fn plan_watermark(input: Arc<LogicalPlan>, column: &str, delay_us: i6
         .with_span(span));
     }
     if delay_us < 0 {
-        return Err(Error::analysis(Rule::InvalidLiteral, "The watermark delay must not be negative.").with_span(span));
+        return Err(Error::analysis(
+            Rule::InvalidLiteral,
+            "The watermark delay must not be negative.",
+        )
+        .with_span(span));
     }
-    let schema = Arc::new(schema_with_watermark(input.schema(), &resolved.name, delay_us));
-    Ok(LogicalPlan::Watermark(Watermark { input, column: resolved.name, delay_us, schema }))
+    let schema = Arc::new(schema_with_watermark(
+        input.schema(),
+        &resolved.name,
+        delay_us,
+    ));
+    Ok(LogicalPlan::Watermark(Watermark {
+        input,
+        column: resolved.name,
+        delay_us,
+        schema,
+    }))
 }
 
 /// `dropDuplicates[WithinWatermark](columns)`.
-pub(crate) fn plan_deduplicate(input: Arc<LogicalPlan>, columns: &[&str], within_watermark: bool) -> Result<LogicalPlan> {
+pub(crate) fn plan_deduplicate(
+    input: Arc<LogicalPlan>,
+    columns: &[&str],
+    within_watermark: bool,
+) -> Result<LogicalPlan> {
     let columns: Vec<String> = if columns.is_empty() {
-        input.schema().fields().iter().map(|f| f.name().clone()).collect()
+        input
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .collect()
     } else {
         columns
             .iter()
-            .map(|c| match resolve_expr(Expr::Column(Column::new(*c)), &input)? {
-                Expr::Column(c) => Ok(c.name),
-                other => Err(Error::analysis(Rule::UnresolvedColumn, format!("`{other}` is not a column"))),
-            })
+            .map(
+                |c| match resolve_expr(Expr::Column(Column::new(*c)), &input)? {
+                    Expr::Column(c) => Ok(c.name),
+                    other => Err(Error::analysis(
+                        Rule::UnresolvedColumn,
+                        format!("`{other}` is not a column"),
+                    )),
+                },
+            )
             .collect::<Result<_>>()?
     };
-    Ok(LogicalPlan::Deduplicate(Deduplicate { input, columns, within_watermark }))
+    Ok(LogicalPlan::Deduplicate(Deduplicate {
+        input,
+        columns,
+        within_watermark,
+    }))
 }
 
 /// `LIMIT fetch OFFSET skip`.
-pub(crate) fn plan_limit(input: Arc<LogicalPlan>, skip: u64, fetch: Option<u64>, span: Option<Span>) -> LogicalPlan {
-    LogicalPlan::Limit(Limit { input, skip, fetch, span })
+pub(crate) fn plan_limit(
+    input: Arc<LogicalPlan>,
+    skip: u64,
+    fetch: Option<u64>,
+    span: Option<Span>,
+) -> LogicalPlan {
+    LogicalPlan::Limit(Limit {
+        input,
+        skip,
+        fetch,
+        span,
+    })
 }
 
 /// `UNION ALL` of two or more inputs: same column count, types widened per position (with casts).
@@ -370,10 +512,17 @@ pub(crate) fn plan_union(inputs: Vec<Arc<LogicalPlan>>) -> Result<LogicalPlan> {
         }
     }
     let Some(first) = flat.first() else {
-        return Err(Error::analysis(Rule::IncompatibleUnion, "UNION needs at least one input"));
+        return Err(Error::analysis(
+            Rule::IncompatibleUnion,
+            "UNION needs at least one input",
+        ));
     };
     let first_schema = first.schema().clone();
-    let mut fields: Vec<Field> = first_schema.fields().iter().map(|f| f.as_ref().clone()).collect();
+    let mut fields: Vec<Field> = first_schema
+        .fields()
+        .iter()
+        .map(|f| f.as_ref().clone())
+        .collect();
     for (n, other) in flat.iter().enumerate().skip(1) {
         let other_fields = other.schema().fields();
         if other_fields.len() != fields.len() {
@@ -409,7 +558,12 @@ pub(crate) fn plan_union(inputs: Vec<Arc<LogicalPlan>>) -> Result<LogicalPlan> {
     // Cast inputs whose column types differ from the widened ones.
     let mut casted = Vec::with_capacity(flat.len());
     for input in flat {
-        let needs_cast = input.schema().fields().iter().zip(&fields).any(|(a, b)| a.data_type() != b.data_type());
+        let needs_cast = input
+            .schema()
+            .fields()
+            .iter()
+            .zip(&fields)
+            .any(|(a, b)| a.data_type() != b.data_type());
         if needs_cast {
             let exprs: Vec<Expr> = input
                 .schema()
@@ -418,7 +572,11 @@ pub(crate) fn plan_union(inputs: Vec<Arc<LogicalPlan>>) -> Result<LogicalPlan> {
                 .zip(&fields)
                 .map(|(a, b)| {
                     let c = Expr::Column(Column::new(a.name()));
-                    if a.data_type() == b.data_type() { c } else { c.cast(b.data_type().clone()).alias(a.name()) }
+                    if a.data_type() == b.data_type() {
+                        c
+                    } else {
+                        c.cast(b.data_type().clone()).alias(a.name())
+                    }
                 })
                 .collect();
             casted.push(Arc::new(plan_project(input, exprs)?));
@@ -426,7 +584,10 @@ pub(crate) fn plan_union(inputs: Vec<Arc<LogicalPlan>>) -> Result<LogicalPlan> {
             casted.push(input);
         }
     }
-    Ok(LogicalPlan::Union(Union { inputs: casted, schema: schema_of(fields) }))
+    Ok(LogicalPlan::Union(Union {
+        inputs: casted,
+        schema: schema_of(fields),
+    }))
 }
 
 fn ordinal(n: usize) -> String {
@@ -446,7 +607,12 @@ pub(crate) fn plan_join(
     join_type: JoinType,
     on: Option<Expr>,
 ) -> Result<LogicalPlan> {
-    let mut fields: Vec<Field> = left.schema().fields().iter().map(|f| f.as_ref().clone()).collect();
+    let mut fields: Vec<Field> = left
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.as_ref().clone())
+        .collect();
     let right_nullable = matches!(join_type, JoinType::LeftOuter | JoinType::FullOuter);
     let left_nullable = matches!(join_type, JoinType::RightOuter | JoinType::FullOuter);
     if left_nullable {
@@ -454,7 +620,11 @@ pub(crate) fn plan_join(
     }
     let semi = matches!(join_type, JoinType::LeftSemi | JoinType::LeftAnti);
     let mut both: Vec<Field> = fields.clone();
-    both.extend(right.schema().fields().iter().map(|f| f.as_ref().clone().with_nullable(f.is_nullable() || right_nullable)));
+    both.extend(right.schema().fields().iter().map(|f| {
+        f.as_ref()
+            .clone()
+            .with_nullable(f.is_nullable() || right_nullable)
+    }));
     let output = if semi { fields } else { both.clone() };
     // Resolve the condition against a join over both sides' columns.
     let condition = match on {
@@ -470,7 +640,13 @@ pub(crate) fn plan_join(
         }
         None => None,
     };
-    Ok(LogicalPlan::Join(Join { left, right, join_type, condition, schema: schema_of(output) }))
+    Ok(LogicalPlan::Join(Join {
+        left,
+        right,
+        join_type,
+        condition,
+        schema: schema_of(output),
+    }))
 }
 
 /// Plan `SELECT select FROM input GROUP BY group_by HAVING having`: an [`Aggregate`] node with the
@@ -491,8 +667,14 @@ pub(crate) fn plan_aggregate(
         .with_expr(agg)
         .with_span(agg.span()));
     }
-    let group_by = group_by.into_iter().map(|g| resolve_output_expr(g, &input)).collect::<Result<Vec<_>>>()?;
-    let select = select.into_iter().map(|e| resolve_output_expr(e, &input)).collect::<Result<Vec<_>>>()?;
+    let group_by = group_by
+        .into_iter()
+        .map(|g| resolve_output_expr(g, &input))
+        .collect::<Result<Vec<_>>>()?;
+    let select = select
+        .into_iter()
+        .map(|e| resolve_output_expr(e, &input))
+        .collect::<Result<Vec<_>>>()?;
     let having = having.map(|h| resolve_expr(h, &input)).transpose()?;
 
     // Aggregate calls: top-level ones keep their alias; nested ones are collected bare.
@@ -513,11 +695,22 @@ pub(crate) fn plan_aggregate(
     for e in group_by.iter().chain(&aggregates) {
         fields.push(expr_field(e, input.schema())?);
     }
-    let aggregate = Aggregate { input, group_by, aggregates, schema: schema_of(fields) };
+    let aggregate = Aggregate {
+        input,
+        group_by,
+        aggregates,
+        schema: schema_of(fields),
+    };
 
-    let rewrite = |e: &Expr| rewrite_over_aggregate(e.clone(), &aggregate);
-    let projection = select.iter().map(rewrite).collect::<Result<Vec<_>>>()?;
-    let having = having.as_ref().map(rewrite).transpose()?;
+    let projection = select
+        .iter()
+        .map(|e| {
+            rewrite_over_aggregate(e.clone(), &aggregate).map(|rewritten| keep_name(e, rewritten))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let having = having
+        .map(|h| rewrite_over_aggregate(h, &aggregate))
+        .transpose()?;
 
     let identity = projection.len() == aggregate.schema.fields().len()
         && projection
@@ -527,15 +720,28 @@ pub(crate) fn plan_aggregate(
     let mut plan = LogicalPlan::Aggregate(aggregate);
     if let Some(h) = having {
         let predicate = resolve_predicate(h, &plan, "HAVING")?;
-        plan = LogicalPlan::Filter(Filter { input: Arc::new(plan), predicate });
+        plan = LogicalPlan::Filter(Filter {
+            input: Arc::new(plan),
+            predicate,
+        });
     }
     if identity {
         return Ok(plan);
     }
     let input = Arc::new(plan);
-    let exprs = projection.into_iter().map(|e| resolve_expr(e, &input)).collect::<Result<Vec<_>>>()?;
-    let fields = exprs.iter().map(|e| expr_field(e, input.schema())).collect::<Result<Vec<_>>>()?;
-    Ok(LogicalPlan::Project(Project { input, exprs, schema: schema_of(fields) }))
+    let exprs = projection
+        .into_iter()
+        .map(|e| resolve_expr(e, &input))
+        .collect::<Result<Vec<_>>>()?;
+    let fields = exprs
+        .iter()
+        .map(|e| expr_field(e, input.schema()))
+        .collect::<Result<Vec<_>>>()?;
+    Ok(LogicalPlan::Project(Project {
+        input,
+        exprs,
+        schema: schema_of(fields),
+    }))
 }
 
 fn collect_aggregates(e: &Expr, out: &mut Vec<Expr>) {
@@ -555,16 +761,27 @@ fn collect_aggregates(e: &Expr, out: &mut Vec<Expr>) {
 fn rewrite_over_aggregate(e: Expr, aggregate: &Aggregate) -> Result<Expr> {
     let names = aggregate.schema.fields();
     let to_column = |i: usize, span: Option<Span>| {
-        Expr::Column(Column { qualifier: None, name: names[i].name().clone(), span })
+        Expr::Column(Column {
+            qualifier: None,
+            name: names[i].name().clone(),
+            span: span.into(),
+        })
     };
     let groups = aggregate.group_by.len();
-    if let Some(i) = aggregate.group_by.iter().position(|g| g.unalias() == e.unalias()) {
-        return Ok(keep_name(&e, to_column(i, e.span())));
+    if let Some(i) = aggregate
+        .group_by
+        .iter()
+        .position(|g| g.unalias() == e.unalias())
+    {
+        return Ok(to_column(i, e.span()));
     }
     if matches!(e.unalias(), Expr::Aggregate { .. })
-        && let Some(i) = aggregate.aggregates.iter().position(|a| a.unalias() == e.unalias())
+        && let Some(i) = aggregate
+            .aggregates
+            .iter()
+            .position(|a| a.unalias() == e.unalias())
     {
-        return Ok(keep_name(&e, to_column(groups + i, e.span())));
+        return Ok(to_column(groups + i, e.span()));
     }
     match e {
         Expr::Column(c) => Err(Error::analysis(
@@ -576,7 +793,7 @@ fn rewrite_over_aggregate(e: Expr, aggregate: &Aggregate) -> Result<Expr> {
             ),
         )
         .with_expr(&c)
-        .with_span(c.span)),
+        .with_span(c.span.get())),
         Expr::Alias { expr, name } => {
             let inner = rewrite_over_aggregate(*expr, aggregate)?;
             Ok(match inner {
@@ -591,5 +808,9 @@ fn rewrite_over_aggregate(e: Expr, aggregate: &Aggregate) -> Result<Expr> {
 /// `replacement`, aliased to `original`'s output name when that differs.
 fn keep_name(original: &Expr, replacement: Expr) -> Expr {
     let name = original.output_name();
-    if replacement.output_name() == name { replacement } else { replacement.alias(name) }
+    if replacement.output_name() == name {
+        replacement
+    } else {
+        replacement.unalias().clone().alias(name)
+    }
 }

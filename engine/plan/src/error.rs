@@ -9,10 +9,9 @@ use std::fmt;
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// A position in SQL text: 1-based line and column (columns count characters, as sqlparser does).
-///
-/// A span is metadata, not identity: two spans always compare equal and hash alike, so an expression
-/// built from SQL equals the same expression built with the Rust builder (which has no spans).
-#[derive(Debug, Clone, Copy, Default, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub struct Span {
     /// Line number, starting at 1.
     pub line: u64,
@@ -32,15 +31,38 @@ impl Span {
     }
 }
 
-impl PartialEq for Span {
+/// Where an expression came from in SQL text, if it did.
+///
+/// It is metadata, not identity: two `SourceSpan`s always compare equal and hash alike, so an
+/// expression built from SQL equals the same expression built with the Rust builder (no position).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SourceSpan(pub Option<Span>);
+
+impl SourceSpan {
+    /// No position.
+    pub const NONE: SourceSpan = SourceSpan(None);
+
+    /// The position, if known.
+    pub fn get(self) -> Option<Span> {
+        self.0
+    }
+}
+
+impl From<Option<Span>> for SourceSpan {
+    fn from(span: Option<Span>) -> Self {
+        SourceSpan(span)
+    }
+}
+
+impl PartialEq for SourceSpan {
     fn eq(&self, _other: &Self) -> bool {
         true
     }
 }
 
-impl Eq for Span {}
+impl Eq for SourceSpan {}
 
-impl std::hash::Hash for Span {
+impl std::hash::Hash for SourceSpan {
     fn hash<H: std::hash::Hasher>(&self, _state: &mut H) {}
 }
 
@@ -166,7 +188,11 @@ fn at(span: &Option<Span>) -> String {
 }
 
 fn sentence(message: &str) -> String {
-    if message.ends_with(['.', '?', '!']) { message.to_string() } else { format!("{message}.") }
+    if message.ends_with(['.', '?', '!']) {
+        message.to_string()
+    } else {
+        format!("{message}.")
+    }
 }
 
 fn offending(expr: &Option<String>) -> String {
@@ -179,12 +205,20 @@ fn offending(expr: &Option<String>) -> String {
 impl Error {
     /// An analysis error without position.
     pub fn analysis(rule: Rule, message: impl Into<String>) -> Self {
-        Error::Analysis { rule, message: message.into(), expr: None, span: None }
+        Error::Analysis {
+            rule,
+            message: message.into(),
+            expr: None,
+            span: None,
+        }
     }
 
     /// A parse error at an optional position.
     pub fn parse(message: impl Into<String>, span: Option<Span>) -> Self {
-        Error::Parse { message: message.into(), span }
+        Error::Parse {
+            message: message.into(),
+            span,
+        }
     }
 
     /// Attach the offending expression text (kept if one is already set).
@@ -250,7 +284,9 @@ impl Error {
             .take(usize::try_from(span.column.saturating_sub(1)).unwrap_or(usize::MAX))
             .map(|c| if c == '\t' { '\t' } else { ' ' })
             .collect();
-        out.push_str(&format!("\n{gutter} |\n{number} | {line}\n{gutter} | {caret_offset}^"));
+        out.push_str(&format!(
+            "\n{gutter} |\n{number} | {line}\n{gutter} | {caret_offset}^"
+        ));
         out
     }
 }
@@ -261,7 +297,10 @@ impl From<sqlparser::parser::ParserError> for Error {
         let text = match err {
             ParserError::TokenizerError(s) | ParserError::ParserError(s) => s,
             ParserError::RecursionLimitExceeded => {
-                return Error::parse("the SQL text nests too deeply (recursion limit exceeded)", None);
+                return Error::parse(
+                    "the SQL text nests too deeply (recursion limit exceeded)",
+                    None,
+                );
             }
         };
         // sqlparser appends " at Line: L, Column: C" to its messages; turn it into a span.
@@ -289,9 +328,13 @@ mod tests {
 
     #[test]
     fn caret_under_column() {
-        let err = Error::analysis(Rule::UnresolvedColumn, "no column `nope`").with_span(Some(Span::new(2, 8)));
+        let err = Error::analysis(Rule::UnresolvedColumn, "no column `nope`")
+            .with_span(Some(Span::new(2, 8)));
         let text = err.render_with_source("SELECT 1\nSELECT nope FROM t");
-        assert!(text.ends_with("2 | SELECT nope FROM t\n  |        ^"), "{text}");
+        assert!(
+            text.ends_with("2 | SELECT nope FROM t\n  |        ^"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -5,10 +5,10 @@
 //! interval strings into microseconds. It must not resolve names or types (that is `analyzer`)
 //! and must not know about SQL syntax (that is `sql`).
 
-use std::fmt;
 use arrow_schema::{DataType, Field, Fields, TimeUnit};
+use std::fmt;
 
-use crate::error::{Error, Result, Rule, Span};
+use crate::error::{Error, Result, Rule, SourceSpan, Span};
 
 /// The Arrow type of Spark's `TIMESTAMP`: microseconds since the epoch, UTC.
 pub fn timestamp_type() -> DataType {
@@ -64,7 +64,9 @@ impl ScalarValue {
             ScalarValue::Int32(_) => DataType::Int32,
             ScalarValue::Int64(_) => DataType::Int64,
             ScalarValue::Float64(_) => DataType::Float64,
-            ScalarValue::Decimal128 { precision, scale, .. } => DataType::Decimal128(*precision, *scale),
+            ScalarValue::Decimal128 {
+                precision, scale, ..
+            } => DataType::Decimal128(*precision, *scale),
             ScalarValue::Utf8(_) => DataType::Utf8,
             ScalarValue::Date32(_) => DataType::Date32,
             ScalarValue::TimestampMicros(_) => timestamp_type(),
@@ -92,7 +94,9 @@ impl fmt::Display for ScalarValue {
                     write!(f, "{v}")
                 }
             }
-            ScalarValue::Decimal128 { value, scale, .. } => f.write_str(&format_decimal(*value, *scale)),
+            ScalarValue::Decimal128 { value, scale, .. } => {
+                f.write_str(&format_decimal(*value, *scale))
+            }
             ScalarValue::Utf8(s) => write!(f, "'{}'", s.replace('\'', "\\'")),
             ScalarValue::Date32(days) => write!(f, "DATE '{}'", format_date(i64::from(*days))),
             ScalarValue::TimestampMicros(us) => write!(f, "TIMESTAMP '{}'", format_timestamp(*us)),
@@ -193,12 +197,18 @@ pub enum BinaryOperator {
 impl BinaryOperator {
     /// True for `= <> < <= > >=`.
     pub fn is_comparison(self) -> bool {
-        matches!(self, Self::Eq | Self::NotEq | Self::Lt | Self::LtEq | Self::Gt | Self::GtEq)
+        matches!(
+            self,
+            Self::Eq | Self::NotEq | Self::Lt | Self::LtEq | Self::Gt | Self::GtEq
+        )
     }
 
     /// True for `+ - * / %`.
     pub fn is_arithmetic(self) -> bool {
-        matches!(self, Self::Plus | Self::Minus | Self::Multiply | Self::Divide | Self::Modulo)
+        matches!(
+            self,
+            Self::Plus | Self::Minus | Self::Multiply | Self::Divide | Self::Modulo
+        )
     }
 
     /// True for `AND`/`OR`.
@@ -299,13 +309,17 @@ pub struct Column {
     /// Column name as written (before analysis) or as in the input schema (after).
     pub name: String,
     /// Where the reference appeared in SQL text.
-    pub span: Option<Span>,
+    pub span: SourceSpan,
 }
 
 impl Column {
     /// An unqualified column.
     pub fn new(name: impl Into<String>) -> Self {
-        Self { qualifier: None, name: name.into(), span: None }
+        Self {
+            qualifier: None,
+            name: name.into(),
+            span: SourceSpan::NONE,
+        }
     }
 }
 
@@ -341,19 +355,31 @@ pub struct SortExpr {
 impl SortExpr {
     /// Ascending with Spark's default null order (nulls first).
     pub fn asc(expr: Expr) -> Self {
-        Self { expr, asc: true, nulls_first: true }
+        Self {
+            expr,
+            asc: true,
+            nulls_first: true,
+        }
     }
 
     /// Descending with Spark's default null order (nulls last).
     pub fn desc(expr: Expr) -> Self {
-        Self { expr, asc: false, nulls_first: false }
+        Self {
+            expr,
+            asc: false,
+            nulls_first: false,
+        }
     }
 }
 
 impl fmt::Display for SortExpr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let dir = if self.asc { "ASC" } else { "DESC" };
-        let nulls = if self.nulls_first { "NULLS FIRST" } else { "NULLS LAST" };
+        let nulls = if self.nulls_first {
+            "NULLS FIRST"
+        } else {
+            "NULLS LAST"
+        };
         write!(f, "{} {dir} {nulls}", self.expr)
     }
 }
@@ -447,7 +473,7 @@ pub enum Expr {
         /// Arguments.
         args: Vec<Expr>,
         /// Where the call appeared in SQL text.
-        span: Option<Span>,
+        span: SourceSpan,
     },
     /// An aggregate function call.
     Aggregate {
@@ -458,7 +484,7 @@ pub enum Expr {
         /// `DISTINCT` (rejected on streams).
         distinct: bool,
         /// Where the call appeared in SQL text.
-        span: Option<Span>,
+        span: SourceSpan,
     },
     /// `x AS name`.
     Alias {
@@ -525,24 +551,44 @@ pub fn window(time: Expr, size: &str, slide: Option<&str>, start: Option<&str>) 
 pub fn session_window(time: Expr, gap: &str) -> Result<Expr> {
     let gap_us = parse_duration(gap)?;
     if gap_us <= 0 {
-        return Err(Error::analysis(Rule::InvalidLiteral, format!("the session gap '{gap}' must be positive")));
+        return Err(Error::analysis(
+            Rule::InvalidLiteral,
+            format!("the session gap '{gap}' must be positive"),
+        ));
     }
-    Ok(Expr::SessionWindow { time: Box::new(time), gap: SessionGap::Fixed(gap_us) })
+    Ok(Expr::SessionWindow {
+        time: Box::new(time),
+        gap: SessionGap::Fixed(gap_us),
+    })
 }
 
 /// An aggregate call.
 pub fn aggregate(func: AggregateFunction, arg: Expr) -> Expr {
-    Expr::Aggregate { func, args: vec![arg], distinct: false, span: None }
+    Expr::Aggregate {
+        func,
+        args: vec![arg],
+        distinct: false,
+        span: SourceSpan::NONE,
+    }
 }
 
 /// `count(*)`, planned as Spark does: `count(1)`.
 pub fn count_star() -> Expr {
-    Expr::Aggregate { func: AggregateFunction::Count, args: vec![lit(1i32)], distinct: false, span: None }
+    Expr::Aggregate {
+        func: AggregateFunction::Count,
+        args: vec![lit(1i32)],
+        distinct: false,
+        span: SourceSpan::NONE,
+    }
 }
 
 /// A scalar function call by Spark name.
 pub fn func(name: &str, args: Vec<Expr>) -> Expr {
-    Expr::ScalarFunction { name: name.to_ascii_lowercase(), args, span: None }
+    Expr::ScalarFunction {
+        name: name.to_ascii_lowercase(),
+        args,
+        span: SourceSpan::NONE,
+    }
 }
 
 impl From<bool> for ScalarValue {
@@ -619,12 +665,19 @@ impl Expr {
 
     /// `self AS name`.
     pub fn alias(self, name: impl Into<String>) -> Expr {
-        Expr::Alias { expr: Box::new(self), name: name.into() }
+        Expr::Alias {
+            expr: Box::new(self),
+            name: name.into(),
+        }
     }
 
     /// `CAST(self AS data_type)`.
     pub fn cast(self, data_type: DataType) -> Expr {
-        Expr::Cast { expr: Box::new(self), data_type, try_cast: false }
+        Expr::Cast {
+            expr: Box::new(self),
+            data_type,
+            try_cast: false,
+        }
     }
 
     /// `self IS NULL`.
@@ -639,16 +692,25 @@ impl Expr {
 
     /// `self.field`.
     pub fn field(self, field: impl Into<String>) -> Expr {
-        Expr::GetField { expr: Box::new(self), field: field.into() }
+        Expr::GetField {
+            expr: Box::new(self),
+            field: field.into(),
+        }
     }
 
     /// A window expression from microsecond durations, validated as Spark does.
     pub fn window(time: Expr, size_us: i64, slide_us: i64, start_us: i64) -> Result<Expr> {
         if size_us <= 0 {
-            return Err(Error::analysis(Rule::InvalidLiteral, "The window duration must be greater than 0."));
+            return Err(Error::analysis(
+                Rule::InvalidLiteral,
+                "The window duration must be greater than 0.",
+            ));
         }
         if slide_us <= 0 {
-            return Err(Error::analysis(Rule::InvalidLiteral, "The slide duration must be greater than 0."));
+            return Err(Error::analysis(
+                Rule::InvalidLiteral,
+                "The slide duration must be greater than 0.",
+            ));
         }
         if slide_us > size_us {
             return Err(Error::analysis(
@@ -670,13 +732,20 @@ impl Expr {
                 ),
             ));
         }
-        Ok(Expr::Window { time: Box::new(time), size_us, slide_us, start_us })
+        Ok(Expr::Window {
+            time: Box::new(time),
+            size_us,
+            slide_us,
+            start_us,
+        })
     }
 
     /// The expression's direct children, in order.
     pub fn children(&self) -> Vec<&Expr> {
         match self {
-            Expr::Column(_) | Expr::Literal(_) | Expr::CurrentTimestamp | Expr::Wildcard { .. } => vec![],
+            Expr::Column(_) | Expr::Literal(_) | Expr::CurrentTimestamp | Expr::Wildcard { .. } => {
+                vec![]
+            }
             Expr::BinaryOp { left, right, .. } => vec![left, right],
             Expr::Not(e)
             | Expr::Negative(e)
@@ -687,16 +756,26 @@ impl Expr {
             | Expr::Alias { expr: e, .. }
             | Expr::GetField { expr: e, .. }
             | Expr::Window { time: e, .. } => vec![e],
-            Expr::Like { expr, pattern, .. } | Expr::RLike { expr, pattern, .. } => vec![expr, pattern],
+            Expr::Like { expr, pattern, .. } | Expr::RLike { expr, pattern, .. } => {
+                vec![expr, pattern]
+            }
             Expr::InList { expr, list, .. } => std::iter::once(&**expr).chain(list).collect(),
-            Expr::Between { expr, low, high, .. } => vec![expr, low, high],
-            Expr::Case { operand, branches, else_expr } => operand
+            Expr::Between {
+                expr, low, high, ..
+            } => vec![expr, low, high],
+            Expr::Case {
+                operand,
+                branches,
+                else_expr,
+            } => operand
                 .iter()
                 .map(|e| &**e)
                 .chain(branches.iter().flat_map(|(w, t)| [w, t]))
                 .chain(else_expr.iter().map(|e| &**e))
                 .collect(),
-            Expr::ScalarFunction { args, .. } | Expr::Aggregate { args, .. } => args.iter().collect(),
+            Expr::ScalarFunction { args, .. } | Expr::Aggregate { args, .. } => {
+                args.iter().collect()
+            }
             Expr::SessionWindow { time, gap } => match gap {
                 SessionGap::Fixed(_) => vec![time],
                 SessionGap::Dynamic(gap) => vec![time, gap],
@@ -708,44 +787,122 @@ impl Expr {
     pub fn map_children(self, mut f: impl FnMut(Expr) -> Result<Expr>) -> Result<Expr> {
         let mut bx = |e: Box<Expr>| -> Result<Box<Expr>> { Ok(Box::new(f(*e)?)) };
         Ok(match self {
-            e @ (Expr::Column(_) | Expr::Literal(_) | Expr::CurrentTimestamp | Expr::Wildcard { .. }) => e,
-            Expr::BinaryOp { left, op, right } => Expr::BinaryOp { left: bx(left)?, op, right: bx(right)? },
+            e @ (Expr::Column(_)
+            | Expr::Literal(_)
+            | Expr::CurrentTimestamp
+            | Expr::Wildcard { .. }) => e,
+            Expr::BinaryOp { left, op, right } => Expr::BinaryOp {
+                left: bx(left)?,
+                op,
+                right: bx(right)?,
+            },
             Expr::Not(e) => Expr::Not(bx(e)?),
             Expr::Negative(e) => Expr::Negative(bx(e)?),
             Expr::IsNull(e) => Expr::IsNull(bx(e)?),
             Expr::IsNotNull(e) => Expr::IsNotNull(bx(e)?),
             Expr::WindowTime(e) => Expr::WindowTime(bx(e)?),
-            Expr::Cast { expr, data_type, try_cast } => Expr::Cast { expr: bx(expr)?, data_type, try_cast },
-            Expr::Alias { expr, name } => Expr::Alias { expr: bx(expr)?, name },
-            Expr::GetField { expr, field } => Expr::GetField { expr: bx(expr)?, field },
-            Expr::Window { time, size_us, slide_us, start_us } => {
-                Expr::Window { time: bx(time)?, size_us, slide_us, start_us }
-            }
-            Expr::Like { expr, pattern, negated, case_insensitive } => {
-                Expr::Like { expr: bx(expr)?, pattern: bx(pattern)?, negated, case_insensitive }
-            }
-            Expr::RLike { expr, pattern, negated } => Expr::RLike { expr: bx(expr)?, pattern: bx(pattern)?, negated },
-            Expr::InList { expr, list, negated } => {
+            Expr::Cast {
+                expr,
+                data_type,
+                try_cast,
+            } => Expr::Cast {
+                expr: bx(expr)?,
+                data_type,
+                try_cast,
+            },
+            Expr::Alias { expr, name } => Expr::Alias {
+                expr: bx(expr)?,
+                name,
+            },
+            Expr::GetField { expr, field } => Expr::GetField {
+                expr: bx(expr)?,
+                field,
+            },
+            Expr::Window {
+                time,
+                size_us,
+                slide_us,
+                start_us,
+            } => Expr::Window {
+                time: bx(time)?,
+                size_us,
+                slide_us,
+                start_us,
+            },
+            Expr::Like {
+                expr,
+                pattern,
+                negated,
+                case_insensitive,
+            } => Expr::Like {
+                expr: bx(expr)?,
+                pattern: bx(pattern)?,
+                negated,
+                case_insensitive,
+            },
+            Expr::RLike {
+                expr,
+                pattern,
+                negated,
+            } => Expr::RLike {
+                expr: bx(expr)?,
+                pattern: bx(pattern)?,
+                negated,
+            },
+            Expr::InList {
+                expr,
+                list,
+                negated,
+            } => {
                 let expr = bx(expr)?;
                 let list = list.into_iter().map(&mut f).collect::<Result<_>>()?;
-                Expr::InList { expr, list, negated }
+                Expr::InList {
+                    expr,
+                    list,
+                    negated,
+                }
             }
-            Expr::Between { expr, low, high, negated } => {
-                Expr::Between { expr: bx(expr)?, low: bx(low)?, high: bx(high)?, negated }
-            }
-            Expr::Case { operand, branches, else_expr } => {
+            Expr::Between {
+                expr,
+                low,
+                high,
+                negated,
+            } => Expr::Between {
+                expr: bx(expr)?,
+                low: bx(low)?,
+                high: bx(high)?,
+                negated,
+            },
+            Expr::Case {
+                operand,
+                branches,
+                else_expr,
+            } => {
                 let operand = operand.map(&mut bx).transpose()?;
                 let branches = branches
                     .into_iter()
                     .map(|(w, t)| Ok((f(w)?, f(t)?)))
                     .collect::<Result<_>>()?;
-                let else_expr = else_expr.map(|e| Ok::<_, Error>(Box::new(f(*e)?))).transpose()?;
-                Expr::Case { operand, branches, else_expr }
+                let else_expr = else_expr
+                    .map(|e| Ok::<_, Error>(Box::new(f(*e)?)))
+                    .transpose()?;
+                Expr::Case {
+                    operand,
+                    branches,
+                    else_expr,
+                }
             }
-            Expr::ScalarFunction { name, args, span } => {
-                Expr::ScalarFunction { name, args: args.into_iter().map(&mut f).collect::<Result<_>>()?, span }
-            }
-            Expr::Aggregate { func, args, distinct, span } => Expr::Aggregate {
+            Expr::ScalarFunction { name, args, span } => Expr::ScalarFunction {
+                name,
+                args: args.into_iter().map(&mut f).collect::<Result<_>>()?,
+                span,
+            },
+            Expr::Aggregate {
+                func,
+                args,
+                distinct,
+                span,
+            } => Expr::Aggregate {
                 func,
                 args: args.into_iter().map(&mut f).collect::<Result<_>>()?,
                 distinct,
@@ -787,7 +944,10 @@ impl Expr {
 
     fn collect_columns<'a>(&'a self, out: &mut Vec<&'a Column>) {
         if let Expr::Column(c) = self {
-            if !out.iter().any(|o| o.name == c.name && o.qualifier == c.qualifier) {
+            if !out
+                .iter()
+                .any(|o| o.name == c.name && o.qualifier == c.qualifier)
+            {
                 out.push(c);
             }
             return;
@@ -800,8 +960,15 @@ impl Expr {
     /// The first source position found in the expression (its own, or a descendant's).
     pub fn span(&self) -> Option<Span> {
         match self {
-            Expr::Column(c) => c.span,
-            Expr::ScalarFunction { span: Some(s), .. } | Expr::Aggregate { span: Some(s), .. } => Some(*s),
+            Expr::Column(c) => c.span.get(),
+            Expr::ScalarFunction {
+                span: SourceSpan(Some(s)),
+                ..
+            }
+            | Expr::Aggregate {
+                span: SourceSpan(Some(s)),
+                ..
+            } => Some(*s),
             _ => self.children().into_iter().find_map(Expr::span),
         }
     }
@@ -838,24 +1005,46 @@ impl fmt::Display for Expr {
             Expr::Negative(e) => write!(f, "(- {e})"),
             Expr::IsNull(e) => write!(f, "({e} IS NULL)"),
             Expr::IsNotNull(e) => write!(f, "({e} IS NOT NULL)"),
-            Expr::Like { expr, pattern, negated, case_insensitive } => {
+            Expr::Like {
+                expr,
+                pattern,
+                negated,
+                case_insensitive,
+            } => {
                 let not = if *negated { "NOT " } else { "" };
                 let op = if *case_insensitive { "ILIKE" } else { "LIKE" };
                 write!(f, "({expr} {not}{op} {pattern})")
             }
-            Expr::RLike { expr, pattern, negated } => {
+            Expr::RLike {
+                expr,
+                pattern,
+                negated,
+            } => {
                 let not = if *negated { "NOT " } else { "" };
                 write!(f, "({expr} {not}RLIKE {pattern})")
             }
-            Expr::InList { expr, list, negated } => {
+            Expr::InList {
+                expr,
+                list,
+                negated,
+            } => {
                 let not = if *negated { "NOT " } else { "" };
                 write!(f, "({expr} {not}IN ({}))", join(list))
             }
-            Expr::Between { expr, low, high, negated } => {
+            Expr::Between {
+                expr,
+                low,
+                high,
+                negated,
+            } => {
                 let not = if *negated { "NOT " } else { "" };
                 write!(f, "({expr} {not}BETWEEN {low} AND {high})")
             }
-            Expr::Case { operand, branches, else_expr } => {
+            Expr::Case {
+                operand,
+                branches,
+                else_expr,
+            } => {
                 f.write_str("CASE")?;
                 if let Some(op) = operand {
                     write!(f, " {op}")?;
@@ -868,17 +1057,31 @@ impl fmt::Display for Expr {
                 }
                 f.write_str(" END")
             }
-            Expr::Cast { expr, data_type, try_cast } => {
+            Expr::Cast {
+                expr,
+                data_type,
+                try_cast,
+            } => {
                 let name = if *try_cast { "TRY_CAST" } else { "CAST" };
                 write!(f, "{name}({expr} AS {})", spark_type_name(data_type))
             }
             Expr::ScalarFunction { name, args, .. } => write!(f, "{name}({})", join(args)),
-            Expr::Aggregate { func, args, distinct, .. } => {
+            Expr::Aggregate {
+                func,
+                args,
+                distinct,
+                ..
+            } => {
                 let d = if *distinct { "DISTINCT " } else { "" };
                 write!(f, "{func}({d}{})", join(args))
             }
             Expr::Alias { expr, name } => write!(f, "{expr} AS {name}"),
-            Expr::Window { time, size_us, slide_us, start_us } => {
+            Expr::Window {
+                time,
+                size_us,
+                slide_us,
+                start_us,
+            } => {
                 write!(f, "window({time}, {}", format_duration(*size_us))?;
                 if slide_us != size_us || *start_us != 0 {
                     write!(f, ", {}", format_duration(*slide_us))?;
@@ -889,7 +1092,9 @@ impl fmt::Display for Expr {
                 f.write_str(")")
             }
             Expr::SessionWindow { time, gap } => match gap {
-                SessionGap::Fixed(us) => write!(f, "session_window({time}, {})", format_duration(*us)),
+                SessionGap::Fixed(us) => {
+                    write!(f, "session_window({time}, {})", format_duration(*us))
+                }
                 SessionGap::Dynamic(g) => write!(f, "session_window({time}, {g})"),
             },
             Expr::WindowTime(e) => write!(f, "window_time({e})"),
@@ -902,7 +1107,11 @@ impl fmt::Display for Expr {
 }
 
 fn join(exprs: &[Expr]) -> String {
-    exprs.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+    exprs
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Spark SQL's name of an Arrow type (`bigint`, `string`, `decimal(10,2)`, `struct<start:timestamp,...>`).
@@ -923,7 +1132,9 @@ pub fn spark_type_name(data_type: &DataType) -> String {
         DataType::Timestamp(_, Some(_)) => "timestamp".into(),
         DataType::Timestamp(_, None) => "timestamp_ntz".into(),
         DataType::Duration(_) => "interval day to second".into(),
-        DataType::List(item) | DataType::LargeList(item) => format!("array<{}>", spark_type_name(item.data_type())),
+        DataType::List(item) | DataType::LargeList(item) => {
+            format!("array<{}>", spark_type_name(item.data_type()))
+        }
         DataType::Struct(fields) => {
             let inner: Vec<String> = fields
                 .iter()
@@ -965,11 +1176,16 @@ pub fn parse_duration(text: &str) -> Result<i64> {
     let bad = |why: &str| {
         Error::analysis(
             Rule::InvalidLiteral,
-            format!("Cannot parse the interval string '{text}': {why}. Write it like '10 seconds' or '1 hour 30 minutes'."),
+            format!(
+                "Cannot parse the interval string '{text}': {why}. Write it like '10 seconds' or '1 hour 30 minutes'."
+            ),
         )
     };
     let mut tokens: Vec<&str> = text.split_whitespace().collect();
-    if tokens.first().is_some_and(|t| t.eq_ignore_ascii_case("interval")) {
+    if tokens
+        .first()
+        .is_some_and(|t| t.eq_ignore_ascii_case("interval"))
+    {
         tokens.remove(0);
     }
     if tokens.is_empty() {
@@ -981,7 +1197,9 @@ pub fn parse_duration(text: &str) -> Result<i64> {
         let (number, unit) = match split_number_unit(tokens[i]) {
             Some((n, u)) if !u.is_empty() => (n, u.to_string()),
             Some((n, _)) => {
-                let unit = tokens.get(i + 1).ok_or_else(|| bad("a number has no unit"))?;
+                let unit = tokens
+                    .get(i + 1)
+                    .ok_or_else(|| bad("a number has no unit"))?;
                 i += 1;
                 (n, unit.to_string())
             }
@@ -1002,8 +1220,11 @@ pub fn parse_duration(text: &str) -> Result<i64> {
             }
             other => return Err(bad(&format!("unknown unit '{other}'"))),
         };
-        let micros = mul_decimal(number, per_unit).ok_or_else(|| bad("the value is out of range"))?;
-        total = total.checked_add(micros).ok_or_else(|| bad("the value is out of range"))?;
+        let micros =
+            mul_decimal(number, per_unit).ok_or_else(|| bad("the value is out of range"))?;
+        total = total
+            .checked_add(micros)
+            .ok_or_else(|| bad("the value is out of range"))?;
     }
     Ok(total)
 }
@@ -1059,10 +1280,15 @@ pub fn parse_timestamp_micros(text: &str) -> Option<i64> {
         let sec = parts.next().unwrap_or("0");
         let (s, frac) = sec.split_once('.').unwrap_or((sec, ""));
         let s: i64 = s.parse().ok()?;
-        if !(0..24).contains(&h) || !(0..60).contains(&m) || !(0..60).contains(&s) || frac.len() > 6 {
+        if !(0..24).contains(&h) || !(0..60).contains(&m) || !(0..60).contains(&s) || frac.len() > 6
+        {
             return None;
         }
-        let frac_us: i64 = if frac.is_empty() { 0 } else { format!("{frac:0<6}").parse().ok()? };
+        let frac_us: i64 = if frac.is_empty() {
+            0
+        } else {
+            format!("{frac:0<6}").parse().ok()?
+        };
         micros = micros.checked_add(((h * 60 + m) * 60 + s) * 1_000_000 + frac_us)?;
     }
     Some(micros)
@@ -1078,7 +1304,20 @@ pub fn parse_date_days(text: &str) -> Option<i64> {
         return None;
     }
     let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-    let days_in_month = [31, if leap { 29 } else { 28 }, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+    let days_in_month = [
+        31,
+        if leap { 29 } else { 28 },
+        31,
+        30,
+        31,
+        30,
+        31,
+        31,
+        30,
+        31,
+        30,
+        31,
+    ];
     if d > days_in_month[(m - 1) as usize] {
         return None;
     }
@@ -1113,7 +1352,15 @@ mod tests {
     #[test]
     fn window_validation() {
         assert!(window(col("ts"), "10 seconds", Some("20 seconds"), None).is_err());
-        assert!(window(col("ts"), "10 seconds", Some("5 seconds"), Some("5 seconds")).is_err());
+        assert!(
+            window(
+                col("ts"),
+                "10 seconds",
+                Some("5 seconds"),
+                Some("5 seconds")
+            )
+            .is_err()
+        );
         let w = window(col("ts"), "10 seconds", Some("5 seconds"), None).unwrap();
         assert_eq!(w.to_string(), "window(ts, 10 seconds, 5 seconds)");
     }

@@ -58,12 +58,34 @@ struct Signature {
     returns: Returns,
 }
 
-const fn sig(name: &'static str, params: &'static [Param], optional: usize, returns: Returns) -> Signature {
-    Signature { name, params, optional, variadic: None, returns }
+const fn sig(
+    name: &'static str,
+    params: &'static [Param],
+    optional: usize,
+    returns: Returns,
+) -> Signature {
+    Signature {
+        name,
+        params,
+        optional,
+        variadic: None,
+        returns,
+    }
 }
 
-const fn varargs(name: &'static str, params: &'static [Param], variadic: Param, returns: Returns) -> Signature {
-    Signature { name, params, optional: 0, variadic: Some(variadic), returns }
+const fn varargs(
+    name: &'static str,
+    params: &'static [Param],
+    variadic: Param,
+    returns: Returns,
+) -> Signature {
+    Signature {
+        name,
+        params,
+        optional: 0,
+        variadic: Some(variadic),
+        returns,
+    }
 }
 
 use Param as P;
@@ -171,8 +193,23 @@ pub fn unknown_function(name: &str) -> Error {
         .with_expr(format!("{name}()"));
     }
     let mut candidates: Vec<(usize, &str)> = scalar_function_names()
-        .chain(["count", "sum", "avg", "min", "max", "first", "last", "approx_count_distinct"])
-        .chain(["window", "session_window", "window_time", "current_timestamp", "explode"])
+        .chain([
+            "count",
+            "sum",
+            "avg",
+            "min",
+            "max",
+            "first",
+            "last",
+            "approx_count_distinct",
+        ])
+        .chain([
+            "window",
+            "session_window",
+            "window_time",
+            "current_timestamp",
+            "explode",
+        ])
         .map(|c| (crate::analyzer::edit_distance(name, c), c))
         .filter(|(d, _)| *d <= 2)
         .collect();
@@ -190,12 +227,20 @@ pub fn unknown_function(name: &str) -> Error {
 
 /// Type-check a resolved scalar call, inserting implicit casts; returns the new arguments and the
 /// result field type with its nullability.
-pub(crate) fn check_call(name: &str, args: Vec<Expr>, types: &[(DataType, bool)]) -> Result<(Vec<Expr>, DataType, bool)> {
+pub(crate) fn check_call(
+    name: &str,
+    args: Vec<Expr>,
+    types: &[(DataType, bool)],
+) -> Result<(Vec<Expr>, DataType, bool)> {
     let Some(sig) = SIGNATURES.iter().find(|s| s.name == name) else {
         return Err(unknown_function(name));
     };
     let min = sig.params.len() - sig.optional;
-    let max = if sig.variadic.is_some() { usize::MAX } else { sig.params.len() };
+    let max = if sig.variadic.is_some() {
+        usize::MAX
+    } else {
+        sig.params.len()
+    };
     if args.len() < min || args.len() > max {
         let expected = match (sig.variadic.is_some(), sig.optional) {
             (true, _) => format!("at least {min}"),
@@ -210,7 +255,13 @@ pub(crate) fn check_call(name: &str, args: Vec<Expr>, types: &[(DataType, bool)]
             ),
         ));
     }
-    let param_of = |i: usize| sig.params.get(i).copied().or(sig.variadic).unwrap_or(Param::Same);
+    let param_of = |i: usize| {
+        sig.params
+            .get(i)
+            .copied()
+            .or(sig.variadic)
+            .unwrap_or(Param::Same)
+    };
     // Common type of the `Same`/`Numeric` arguments.
     let mut common: Option<DataType> = None;
     for (i, (ty, _)) in types.iter().enumerate() {
@@ -252,7 +303,10 @@ pub(crate) fn check_call(name: &str, args: Vec<Expr>, types: &[(DataType, bool)]
         out.push(cast_if_needed(arg, ty, &target));
     }
     let nullable = types.iter().any(|(_, n)| *n)
-        || matches!(name, "if" | "nullif" | "to_timestamp" | "to_date" | "regexp_extract" | "from_unixtime")
+        || matches!(
+            name,
+            "if" | "nullif" | "to_timestamp" | "to_date" | "regexp_extract" | "from_unixtime"
+        )
         || types.iter().any(|(t, _)| t == &DataType::Null);
     let nullable = if name == "coalesce" || name == "nvl" || name == "ifnull" {
         types.iter().all(|(_, n)| *n)
@@ -267,20 +321,38 @@ pub(crate) fn check_call(name: &str, args: Vec<Expr>, types: &[(DataType, bool)]
         Returns::Bool => DataType::Boolean,
         Returns::Timestamp => timestamp_type(),
         Returns::Date => DataType::Date32,
-        Returns::StringArray => DataType::List(Arc::new(Field::new_list_field(DataType::Utf8, true))),
-        Returns::Common => common.unwrap_or(DataType::Null),
+        Returns::StringArray => {
+            DataType::List(Arc::new(Field::new_list_field(DataType::Utf8, true)))
+        }
+        Returns::Common => match (name, common) {
+            ("round", Some(DataType::Decimal128(p, s))) => round_decimal_type(p, s, out.get(1)),
+            (_, common) => common.unwrap_or(DataType::Null),
+        },
     };
     Ok((out, data_type, nullable))
+}
+
+/// Spark's `round(decimal(p, s), d)` type: `decimal(p - s + 1 + min(s, d), min(s, d))`.
+fn round_decimal_type(precision: u8, scale: i8, digits: Option<&Expr>) -> DataType {
+    let digits = match digits {
+        Some(Expr::Literal(crate::expr::ScalarValue::Int32(d))) => *d,
+        _ => 0,
+    };
+    let new_scale = i32::from(scale).min(digits.max(0));
+    let integral = i32::from(precision) - i32::from(scale) + 1;
+    let precision = (integral + new_scale).clamp(1, 38);
+    DataType::Decimal128(precision as u8, new_scale as i8)
 }
 
 fn type_mismatch(name: &str, index: usize, expected: &str, actual: &DataType) -> Error {
     Error::analysis(
         Rule::DatatypeMismatch,
         format!(
-            "Cannot resolve `{name}` due to data type mismatch: parameter {} requires the \"{expected}\" type, \
+            "Cannot resolve `{name}` due to data type mismatch: parameter {} requires the \"{}\" type, \
              however it has the type \"{}\".",
             index + 1,
-            spark_type_name(actual)
+            expected.to_ascii_uppercase(),
+            spark_type_name(actual).to_ascii_uppercase()
         ),
     )
 }
@@ -306,12 +378,19 @@ pub(crate) fn implicitly_castable(from: &DataType, to: &DataType) -> bool {
         return true;
     }
     let atomic = |t: &DataType| {
-        is_numeric(t) || matches!(t, DataType::Utf8 | DataType::Boolean | DataType::Date32 | DataType::Timestamp(_, _))
+        is_numeric(t)
+            || matches!(
+                t,
+                DataType::Utf8 | DataType::Boolean | DataType::Date32 | DataType::Timestamp(_, _)
+            )
     };
     match to {
         DataType::Utf8 => atomic(from),
         t if is_numeric(t) => is_numeric(from) || from == &DataType::Utf8,
-        DataType::Timestamp(_, _) => matches!(from, DataType::Utf8 | DataType::Date32 | DataType::Timestamp(_, _)),
+        DataType::Timestamp(_, _) => matches!(
+            from,
+            DataType::Utf8 | DataType::Date32 | DataType::Timestamp(_, _)
+        ),
         DataType::Date32 => matches!(from, DataType::Utf8 | DataType::Timestamp(_, _)),
         DataType::Boolean => from == &DataType::Utf8,
         _ => false,

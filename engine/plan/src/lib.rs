@@ -14,9 +14,11 @@ pub mod plan;
 pub mod sql;
 
 pub use analyzer::check_streaming;
-pub use optimizer::optimize;
 pub use builder::{GroupedBuilder, LogicalPlanBuilder};
-pub use error::{Error, Result, Rule, Span};
-pub use expr::{AggregateFunction, BinaryOperator, Column, Expr, ScalarValue, SessionGap, SortExpr};
+pub use error::{Error, Result, Rule, SourceSpan, Span};
+pub use expr::{
+    AggregateFunction, BinaryOperator, Column, Expr, ScalarValue, SessionGap, SortExpr,
+};
+pub use optimizer::{explain_logical, optimize};
 pub use plan::{LogicalPlan, OutputMode};
 pub use sql::{Catalog, parse_sql, sql_to_plan};

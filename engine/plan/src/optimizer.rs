@@ -28,7 +28,11 @@ pub fn optimize(plan: &LogicalPlan) -> Result<LogicalPlan> {
 // ---------------------------------------------------------------------------------------------
 
 fn fold_plan(plan: &LogicalPlan) -> Result<LogicalPlan> {
-    let inputs = plan.inputs().into_iter().map(|i| fold_plan(i).map(Arc::new)).collect::<Result<Vec<_>>>()?;
+    let inputs = plan
+        .inputs()
+        .into_iter()
+        .map(|i| fold_plan(i).map(Arc::new))
+        .collect::<Result<Vec<_>>>()?;
     let node = plan.with_new_inputs(inputs);
     Ok(match node {
         LogicalPlan::Filter(f) => {
@@ -36,7 +40,10 @@ fn fold_plan(plan: &LogicalPlan) -> Result<LogicalPlan> {
             if predicate == Expr::Literal(ScalarValue::Boolean(true)) {
                 Arc::unwrap_or_clone(f.input)
             } else {
-                LogicalPlan::Filter(Filter { input: f.input, predicate })
+                LogicalPlan::Filter(Filter {
+                    input: f.input,
+                    predicate,
+                })
             }
         }
         LogicalPlan::Project(p) => {
@@ -46,7 +53,11 @@ fn fold_plan(plan: &LogicalPlan) -> Result<LogicalPlan> {
                 .map(|e| {
                     let name = e.output_name();
                     let folded = fold_expr(e)?;
-                    Ok(if folded.output_name() == name { folded } else { folded.alias(name) })
+                    Ok(if folded.output_name() == name {
+                        folded
+                    } else {
+                        folded.alias(name)
+                    })
                 })
                 .collect::<Result<Vec<_>>>()?;
             LogicalPlan::Project(Project { exprs, ..p })
@@ -66,17 +77,29 @@ fn fold_node(e: Expr) -> Expr {
         Expr::BinaryOp { left, op, right } => match (*left, op, *right) {
             (Expr::Literal(l), op, Expr::Literal(r)) => match fold_binary(&l, op, &r) {
                 Some(v) => Expr::Literal(v),
-                None => Expr::BinaryOp { left: Box::new(Expr::Literal(l)), op, right: Box::new(Expr::Literal(r)) },
+                None => Expr::BinaryOp {
+                    left: Box::new(Expr::Literal(l)),
+                    op,
+                    right: Box::new(Expr::Literal(r)),
+                },
             },
             (Expr::Literal(V::Boolean(false)), BinaryOperator::And, _)
-            | (_, BinaryOperator::And, Expr::Literal(V::Boolean(false))) => Expr::Literal(V::Boolean(false)),
+            | (_, BinaryOperator::And, Expr::Literal(V::Boolean(false))) => {
+                Expr::Literal(V::Boolean(false))
+            }
             (Expr::Literal(V::Boolean(true)), BinaryOperator::Or, _)
-            | (_, BinaryOperator::Or, Expr::Literal(V::Boolean(true))) => Expr::Literal(V::Boolean(true)),
+            | (_, BinaryOperator::Or, Expr::Literal(V::Boolean(true))) => {
+                Expr::Literal(V::Boolean(true))
+            }
             (Expr::Literal(V::Boolean(true)), BinaryOperator::And, other)
             | (other, BinaryOperator::And, Expr::Literal(V::Boolean(true)))
             | (Expr::Literal(V::Boolean(false)), BinaryOperator::Or, other)
             | (other, BinaryOperator::Or, Expr::Literal(V::Boolean(false))) => other,
-            (l, op, r) => Expr::BinaryOp { left: Box::new(l), op, right: Box::new(r) },
+            (l, op, r) => Expr::BinaryOp {
+                left: Box::new(l),
+                op,
+                right: Box::new(r),
+            },
         },
         Expr::Not(inner) => match *inner {
             Expr::Literal(V::Boolean(b)) => Expr::Literal(V::Boolean(!b)),
@@ -97,12 +120,24 @@ fn fold_node(e: Expr) -> Expr {
             Expr::Literal(v) => Expr::Literal(V::Boolean(!v.is_null())),
             other => Expr::IsNotNull(Box::new(other)),
         },
-        Expr::Cast { expr, data_type, try_cast } => match *expr {
+        Expr::Cast {
+            expr,
+            data_type,
+            try_cast,
+        } => match *expr {
             Expr::Literal(v) => match fold_cast(&v, &data_type) {
                 Some(folded) => Expr::Literal(folded),
-                None => Expr::Cast { expr: Box::new(Expr::Literal(v)), data_type, try_cast },
+                None => Expr::Cast {
+                    expr: Box::new(Expr::Literal(v)),
+                    data_type,
+                    try_cast,
+                },
             },
-            other => Expr::Cast { expr: Box::new(other), data_type, try_cast },
+            other => Expr::Cast {
+                expr: Box::new(other),
+                data_type,
+                try_cast,
+            },
         },
         other => other,
     }
@@ -124,12 +159,18 @@ fn fold_cast(v: &ScalarValue, to: &arrow_schema::DataType) -> Option<ScalarValue
             let factor = 10i128.checked_pow(u32::try_from(*s - *scale).ok()?)?;
             let value = value.checked_mul(factor)?;
             check_precision(value, *p)?;
-            V::Decimal128 { value, precision: *p, scale: *s }
+            V::Decimal128 {
+                value,
+                precision: *p,
+                scale: *s,
+            }
         }
         (V::Decimal128 { value, scale, .. }, T::Float64) => {
             V::Float64(*value as f64 / 10f64.powi(i32::from(*scale)))
         }
-        (V::Utf8(s), T::Timestamp(..)) => V::TimestampMicros(crate::expr::parse_timestamp_micros(s)?),
+        (V::Utf8(s), T::Timestamp(..)) => {
+            V::TimestampMicros(crate::expr::parse_timestamp_micros(s)?)
+        }
         _ => return None,
     })
 }
@@ -143,7 +184,11 @@ fn decimal_from_int(i: i128, precision: u8, scale: i8) -> Option<ScalarValue> {
     let factor = 10i128.checked_pow(u32::try_from(scale).ok()?)?;
     let value = i.checked_mul(factor)?;
     check_precision(value, precision)?;
-    Some(ScalarValue::Decimal128 { value, precision, scale })
+    Some(ScalarValue::Decimal128 {
+        value,
+        precision,
+        scale,
+    })
 }
 
 /// Fold `l op r` for literals of the same type; `None` leaves it to run time (overflow, division by
@@ -175,7 +220,9 @@ fn fold_binary(l: &ScalarValue, op: BinaryOperator, r: &ScalarValue) -> Option<S
         return Some(V::Boolean(result));
     }
     Some(match (l, op, r) {
-        (V::Int32(a), _, V::Int32(b)) => V::Int32(int_op(i64::from(*a), op, i64::from(*b)).and_then(|v| i32::try_from(v).ok())?),
+        (V::Int32(a), _, V::Int32(b)) => {
+            V::Int32(int_op(i64::from(*a), op, i64::from(*b)).and_then(|v| i32::try_from(v).ok())?)
+        }
         (V::Int64(a), _, V::Int64(b)) => V::Int64(int_op(*a, op, *b)?),
         (V::Float64(a), _, V::Float64(b)) => V::Float64(match op {
             B::Plus => a + b,
@@ -187,8 +234,12 @@ fn fold_binary(l: &ScalarValue, op: BinaryOperator, r: &ScalarValue) -> Option<S
         (V::Boolean(a), B::And, V::Boolean(b)) => V::Boolean(*a && *b),
         (V::Boolean(a), B::Or, V::Boolean(b)) => V::Boolean(*a || *b),
         (V::Utf8(a), B::StringConcat, V::Utf8(b)) => V::Utf8(format!("{a}{b}")),
-        (V::TimestampMicros(t), B::Plus, V::IntervalMicros(d)) => V::TimestampMicros(t.checked_add(*d)?),
-        (V::TimestampMicros(t), B::Minus, V::IntervalMicros(d)) => V::TimestampMicros(t.checked_sub(*d)?),
+        (V::TimestampMicros(t), B::Plus, V::IntervalMicros(d)) => {
+            V::TimestampMicros(t.checked_add(*d)?)
+        }
+        (V::TimestampMicros(t), B::Minus, V::IntervalMicros(d)) => {
+            V::TimestampMicros(t.checked_sub(*d)?)
+        }
         _ => return None,
     })
 }
@@ -209,7 +260,11 @@ fn int_op(a: i64, op: BinaryOperator, b: i64) -> Option<i64> {
 
 fn split_conjunction(e: Expr, out: &mut Vec<Expr>) {
     match e {
-        Expr::BinaryOp { left, op: BinaryOperator::And, right } => {
+        Expr::BinaryOp {
+            left,
+            op: BinaryOperator::And,
+            right,
+        } => {
             split_conjunction(*left, out);
             split_conjunction(*right, out);
         }
@@ -218,17 +273,26 @@ fn split_conjunction(e: Expr, out: &mut Vec<Expr>) {
 }
 
 fn conjunction(mut parts: Vec<Expr>) -> Option<Expr> {
-    let first = if parts.is_empty() { return None } else { parts.remove(0) };
+    let first = if parts.is_empty() {
+        return None;
+    } else {
+        parts.remove(0)
+    };
     Some(parts.into_iter().fold(first, Expr::and))
 }
 
 fn references_only(e: &Expr, schema: &Schema) -> bool {
-    e.columns().iter().all(|c| schema.fields().iter().any(|f| f.name() == &c.name))
+    e.columns()
+        .iter()
+        .all(|c| schema.fields().iter().any(|f| f.name() == &c.name))
 }
 
 fn with_filter(input: LogicalPlan, conjuncts: Vec<Expr>) -> LogicalPlan {
     match conjunction(conjuncts) {
-        Some(predicate) => LogicalPlan::Filter(Filter { input: Arc::new(input), predicate }),
+        Some(predicate) => LogicalPlan::Filter(Filter {
+            input: Arc::new(input),
+            predicate,
+        }),
         None => input,
     }
 }
@@ -243,7 +307,11 @@ fn push_down_predicates(plan: &LogicalPlan) -> LogicalPlan {
             push_filter(&f.input, conjuncts)
         }
         other => {
-            let inputs = other.inputs().into_iter().map(|i| Arc::new(push_down_predicates(i))).collect();
+            let inputs = other
+                .inputs()
+                .into_iter()
+                .map(|i| Arc::new(push_down_predicates(i)))
+                .collect();
             other.with_new_inputs(inputs)
         }
     }
@@ -260,7 +328,10 @@ fn push_filter(input: &LogicalPlan, conjuncts: Vec<Expr>) -> LogicalPlan {
         }
         LogicalPlan::SubqueryAlias(alias) => {
             let pushed = push_filter(&alias.input, conjuncts);
-            LogicalPlan::SubqueryAlias(crate::plan::SubqueryAlias { input: Arc::new(pushed), alias: alias.alias.clone() })
+            LogicalPlan::SubqueryAlias(crate::plan::SubqueryAlias {
+                input: Arc::new(pushed),
+                alias: alias.alias.clone(),
+            })
         }
         LogicalPlan::Project(p) => {
             // Substitute each output column by the expression computing it; push what stays cheap
@@ -272,22 +343,45 @@ fn push_filter(input: &LogicalPlan, conjuncts: Vec<Expr>) -> LogicalPlan {
                     None => above.push(c),
                 }
             }
-            let new_input = if below.is_empty() { push_down_predicates(&p.input) } else { push_filter(&p.input, below) };
-            let project = LogicalPlan::Project(Project { input: Arc::new(new_input), ..p.clone() });
+            let new_input = if below.is_empty() {
+                push_down_predicates(&p.input)
+            } else {
+                push_filter(&p.input, below)
+            };
+            let project = LogicalPlan::Project(Project {
+                input: Arc::new(new_input),
+                ..p.clone()
+            });
             with_filter(project, above)
         }
         LogicalPlan::Watermark(w) => {
-            let (below, above): (Vec<Expr>, Vec<Expr>) =
-                conjuncts.into_iter().partition(|c| !c.columns().iter().any(|col| col.name == w.column));
-            let new_input = if below.is_empty() { push_down_predicates(&w.input) } else { push_filter(&w.input, below) };
-            let watermark = LogicalPlan::Watermark(Watermark { input: Arc::new(new_input), ..w.clone() });
+            let (below, above): (Vec<Expr>, Vec<Expr>) = conjuncts
+                .into_iter()
+                .partition(|c| !c.columns().iter().any(|col| col.name == w.column));
+            let new_input = if below.is_empty() {
+                push_down_predicates(&w.input)
+            } else {
+                push_filter(&w.input, below)
+            };
+            let watermark = LogicalPlan::Watermark(Watermark {
+                input: Arc::new(new_input),
+                ..w.clone()
+            });
             with_filter(watermark, above)
         }
         LogicalPlan::Explode(e) => {
-            let (below, above): (Vec<Expr>, Vec<Expr>) =
-                conjuncts.into_iter().partition(|c| !c.columns().iter().any(|col| col.name == e.alias));
-            let new_input = if below.is_empty() { push_down_predicates(&e.input) } else { push_filter(&e.input, below) };
-            let explode = LogicalPlan::Explode(Explode { input: Arc::new(new_input), ..e.clone() });
+            let (below, above): (Vec<Expr>, Vec<Expr>) = conjuncts
+                .into_iter()
+                .partition(|c| !c.columns().iter().any(|col| col.name == e.alias));
+            let new_input = if below.is_empty() {
+                push_down_predicates(&e.input)
+            } else {
+                push_filter(&e.input, below)
+            };
+            let explode = LogicalPlan::Explode(Explode {
+                input: Arc::new(new_input),
+                ..e.clone()
+            });
             with_filter(explode, above)
         }
         LogicalPlan::Source(s) => {
@@ -353,28 +447,48 @@ fn push_down_projection(plan: &LogicalPlan, required: Required) -> LogicalPlan {
         LogicalPlan::Project(p) => {
             let exprs: Vec<&Expr> = p.exprs.iter().collect();
             let input = push_down_projection(&p.input, columns_of(&exprs));
-            LogicalPlan::Project(Project { input: Arc::new(input), ..p.clone() })
+            LogicalPlan::Project(Project {
+                input: Arc::new(input),
+                ..p.clone()
+            })
         }
         LogicalPlan::Aggregate(a) => {
             let exprs: Vec<&Expr> = a.group_by.iter().chain(&a.aggregates).collect();
             let input = push_down_projection(&a.input, columns_of(&exprs));
-            LogicalPlan::Aggregate(crate::plan::Aggregate { input: Arc::new(input), ..a.clone() })
+            LogicalPlan::Aggregate(crate::plan::Aggregate {
+                input: Arc::new(input),
+                ..a.clone()
+            })
         }
         LogicalPlan::Filter(f) => {
             let input = push_down_projection(&f.input, with_columns(&required, &[&f.predicate]));
-            LogicalPlan::Filter(Filter { input: Arc::new(input), predicate: f.predicate.clone() })
+            LogicalPlan::Filter(Filter {
+                input: Arc::new(input),
+                predicate: f.predicate.clone(),
+            })
         }
         LogicalPlan::Watermark(w) => {
             let column = Expr::Column(Column::new(&w.column));
             let input = push_down_projection(&w.input, with_columns(&required, &[&column]));
             let schema = Arc::new(schema_with_watermark(input.schema(), &w.column, w.delay_us));
-            LogicalPlan::Watermark(Watermark { input: Arc::new(input), schema, ..w.clone() })
+            LogicalPlan::Watermark(Watermark {
+                input: Arc::new(input),
+                schema,
+                ..w.clone()
+            })
         }
         LogicalPlan::Deduplicate(d) => {
-            let keys: Vec<Expr> = d.columns.iter().map(|c| Expr::Column(Column::new(c))).collect();
+            let keys: Vec<Expr> = d
+                .columns
+                .iter()
+                .map(|c| Expr::Column(Column::new(c)))
+                .collect();
             let refs: Vec<&Expr> = keys.iter().collect();
             let input = push_down_projection(&d.input, with_columns(&required, &refs));
-            LogicalPlan::Deduplicate(crate::plan::Deduplicate { input: Arc::new(input), ..d.clone() })
+            LogicalPlan::Deduplicate(crate::plan::Deduplicate {
+                input: Arc::new(input),
+                ..d.clone()
+            })
         }
         LogicalPlan::Explode(e) => {
             let below = required.map(|mut set| {
@@ -382,7 +496,12 @@ fn push_down_projection(plan: &LogicalPlan, required: Required) -> LogicalPlan {
                 set
             });
             let input = push_down_projection(&e.input, with_columns(&below, &[&e.expr]));
-            let mut fields: Vec<Field> = input.schema().fields().iter().map(|f| f.as_ref().clone()).collect();
+            let mut fields: Vec<Field> = input
+                .schema()
+                .fields()
+                .iter()
+                .map(|f| f.as_ref().clone())
+                .collect();
             if let Some(element) = e.schema.fields().last() {
                 fields.push(element.as_ref().clone());
             }
@@ -395,22 +514,35 @@ fn push_down_projection(plan: &LogicalPlan, required: Required) -> LogicalPlan {
         LogicalPlan::Sort(s) => {
             let keys: Vec<&Expr> = s.exprs.iter().map(|k| &k.expr).collect();
             let input = push_down_projection(&s.input, with_columns(&required, &keys));
-            LogicalPlan::Sort(crate::plan::Sort { input: Arc::new(input), exprs: s.exprs.clone() })
+            LogicalPlan::Sort(crate::plan::Sort {
+                input: Arc::new(input),
+                exprs: s.exprs.clone(),
+            })
         }
         LogicalPlan::Limit(_) | LogicalPlan::SubqueryAlias(_) => {
-            let inputs = plan.inputs().into_iter().map(|i| Arc::new(push_down_projection(i, required.clone()))).collect();
+            let inputs = plan
+                .inputs()
+                .into_iter()
+                .map(|i| Arc::new(push_down_projection(i, required.clone())))
+                .collect();
             plan.with_new_inputs(inputs)
         }
         // Union is positional and joins are not executed yet: their inputs keep every column.
         LogicalPlan::Union(_) | LogicalPlan::Join(_) => {
-            let inputs = plan.inputs().into_iter().map(|i| Arc::new(push_down_projection(i, None))).collect();
+            let inputs = plan
+                .inputs()
+                .into_iter()
+                .map(|i| Arc::new(push_down_projection(i, None)))
+                .collect();
             plan.with_new_inputs(inputs)
         }
     }
 }
 
 fn prune_source(s: &Source, required: &Required) -> LogicalPlan {
-    let Some(required) = required else { return LogicalPlan::Source(s.clone()) };
+    let Some(required) = required else {
+        return LogicalPlan::Source(s.clone());
+    };
     let mut indices: Vec<usize> = s
         .table_schema
         .fields()
@@ -426,9 +558,22 @@ fn prune_source(s: &Source, required: &Required) -> LogicalPlan {
     if indices.len() == s.table_schema.fields().len() {
         return LogicalPlan::Source(s.clone());
     }
-    let fields: Vec<Field> = indices.iter().map(|&i| s.table_schema.field(i).clone()).collect();
+    let fields: Vec<Field> = indices
+        .iter()
+        .map(|&i| s.table_schema.field(i).clone())
+        .collect();
     let mut source = s.clone();
     source.schema = Arc::new(Schema::new(Fields::from(fields)));
     source.projection = Some(indices);
     LogicalPlan::Source(source)
+}
+
+/// The logical part of `explain` / `EXPLAIN`, Spark style: the analysed plan with its output
+/// schema, then the optimised plan. The engine appends its incremental and kernel plans.
+pub fn explain_logical(plan: &LogicalPlan) -> Result<String> {
+    let optimized = optimize(plan)?;
+    Ok(format!(
+        "== Analyzed Logical Plan ==\n{}\n{plan}\n== Optimized Logical Plan ==\n{optimized}",
+        plan.schema_description()
+    ))
 }

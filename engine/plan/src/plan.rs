@@ -23,7 +23,9 @@ pub const WATERMARK_DELAY_MS_KEY: &str = "spark.watermarkDelayMs";
 pub const WATERMARK_DELAY_US_KEY: &str = "weir.watermarkDelayUs";
 
 /// Which rows of the result table reach the sink on each trigger (§1.2).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize,
+)]
 pub enum OutputMode {
     /// Only final rows (the default).
     #[default]
@@ -54,7 +56,9 @@ impl FromStr for OutputMode {
             "complete" => Ok(OutputMode::Complete),
             _ => Err(Error::analysis(
                 Rule::StreamingOutputMode,
-                format!("Unknown output mode {s}. Accepted output modes are 'append', 'complete', 'update'"),
+                format!(
+                    "Unknown output mode {s}. Accepted output modes are 'append', 'complete', 'update'"
+                ),
             )),
         }
     }
@@ -96,7 +100,12 @@ pub struct Source {
 
 impl Source {
     /// A source reading every column of `schema`, with no options and no watermark.
-    pub fn new(name: impl Into<String>, format: impl Into<String>, schema: SchemaRef, streaming: bool) -> Self {
+    pub fn new(
+        name: impl Into<String>,
+        format: impl Into<String>,
+        schema: SchemaRef,
+        streaming: bool,
+    ) -> Self {
         Self {
             name: name.into(),
             format: format.into(),
@@ -118,7 +127,10 @@ impl Source {
 
     /// Declare a watermark (as `WATERMARK FOR` in DDL).
     pub fn with_watermark(mut self, column: impl Into<String>, delay_us: i64) -> Self {
-        self.watermark = Some(WatermarkSpec { column: column.into(), delay_us });
+        self.watermark = Some(WatermarkSpec {
+            column: column.into(),
+            delay_us,
+        });
         self
     }
 }
@@ -439,25 +451,50 @@ impl LogicalPlan {
                     .iter()
                     .map(|f| format!("{}: {}", f.name(), spark_type_name(f.data_type())))
                     .collect();
-                let kind = if s.streaming { "StreamingSource" } else { "Table" };
-                let mut text = format!("{kind} {} [{}] format={}", s.name, columns.join(", "), s.format);
+                let kind = if s.streaming {
+                    "StreamingSource"
+                } else {
+                    "Table"
+                };
+                let mut text = format!(
+                    "{kind} {} [{}] format={}",
+                    s.name,
+                    columns.join(", "),
+                    s.format
+                );
                 if !s.options.is_empty() {
-                    let opts: Vec<String> = s.options.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                    let opts: Vec<String> =
+                        s.options.iter().map(|(k, v)| format!("{k}={v}")).collect();
                     text.push_str(&format!(" options=[{}]", opts.join(", ")));
                 }
                 if !s.pushed_filters.is_empty() {
-                    text.push_str(&format!(" pushed_filters=[{}]", join(s.pushed_filters.iter())));
+                    text.push_str(&format!(
+                        " pushed_filters=[{}]",
+                        join(s.pushed_filters.iter())
+                    ));
                 }
                 text
             }
             LogicalPlan::Filter(f) => format!("Filter {}", f.predicate),
             LogicalPlan::Project(p) => format!("Project [{}]", join(p.exprs.iter())),
             LogicalPlan::Aggregate(a) => {
-                format!("Aggregate [{}], [{}]", join(a.group_by.iter()), join(a.aggregates.iter()))
+                format!(
+                    "Aggregate [{}], [{}]",
+                    join(a.group_by.iter()),
+                    join(a.aggregates.iter())
+                )
             }
-            LogicalPlan::Watermark(w) => format!("EventTimeWatermark {}, {}", w.column, format_duration(w.delay_us)),
+            LogicalPlan::Watermark(w) => format!(
+                "EventTimeWatermark {}, {}",
+                w.column,
+                format_duration(w.delay_us)
+            ),
             LogicalPlan::Deduplicate(d) => {
-                let name = if d.within_watermark { "DeduplicateWithinWatermark" } else { "Deduplicate" };
+                let name = if d.within_watermark {
+                    "DeduplicateWithinWatermark"
+                } else {
+                    "Deduplicate"
+                };
                 format!("{name} [{}]", d.columns.join(", "))
             }
             LogicalPlan::Union(_) => "Union".to_string(),

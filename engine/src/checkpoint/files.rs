@@ -38,16 +38,21 @@ pub fn atomic_create(path: &Path, bytes: &[u8], fsync: bool) -> Result<bool> {
         return Ok(false);
     }
     let tmp = write_temp(path, bytes, fsync)?;
-    let linked = fs::hard_link(&tmp, path);
-    let _ = fs::remove_file(&tmp);
-    match linked {
-        Ok(()) => {
-            sync_parent(path, fsync)?;
-            Ok(true)
-        }
+    let created = match fs::hard_link(&tmp, path) {
+        Ok(()) => Ok(true),
         Err(e) if e.kind() == ErrorKind::AlreadyExists => Ok(false),
-        Err(e) => Err(Error::io(path, e)),
+        // File systems without hard links: a rename after the existence check above (safe
+        // while the checkpoint lock keeps other writers out).
+        Err(_) => fs::rename(&tmp, path)
+            .map(|()| true)
+            .map_err(|e| Error::io(path, e)),
+    };
+    let _ = fs::remove_file(&tmp);
+    if created? {
+        sync_parent(path, fsync)?;
+        return Ok(true);
     }
+    Ok(false)
 }
 
 fn write_temp(path: &Path, bytes: &[u8], fsync: bool) -> Result<PathBuf> {
@@ -82,13 +87,17 @@ fn parent_dir(path: &Path) -> PathBuf {
 
 /// fsyncs the directory holding `path`, so a rename or unlink in it is durable.
 pub(crate) fn sync_parent(path: &Path, fsync: bool) -> Result<()> {
+    sync_dir(&parent_dir(path), fsync)
+}
+
+/// fsyncs `dir` itself (its entries: creations, renames, unlinks).
+pub(crate) fn sync_dir(dir: &Path, fsync: bool) -> Result<()> {
     if !fsync {
         return Ok(());
     }
-    let parent = parent_dir(path);
-    File::open(&parent)
+    File::open(dir)
         .and_then(|d| d.sync_all())
-        .map_err(|e| Error::io(&parent, e))
+        .map_err(|e| Error::io(dir, e))
 }
 
 /// The checksum sidecar of a metadata file.
@@ -106,6 +115,10 @@ struct ChecksumFile {
     /// between the two renames does not look like damage.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     previous: Option<PreviousChecksum>,
+    /// Set on a checkpoint's `metadata` when weir created the checkpoint: every file in it then
+    /// has a sidecar, so a missing one is damage.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    all_files_checksummed: bool,
 }
 
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
@@ -130,6 +143,7 @@ fn sidecar_bytes(
     bytes: &[u8],
     owner: Option<&str>,
     previous: Option<PreviousChecksum>,
+    all_files_checksummed: bool,
 ) -> Result<Vec<u8>> {
     let sidecar = ChecksumFile {
         algorithm: "CRC32C".to_string(),
@@ -137,6 +151,7 @@ fn sidecar_bytes(
         main_file_size: bytes.len() as u64,
         query_id: owner.map(str::to_string),
         previous,
+        all_files_checksummed,
     };
     serde_json::to_vec(&sidecar).map_err(|e| Error::Internal(format!("checksum json: {e}")))
 }
@@ -154,7 +169,7 @@ pub(crate) fn create_checked(
     }
     atomic_write(
         &checksum_path(path),
-        &sidecar_bytes(bytes, owner, None)?,
+        &sidecar_bytes(bytes, owner, None, false)?,
         fsync,
     )?;
     atomic_create(path, bytes, fsync)
@@ -167,6 +182,7 @@ pub(crate) fn replace_checked(
     path: &Path,
     bytes: &[u8],
     owner: Option<&str>,
+    all_files_checksummed: bool,
     fsync: bool,
 ) -> Result<()> {
     let previous = match fs::read(path) {
@@ -179,12 +195,24 @@ pub(crate) fn replace_checked(
     };
     let sidecar = checksum_path(path);
     if previous.is_some() {
-        atomic_write(&sidecar, &sidecar_bytes(bytes, owner, previous)?, fsync)?;
+        atomic_write(
+            &sidecar,
+            &sidecar_bytes(bytes, owner, previous, all_files_checksummed)?,
+            fsync,
+        )?;
     } else {
-        atomic_write(&sidecar, &sidecar_bytes(bytes, owner, None)?, fsync)?;
+        atomic_write(
+            &sidecar,
+            &sidecar_bytes(bytes, owner, None, all_files_checksummed)?,
+            fsync,
+        )?;
     }
     atomic_write(path, bytes, fsync)?;
-    atomic_write(&sidecar, &sidecar_bytes(bytes, owner, None)?, fsync)
+    atomic_write(
+        &sidecar,
+        &sidecar_bytes(bytes, owner, None, all_files_checksummed)?,
+        fsync,
+    )
 }
 
 /// A file read back and verified against its sidecar.
@@ -194,8 +222,8 @@ pub(crate) struct CheckedFile {
     pub bytes: Vec<u8>,
     /// The query id its sidecar names, if it has a sidecar that names one.
     pub owner: Option<String>,
-    /// Whether a sidecar was present.
-    pub had_checksum: bool,
+    /// The sidecar's `allFilesChecksummed` flag (see [`replace_checked`]).
+    pub all_files_checksummed: bool,
 }
 
 /// Reads `path` and verifies it against its sidecar. `Ok(None)` when the file does not exist.
@@ -227,7 +255,7 @@ pub(crate) fn read_checked(
             return Ok(Some(CheckedFile {
                 bytes,
                 owner: None,
-                had_checksum: false,
+                all_files_checksummed: false,
             }));
         }
         Err(e) => return Err(Error::io(&sidecar_path, e)),
@@ -267,7 +295,7 @@ pub(crate) fn read_checked(
     Ok(Some(CheckedFile {
         bytes,
         owner: sidecar.query_id,
-        had_checksum: true,
+        all_files_checksummed: sidecar.all_files_checksummed,
     }))
 }
 
@@ -380,8 +408,14 @@ mod tests {
     fn replace_keeps_a_valid_pair() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("metadata");
-        replace_checked(&p, b"old", None, false).unwrap();
-        replace_checked(&p, b"new content", None, false).unwrap();
+        replace_checked(&p, b"old", None, true, false).unwrap();
+        replace_checked(&p, b"new content", None, true, false).unwrap();
+        assert!(
+            read_checked(&p, true, "")
+                .unwrap()
+                .unwrap()
+                .all_files_checksummed
+        );
         assert_eq!(
             read_checked(&p, true, "").unwrap().unwrap().bytes,
             b"new content"

@@ -12,7 +12,7 @@
 //! hard link, directory fsync) and gets a `<name>.crc` sidecar with its crc32c, size and the
 //! query id. [`Checkpoint::open`] verifies all of them and names the damaged file. Files that
 //! Spark wrote have no sidecar and are accepted as they are, unless the checkpoint was created
-//! by weir (its `metadata` has a sidecar), in which case a missing sidecar is damage.
+//! by weir (its `metadata` sidecar says so), in which case a missing sidecar is damage.
 
 mod files;
 mod lock;
@@ -26,6 +26,11 @@ use serde_json::{Map, Value};
 
 pub use files::{atomic_create, atomic_write, checksum_path, file_uri, path_from_uri};
 pub(crate) use files::{create_checked, read_checked, remove_checked};
+
+/// fsyncs a directory so entries created in it are durable (no-op when `fsync` is false).
+pub fn sync_dir(dir: &Path) -> Result<()> {
+    files::sync_dir(dir, true)
+}
 pub use metadata_log::{CompactibleLog, DEFAULT_COMPACT_INTERVAL, parse_log_text};
 
 use crate::error::{Error, Result};
@@ -110,7 +115,7 @@ impl Checkpoint {
         )? {
             Some(file) => {
                 let (id, extra) = parse_metadata(&metadata_path, &file.bytes)?;
-                (id, extra, file.had_checksum)
+                (id, extra, file.all_files_checksummed)
             }
             None => {
                 let has_batches = !list_batch_ids(&dir.join("offsets"))?.is_empty()
@@ -124,7 +129,7 @@ impl Checkpoint {
                 }
                 let id = uuid::Uuid::new_v4().to_string();
                 let bytes = metadata_bytes(&id, None);
-                files::replace_checked(&metadata_path, &bytes, Some(&id), opts.fsync)?;
+                files::replace_checked(&metadata_path, &bytes, Some(&id), true, opts.fsync)?;
                 (id, None, true)
             }
         };
@@ -136,6 +141,9 @@ impl Checkpoint {
             created_by_weir,
             _lock: lock,
         };
+        for dir in [checkpoint.offsets_dir(), checkpoint.commits_dir()] {
+            remove_stale_temp_files(&dir)?;
+        }
         checkpoint.validate()?;
         Ok(checkpoint)
     }
@@ -187,6 +195,7 @@ impl Checkpoint {
             &self.dir.join("metadata"),
             &bytes,
             Some(&self.query_id),
+            self.created_by_weir,
             self.fsync,
         )?;
         self.extra = Some(extra);
@@ -275,7 +284,9 @@ impl Checkpoint {
                     remove_checked(&dir.join(id.to_string()))?;
                 }
             }
-            files::sync_parent(&dir.join("x"), self.fsync)?;
+            if dir.exists() {
+                files::sync_dir(&dir, self.fsync)?;
+            }
         }
         Ok(())
     }
@@ -372,6 +383,26 @@ impl Checkpoint {
         }
         Ok(())
     }
+}
+
+/// Deletes `.<name>.<uuid>.tmp` files that a crash mid-write left behind (never visible as
+/// batch files; removed only under the checkpoint lock).
+fn remove_stale_temp_files(dir: &Path) -> Result<()> {
+    let entries = match fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(Error::io(dir, e)),
+    };
+    for entry in entries {
+        let entry = entry.map_err(|e| Error::io(dir, e))?;
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with('.') && name.ends_with(".tmp") {
+            let path = entry.path();
+            fs::remove_file(&path).map_err(|e| Error::io(&path, e))?;
+        }
+    }
+    Ok(())
 }
 
 /// The numeric file names in `dir`, sorted (other names such as `.0.crc`, `0.crc` are ignored).

@@ -120,9 +120,16 @@ fn reads_a_checkpoint_written_by_spark() {
     assert_eq!(s.conf["spark.sql.shuffle.partitions"], "2");
     assert_eq!(s.offsets, vec![Some(Offset("{\"logOffset\":1}".into()))]);
     assert_eq!(cp.latest_commit().unwrap().unwrap().0, 1);
-    // New files written into a Spark checkpoint get sidecars and stay readable.
+    // New files written into a Spark checkpoint get sidecars and stay readable, also after
+    // weir stored its extra metadata and the checkpoint is reopened.
     cp.write_offsets(2, &seq(&["{\"logOffset\":2}"])).unwrap();
     assert!(cp.offsets(2).unwrap().is_some());
+    let mut cp = cp;
+    cp.write_extra_metadata(serde_json::json!({"k": 1}))
+        .unwrap();
+    drop(cp);
+    let cp = open(d).unwrap();
+    assert_eq!(cp.latest_offsets().unwrap().unwrap().0, 2);
 }
 
 #[test]
@@ -266,4 +273,21 @@ fn empty_metadata_line_is_refused() {
     fs::write(tmp.path().join("offsets/0"), "v1\n\n4").unwrap();
     let err = open(tmp.path()).unwrap_err().to_string();
     assert!(err.contains("offsets/0") && err.contains("empty"), "{err}");
+}
+
+#[test]
+fn a_torn_write_is_never_visible() {
+    let tmp = tempfile::tempdir().unwrap();
+    three_batches(tmp.path());
+    // What a crash in the middle of writing offsets/3 leaves: a partial temp file.
+    let torn = tmp
+        .path()
+        .join("offsets/.3.0b0e9c1a-1111-2222-3333-444455556666.tmp");
+    fs::write(&torn, b"v1\n{\"batchWat").unwrap();
+    let cp = open(tmp.path()).unwrap();
+    assert_eq!(cp.latest_offsets().unwrap().unwrap().0, 2);
+    assert!(
+        !torn.exists(),
+        "the stale temp file is cleaned up under the lock"
+    );
 }

@@ -419,7 +419,7 @@ impl Planner<'_> {
                                 Expr::Literal(ScalarValue::Int64(*size_us)),
                                 Expr::Literal(ScalarValue::Int64(*start_us)),
                             ],
-                            span: None,
+                            span: weir_plan::SourceSpan::NONE,
                         });
                     } else {
                         let time_column = time_col.ok_or_else(|| {

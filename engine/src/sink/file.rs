@@ -42,6 +42,31 @@ pub struct SinkFileStatus {
     pub action: String,
 }
 
+/// The files committed in a file sink's output directory `dir`, read from its
+/// `_spark_metadata` log as Spark's `MetadataLogFileIndex` does (newest compaction plus the
+/// batches after it). Entries with size 0 or `isDir` are left out, as Spark does. Returns an
+/// empty list when the directory has no log.
+pub fn committed_files(dir: &Path) -> Result<Vec<SinkFileStatus>> {
+    let meta_dir = dir.join("_spark_metadata");
+    if !meta_dir.is_dir() {
+        return Ok(Vec::new());
+    }
+    let log = CompactibleLog::open(&meta_dir, DEFAULT_COMPACT_INTERVAL, None, false)?;
+    let mut files = Vec::new();
+    for line in log.all_entries()? {
+        let status: SinkFileStatus = serde_json::from_str(&line).map_err(|e| {
+            Error::checkpoint(
+                &meta_dir,
+                format!("a _spark_metadata entry is not a SinkFileStatus ({e}): {line}"),
+            )
+        })?;
+        if status.size > 0 && !status.is_dir {
+            files.push(status);
+        }
+    }
+    Ok(files)
+}
+
 /// Writes batches as parquet, csv or json files with a `_spark_metadata` log.
 pub(crate) struct FileSink {
     format: FileFormat,
@@ -177,6 +202,10 @@ impl FileSink {
                 self.finish(out, &path)?;
             }
         }
+        // The file's directory entry must be durable before the log entry that lists it.
+        if self.fsync {
+            crate::checkpoint::sync_dir(&self.dir)?;
+        }
         let meta = fs::metadata(&path).map_err(|e| Error::io(&path, e))?;
         let modification_time = meta
             .modified()
@@ -205,7 +234,8 @@ impl FileSink {
         Ok(())
     }
 
-    /// Quotes a CSV field when needed (Spark escapes quotes with a backslash).
+    /// Quotes a CSV field when needed; quotes inside are escaped with a backslash, as Spark's
+    /// writer does (so, as in Spark, a value ending in a backslash does not round-trip).
     fn csv_field(&self, value: &str) -> String {
         let needs_quotes = value.contains(self.csv_sep)
             || value.contains('"')
@@ -213,7 +243,7 @@ impl FileSink {
             || value.contains('\r')
             || value.is_empty();
         if needs_quotes {
-            format!("\"{}\"", value.replace('\\', "\\\\").replace('"', "\\\""))
+            format!("\"{}\"", value.replace('"', "\\\""))
         } else {
             value.to_string()
         }
@@ -229,7 +259,7 @@ fn json_timestamp_text(array: &arrow::array::ArrayRef, row: usize) -> String {
 
 impl Sink for FileSink {
     fn description(&self) -> String {
-        format!("FileSink[{}]", self.dir.display())
+        format!("FileSink[file:{}]", self.dir.display())
     }
 
     fn add_batch(

@@ -1,5 +1,7 @@
 //! The memory sink: a process-wide registry of in-memory tables named by query name, readable
-//! from Rust with [`memory_table`]. Complete mode replaces the table; append and update append.
+//! from Rust with [`memory_table`]. Complete mode replaces the table's rows; append and update
+//! append. Like Spark's, the table lives in process memory only: a restarted query starts a new,
+//! empty table.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
@@ -89,17 +91,17 @@ pub(crate) struct MemorySink {
 }
 
 impl MemorySink {
-    /// Registers (or reuses) the table `name`, as Spark reuses a memory sink's table on restart.
+    /// Registers a new, empty table `name`, replacing any table of that name (as Spark
+    /// replaces the temp view when a memory-sink query starts).
     pub(crate) fn new(name: Option<String>) -> Result<MemorySink> {
         let name = name.ok_or_else(|| {
             Error::option("queryName", "queryName must be specified for memory sink")
         })?;
-        let table = registry()
+        let table = MemoryTable::default();
+        registry()
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .entry(name)
-            .or_default()
-            .clone();
+            .insert(name, table.clone());
         Ok(MemorySink { table })
     }
 }

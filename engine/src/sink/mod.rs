@@ -19,7 +19,7 @@ use arrow::record_batch::RecordBatch;
 use crate::error::{Error, Result};
 use crate::source::{FileFormat, SourceOptions};
 
-pub use file::SinkFileStatus;
+pub use file::{SinkFileStatus, committed_files};
 pub use memory::{MemoryTable, drop_memory_table, memory_table};
 
 /// The output mode a batch is written in (the scheduler maps weir-plan's mode onto this).

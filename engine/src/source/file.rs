@@ -2,6 +2,8 @@
 //! in modification-time order (then name) up to the read limit, records each admitted group in
 //! the seen-files log `sources/<i>/<b>` (FileStreamSourceLog format, compacted every 10
 //! batches) and offsets as `{"logOffset":b}`. A file that is in the log is never read again.
+//! A directory written by a file sink (it has `_spark_metadata/`) is listed through that log,
+//! so only committed files are read, as in Spark.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs;
@@ -15,6 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::checkpoint::{CompactibleLog, DEFAULT_COMPACT_INTERVAL, file_uri, path_from_uri};
 use crate::error::{Error, Result};
+use crate::sink::committed_files;
 use crate::source::options::SourceOptions;
 use crate::source::readers::{FileFormat, ParseMode, ReaderOptions, TimestampFormat, read_file};
 use crate::source::{Offset, ReadLimit, Source, SourceContext};
@@ -263,7 +266,28 @@ impl FileSource {
             })?;
             for entry in paths {
                 let p = entry.map_err(|e| self.source_error(format!("cannot list: {e}")))?;
-                collect_files(&p, &mut out)?;
+                let hidden = p
+                    .file_name()
+                    .is_some_and(|n| is_hidden(&n.to_string_lossy()));
+                if !hidden {
+                    collect_files(&p, &mut out)?;
+                }
+            }
+        } else if self.path.join("_spark_metadata").is_dir() {
+            // The output of a file sink: only its committed files (Spark does the same).
+            for status in committed_files(&self.path)? {
+                let path = path_from_uri(&status.path).ok_or_else(|| {
+                    self.source_error(format!(
+                        "'{}' in {}/_spark_metadata is not a file URI",
+                        status.path,
+                        self.path.display()
+                    ))
+                })?;
+                out.push(ListedFile {
+                    uri: file_uri(&path),
+                    mtime_ms: status.modification_time,
+                    size: status.size,
+                });
             }
         } else {
             if !self.path.exists() {

@@ -121,6 +121,7 @@ impl Source for MemorySource {
             None => 0,
         };
         let to = self.parse(end)?;
+        let description = self.description();
         let inner = self
             .stream
             .inner
@@ -128,7 +129,7 @@ impl Source for MemorySource {
             .unwrap_or_else(PoisonError::into_inner);
         if to >= inner.blocks.len() {
             return Err(Error::Source {
-                source_name: format!("MemoryStream[{}]", inner.schema.fields().len()),
+                source_name: description.clone(),
                 message: format!(
                     "offset {to} was never added (the stream holds {} blocks); a memory stream \
                      does not survive a process restart",
@@ -141,7 +142,7 @@ impl Source for MemorySource {
             for batch in block {
                 if batch.schema().fields() != inner.schema.fields() {
                     return Err(Error::Source {
-                        source_name: "MemoryStream".to_string(),
+                        source_name: description.clone(),
                         message: format!(
                             "a batch added with schema {:?} does not match the stream's schema {:?}",
                             batch.schema(),

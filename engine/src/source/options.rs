@@ -66,10 +66,23 @@ impl SourceOptions {
             .map(|v| parse_duration_ms(name, v))
             .transpose()
     }
+
+    /// A duration option in Spark's `timeStringAsSec` syntax (a bare number is seconds),
+    /// returned in whole seconds (truncated).
+    pub fn duration_secs(&self, name: &str) -> Result<Option<i64>> {
+        self.get(name)
+            .map(|v| parse_duration(name, v, 1000.0).map(|ms| ms / 1000))
+            .transpose()
+    }
 }
 
-/// Parses a Spark time string into milliseconds.
+/// Parses a Spark time string into milliseconds (a bare number is milliseconds).
 pub(crate) fn parse_duration_ms(name: &str, text: &str) -> Result<i64> {
+    parse_duration(name, text, 1.0)
+}
+
+/// Parses a Spark time string into milliseconds, a bare number counting `bare_unit_ms`.
+fn parse_duration(name: &str, text: &str, bare_unit_ms: f64) -> Result<i64> {
     let t = text.trim().to_ascii_lowercase();
     let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
@@ -83,7 +96,8 @@ pub(crate) fn parse_duration_ms(name: &str, text: &str) -> Result<i64> {
     };
     let n: i64 = num.parse().map_err(|_| bad())?;
     let ms_per_unit: f64 = match unit.trim() {
-        "" | "ms" => 1.0,
+        "" => bare_unit_ms,
+        "ms" => 1.0,
         "us" => 0.001,
         "s" => 1000.0,
         "m" | "min" => 60_000.0,
@@ -107,5 +121,10 @@ mod tests {
         assert_eq!(parse_duration_ms("x", "1500").unwrap(), 1500);
         assert_eq!(parse_duration_ms("x", "2m").unwrap(), 120_000);
         assert!(parse_duration_ms("x", "2 weeks").is_err());
+        let m = BTreeMap::from([("rampUpTime".to_string(), "5".to_string())]);
+        assert_eq!(
+            SourceOptions::new(&m).duration_secs("rampUpTime").unwrap(),
+            Some(5)
+        );
     }
 }

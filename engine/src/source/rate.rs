@@ -87,7 +87,7 @@ impl RateSource {
     /// `ctx.checkpoint_dir/0`.
     pub fn new(opts: &SourceOptions, ctx: SourceContext) -> Result<RateSource> {
         let rows_per_second = opts.int("rowsPerSecond", 1)?.unwrap_or(1);
-        let ramp_up_seconds = opts.duration_ms("rampUpTime")?.unwrap_or(0).max(0) / 1000;
+        let ramp_up_seconds = opts.duration_secs("rampUpTime")?.unwrap_or(0).max(0);
         let num_partitions = num_partitions(opts)?;
         let path = ctx.checkpoint_dir.join("0");
         let hint = "the rate source's start time is damaged; restore it or use a new checkpoint";

@@ -9,11 +9,14 @@ use std::path::Path;
 use std::sync::Arc;
 
 use arrow::array::{
-    Array, ArrayRef, RecordBatchOptions, StringArray, TimestampMicrosecondArray,
+    Array, ArrayRef, AsArray, RecordBatchOptions, StringArray, TimestampMicrosecondArray,
     TimestampMillisecondArray, TimestampNanosecondArray, TimestampSecondArray, new_null_array,
 };
 use arrow::compute::{CastOptions, cast_with_options, filter_record_batch, interleave};
-use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use arrow::datatypes::{
+    DataType, Field, Schema, SchemaRef, TimeUnit, TimestampMicrosecondType,
+    TimestampMillisecondType, TimestampNanosecondType, TimestampSecondType,
+};
 use arrow::record_batch::RecordBatch;
 use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
@@ -277,6 +280,89 @@ fn split_corrupt_column(schema: &Schema, corrupt: &str) -> (Vec<usize>, Option<u
     (data, corrupt_index)
 }
 
+/// `schema` with time zones dropped from top-level timestamp columns. Arrow (built without
+/// chrono-tz) cannot parse named zones such as `UTC` when decoding or casting; the stored
+/// values are UTC epochs either way, so decoding naive and re-tagging gives the same data.
+fn without_timezones(schema: &Schema) -> SchemaRef {
+    let fields: Vec<Field> = schema
+        .fields()
+        .iter()
+        .map(|f| match f.data_type() {
+            DataType::Timestamp(unit, Some(_)) => f
+                .as_ref()
+                .clone()
+                .with_data_type(DataType::Timestamp(*unit, None)),
+            _ => f.as_ref().clone(),
+        })
+        .collect();
+    Arc::new(Schema::new(fields))
+}
+
+/// Re-tags a timestamp column with `target`'s time zone (no value changes).
+fn retag_timezone(array: ArrayRef, target: &DataType) -> ArrayRef {
+    let DataType::Timestamp(_, tz) = target else {
+        return array;
+    };
+    let tz = tz.clone();
+    match array.data_type() {
+        DataType::Timestamp(TimeUnit::Second, _) => Arc::new(
+            array
+                .as_primitive::<TimestampSecondType>()
+                .clone()
+                .with_timezone_opt(tz),
+        ),
+        DataType::Timestamp(TimeUnit::Millisecond, _) => Arc::new(
+            array
+                .as_primitive::<TimestampMillisecondType>()
+                .clone()
+                .with_timezone_opt(tz),
+        ),
+        DataType::Timestamp(TimeUnit::Microsecond, _) => Arc::new(
+            array
+                .as_primitive::<TimestampMicrosecondType>()
+                .clone()
+                .with_timezone_opt(tz),
+        ),
+        DataType::Timestamp(TimeUnit::Nanosecond, _) => Arc::new(
+            array
+                .as_primitive::<TimestampNanosecondType>()
+                .clone()
+                .with_timezone_opt(tz),
+        ),
+        _ => array,
+    }
+}
+
+/// Re-tags every column decoded with [`without_timezones`] to `schema`'s types.
+fn retag_columns(columns: Vec<ArrayRef>, schema: &Schema) -> Vec<ArrayRef> {
+    columns
+        .into_iter()
+        .zip(schema.fields())
+        .map(|(c, f)| retag_timezone(c, f.data_type()))
+        .collect()
+}
+
+/// Casts `array` to `target`, going through the zone-less timestamp type (see
+/// [`without_timezones`]).
+fn cast_to(array: &dyn Array, target: &DataType, options: &CastOptions<'_>) -> Result<ArrayRef> {
+    match target {
+        DataType::Timestamp(unit, Some(_)) => {
+            let naive = match array.data_type() {
+                DataType::Timestamp(from_unit, Some(_)) => {
+                    let plain = retag_timezone(
+                        arrow::array::make_array(array.to_data()),
+                        &DataType::Timestamp(*from_unit, None),
+                    );
+                    cast_with_options(&plain, &DataType::Timestamp(*unit, None), options)?
+                }
+                _ => cast_with_options(array, &DataType::Timestamp(*unit, None), options)?,
+            };
+            Ok(retag_timezone(naive, target))
+        }
+        _ => Ok(cast_with_options(array, target, options)?),
+    }
+}
+
 /// One raw record of a text-based format and why it is malformed, if it is.
 struct RawRecord<'a> {
     raw: &'a str,
@@ -387,7 +473,7 @@ fn convert_strings(
         }
         _ => {
             let trimmed: StringArray = values.iter().map(|v| v.map(str::trim)).collect();
-            cast_with_options(
+            cast_to(
                 &trimmed,
                 target,
                 &CastOptions {
@@ -486,10 +572,10 @@ fn split_csv(text: &str, sep: char, quote: char, escape: char) -> Vec<CsvRecord<
             in_quotes = true;
             field_quoted = true;
         } else if c == sep {
-            end_field(&mut fields, &mut field, field_quoted);
+            end_field(&mut fields, &mut field);
             field_quoted = false;
         } else if c == '\n' {
-            end_field(&mut fields, &mut field, field_quoted);
+            end_field(&mut fields, &mut field);
             field_quoted = false;
             push_record(
                 &mut records,
@@ -508,7 +594,7 @@ fn split_csv(text: &str, sep: char, quote: char, escape: char) -> Vec<CsvRecord<
         }
     }
     if rec_start < text.len() {
-        end_field(&mut fields, &mut field, field_quoted);
+        end_field(&mut fields, &mut field);
         push_record(
             &mut records,
             fields,
@@ -520,13 +606,10 @@ fn split_csv(text: &str, sep: char, quote: char, escape: char) -> Vec<CsvRecord<
     records
 }
 
-fn end_field(fields: &mut Vec<Option<String>>, field: &mut String, quoted: bool) {
+/// Ends a field; an empty field (quoted or not) is null, as in Spark's default `nullValue`.
+fn end_field(fields: &mut Vec<Option<String>>, field: &mut String) {
     let value = std::mem::take(field);
-    fields.push(if value.is_empty() && !quoted {
-        None
-    } else {
-        Some(value)
-    });
+    fields.push((!value.is_empty()).then_some(value));
 }
 
 fn push_record<'a>(
@@ -548,13 +631,76 @@ fn push_record<'a>(
     });
 }
 
+/// The vectorised path: Arrow's CSV reader over the whole file. `None` when any record does
+/// not parse (or a feature it lacks is needed); the caller then takes the per-record path,
+/// which gives the same values for well-formed files.
+fn read_csv_fast(
+    path: &Path,
+    schema: &SchemaRef,
+    opts: &ReaderOptions,
+    data_cols: &[usize],
+    corrupt_index: Option<usize>,
+) -> Result<Option<Vec<RecordBatch>>> {
+    let ascii = |c: char| u8::try_from(c).ok().filter(u8::is_ascii);
+    let (Some(sep), Some(quote), Some(escape)) =
+        (ascii(opts.sep), ascii(opts.quote), ascii(opts.escape))
+    else {
+        return Ok(None);
+    };
+    if opts.timestamp_format.is_some() || data_cols.len() < 2 {
+        return Ok(None);
+    }
+    let data_schema = schema.project(data_cols)?;
+    let file = File::open(path).map_err(|e| Error::io(path, e))?;
+    let reader = arrow::csv::ReaderBuilder::new(without_timezones(&data_schema))
+        .with_header(opts.header)
+        .with_delimiter(sep)
+        .with_quote(quote)
+        .with_escape(escape)
+        .with_batch_size(BATCH_ROWS)
+        .build(file);
+    let Ok(reader) = reader else {
+        return Ok(None);
+    };
+    let mut out = Vec::new();
+    for batch in reader {
+        let Ok(batch) = batch else {
+            return Ok(None);
+        };
+        let mut columns = retag_columns(batch.columns().to_vec(), &data_schema);
+        if let Some(i) = corrupt_index {
+            columns.insert(i, new_null_array(&DataType::Utf8, batch.num_rows()));
+        }
+        out.push(RecordBatch::try_new_with_options(
+            schema.clone(),
+            columns,
+            &RecordBatchOptions::new().with_row_count(Some(batch.num_rows())),
+        )?);
+    }
+    Ok(Some(out))
+}
+
 fn read_csv(path: &Path, schema: &SchemaRef, opts: &ReaderOptions) -> Result<Vec<RecordBatch>> {
+    let (data_cols, corrupt_index) = split_corrupt_column(schema, &opts.corrupt_column);
+    if let Some(batches) = read_csv_fast(path, schema, opts, &data_cols, corrupt_index)? {
+        return Ok(batches);
+    }
+    read_csv_per_record(path, schema, opts, &data_cols, corrupt_index)
+}
+
+/// The per-record path: finds malformed records and applies the parse mode to them.
+fn read_csv_per_record(
+    path: &Path,
+    schema: &SchemaRef,
+    opts: &ReaderOptions,
+    data_cols: &[usize],
+    corrupt_index: Option<usize>,
+) -> Result<Vec<RecordBatch>> {
     let text = read_text_file(path)?;
     let mut records = split_csv(&text, opts.sep, opts.quote, opts.escape);
     if opts.header && !records.is_empty() {
         records.remove(0);
     }
-    let (data_cols, corrupt_index) = split_corrupt_column(schema, &opts.corrupt_column);
     let mut batches = Vec::new();
     for chunk in records.chunks(BATCH_ROWS) {
         let mut raw: Vec<RawRecord<'_>> = chunk
@@ -597,7 +743,7 @@ fn read_csv(path: &Path, schema: &SchemaRef, opts: &ReaderOptions) -> Result<Vec
         }
         batches.push(finish_batch(
             schema,
-            &data_cols,
+            data_cols,
             corrupt_index,
             columns,
             &raw,
@@ -609,7 +755,9 @@ fn read_csv(path: &Path, schema: &SchemaRef, opts: &ReaderOptions) -> Result<Vec
 }
 
 fn json_decoder(schema: &SchemaRef, rows: usize) -> Result<arrow::json::reader::Decoder> {
+    // Spark reads a JSON number or boolean into a string column as its text.
     Ok(arrow::json::ReaderBuilder::new(schema.clone())
+        .with_coerce_primitive(true)
         .with_batch_size(rows.max(1))
         .build_decoder()?)
 }
@@ -626,6 +774,12 @@ fn decode_json_lines(schema: &SchemaRef, lines: &[&str]) -> Result<RecordBatch> 
                 break;
             }
             pos += read;
+        }
+        if pos < bytes.len() {
+            return Err(Error::MalformedRecord {
+                location: String::new(),
+                message: "a line holds more than one JSON value".into(),
+            });
         }
         decoder.decode(b"\n")?;
     }
@@ -656,7 +810,8 @@ fn json_line_error(schema: &SchemaRef, line: &str) -> Option<String> {
 fn read_json(path: &Path, schema: &SchemaRef, opts: &ReaderOptions) -> Result<Vec<RecordBatch>> {
     let text = read_text_file(path)?;
     let (data_cols, corrupt_index) = split_corrupt_column(schema, &opts.corrupt_column);
-    let data_schema: SchemaRef = Arc::new(schema.project(&data_cols)?);
+    let data_schema = schema.project(&data_cols)?;
+    let decode_schema = without_timezones(&data_schema);
     let lines: Vec<(usize, &str)> = text
         .split('\n')
         .enumerate()
@@ -666,11 +821,10 @@ fn read_json(path: &Path, schema: &SchemaRef, opts: &ReaderOptions) -> Result<Ve
     let mut batches = Vec::new();
     for chunk in lines.chunks(BATCH_ROWS) {
         let texts: Vec<&str> = chunk.iter().map(|&(_, l)| l).collect();
-        let strictly_valid = texts
-            .iter()
-            .all(|l| serde_json::from_str::<serde_json::Value>(l).is_ok_and(|v| v.is_object()));
-        let fast = if strictly_valid {
-            decode_json_lines(&data_schema, &texts).ok()
+        // Arrow's decoder rejects malformed JSON; a line must also hold an object.
+        let objects_only = texts.iter().all(|l| l.trim_start().starts_with('{'));
+        let fast = if objects_only {
+            decode_json_lines(&decode_schema, &texts).ok()
         } else {
             None
         };
@@ -686,8 +840,9 @@ fn read_json(path: &Path, schema: &SchemaRef, opts: &ReaderOptions) -> Result<Ve
                     .collect::<Vec<_>>();
                 (batch.columns().to_vec(), raw)
             }
-            None => decode_json_per_line(&data_schema, chunk)?,
+            None => decode_json_per_line(&decode_schema, chunk)?,
         };
+        let columns = retag_columns(columns, &data_schema);
         batches.push(finish_batch(
             schema,
             &data_cols,
@@ -788,8 +943,8 @@ fn read_parquet(
                     if col.data_type() == field.data_type() {
                         col.clone()
                     } else {
-                        cast_with_options(col, field.data_type(), &CastOptions::default()).map_err(
-                            |e| Error::Source {
+                        cast_to(col, field.data_type(), &CastOptions::default()).map_err(|e| {
+                            Error::Source {
                                 source_name: path.display().to_string(),
                                 message: format!(
                                     "column '{}' is {} in the file but {} in the schema: {e}",
@@ -797,8 +952,8 @@ fn read_parquet(
                                     col.data_type(),
                                     field.data_type()
                                 ),
-                            },
-                        )?
+                            }
+                        })?
                     }
                 }
                 Err(_) => new_null_array(field.data_type(), batch.num_rows()),
@@ -836,6 +991,55 @@ mod tests {
         assert_eq!(records[1].line, 3);
         assert_eq!(records[2].line, 5);
         assert_eq!(records[2].raw, "last");
+    }
+
+    fn opts() -> ReaderOptions {
+        ReaderOptions {
+            header: true,
+            sep: ',',
+            quote: '"',
+            escape: '\\',
+            timestamp_format: None,
+            mode: ParseMode::FailFast,
+            corrupt_column: "_corrupt_record".into(),
+        }
+    }
+
+    #[test]
+    fn csv_fast_and_per_record_paths_agree() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f.csv");
+        std::fs::write(
+            &path,
+            "a,b,c,t,d\n1,\"x,\"\"y\"\"\",true,2024-01-01T00:00:01Z,1.5\n\n,,,,\n3,\"multi\nline\",false,2024-01-01 00:00:02,-2\n",
+        )
+        .unwrap();
+        let schema: SchemaRef = Arc::new(Schema::new(vec![
+            Field::new("a", DataType::Int64, true),
+            Field::new("b", DataType::Utf8, true),
+            Field::new("c", DataType::Boolean, true),
+            Field::new(
+                "t",
+                DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+                true,
+            ),
+            Field::new("d", DataType::Float64, true),
+        ]));
+        let cols: Vec<usize> = (0..5).collect();
+        let fast = read_csv_fast(&path, &schema, &opts(), &cols, None)
+            .unwrap()
+            .expect("well-formed file takes the fast path");
+        let slow = read_csv_per_record(&path, &schema, &opts(), &cols, None).unwrap();
+        assert_eq!(fast, slow);
+        assert_eq!(fast[0].num_rows(), 3);
+    }
+
+    #[test]
+    fn json_lines_with_two_objects_are_not_accepted_in_bulk() {
+        let schema: SchemaRef = Arc::new(Schema::new(vec![Field::new("a", DataType::Int64, true)]));
+        assert!(decode_json_lines(&schema, &["{\"a\":1} {\"a\":2}"]).is_err());
+        assert!(decode_json_lines(&schema, &["{\"a\":1}", "{\"a\":2}"]).is_ok());
+        assert!(json_line_error(&schema, "5").is_some());
     }
 
     #[test]

@@ -1,21 +1,22 @@
-//! The state store's files: names, checksummed atomic writes, verified reads, Arrow IPC
-//! encoding, and the tally of bytes on disk.
+//! The state store's files: names, self-checksummed Arrow IPC encoding, verified reads, atomic
+//! writes, and the tally of bytes on disk.
 //!
 //! Layout of one store directory (`<checkpoint>/state/<op>/<shard>/`):
 //! - `<version>.delta`, `<version>.snapshot`: Arrow IPC *file* format (see `mod.rs` for columns);
-//! - `<file>.crc` beside each: `{"algorithm":"CRC32C","value":<u32>,"mainFileSize":<bytes>}`
-//!   (the shape of Spark 4.x's checksum files), covering every byte of the data file;
 //! - `.<file>.<uuid>.tmp`: a write in progress (removed when a store opens).
 //!
-//! Write order: remove an old data file of the same name, write the sidecar, then the data file
-//! (each via temp file, fsync, rename, fsync directory). A data file therefore never exists
-//! without the sidecar that describes it, and the data file's appearance commits the version.
+//! Checksum: the file footer's custom metadata (`FileReader::custom_metadata`) holds
+//! `weir.state.crc32c` = 8 lowercase hex digits, the CRC32C of the whole file computed with those
+//! 8 digits set to ASCII `0`. It covers every byte, footer included, so a flipped byte anywhere is
+//! found; a truncated file has lost its footer (Arrow files end with `ARROW1`). One file per
+//! version, written atomically (temp file, fsync, rename, fsync directory): its appearance
+//! commits the version, and a rewrite of the same version (a batch re-run) replaces it whole.
 //!
 //! This module owns only file mechanics; what the files mean is decided in `mod.rs`.
 
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
-use std::io::{Cursor, ErrorKind, Write};
+use std::io::{Cursor, ErrorKind, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -23,12 +24,15 @@ use arrow::datatypes::Schema;
 use arrow::ipc::reader::FileReader;
 use arrow::ipc::writer::FileWriter;
 use arrow::record_batch::RecordBatch;
-use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 
-/// Suffix of the checksum sidecar of a data file.
-pub(crate) const CHECKSUM_SUFFIX: &str = ".crc";
+/// Footer metadata key of the file checksum.
+pub(crate) const CHECKSUM_KEY: &str = "weir.state.crc32c";
+/// The checksum's value while the checksum is computed.
+const CHECKSUM_PLACEHOLDER: &str = "00000000";
+/// The last bytes of every Arrow IPC file.
+const ARROW_MAGIC: &[u8] = b"ARROW1";
 const TEMP_SUFFIX: &str = ".tmp";
 
 /// What to tell a user whose state file is damaged or missing.
@@ -73,17 +77,6 @@ pub(crate) fn parse_data_file_name(name: &str) -> Option<(u64, FileKind)> {
     Some((stem.parse().ok()?, kind))
 }
 
-/// The contents of a `.crc` sidecar.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-struct ChecksumFile {
-    algorithm: String,
-    value: u32,
-    #[serde(rename = "mainFileSize")]
-    main_file_size: u64,
-}
-
-const CHECKSUM_ALGORITHM: &str = "CRC32C";
-
 /// Bytes and count of the store's files, shared with the background snapshot thread.
 #[derive(Debug, Default)]
 pub(crate) struct DiskUsage {
@@ -91,7 +84,7 @@ pub(crate) struct DiskUsage {
 }
 
 impl DiskUsage {
-    /// Scans `dir`: counts every data file and sidecar, removes leftover temp files.
+    /// Scans `dir`: counts every data file, removes leftover temp files.
     pub(crate) fn scan(dir: &Path) -> Result<DiskUsage> {
         let mut sizes = BTreeMap::new();
         for entry in fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
@@ -101,8 +94,7 @@ impl DiskUsage {
                 remove_if_present(&entry.path())?;
                 continue;
             }
-            let data_name = name.strip_suffix(CHECKSUM_SUFFIX).unwrap_or(&name);
-            if parse_data_file_name(data_name).is_some() {
+            if parse_data_file_name(&name).is_some() {
                 let len = entry
                     .metadata()
                     .map_err(|e| Error::io(entry.path(), e))?
@@ -141,7 +133,7 @@ impl DiskUsage {
     }
 }
 
-/// Every data file in `dir` by (version, kind). Sidecars and temp files are not listed.
+/// Every data file in `dir` by (version, kind). Temp files are not listed.
 pub(crate) fn list_data_files(dir: &Path) -> Result<BTreeMap<(u64, FileKind), PathBuf>> {
     let mut files = BTreeMap::new();
     for entry in fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
@@ -153,17 +145,89 @@ pub(crate) fn list_data_files(dir: &Path) -> Result<BTreeMap<(u64, FileKind), Pa
     Ok(files)
 }
 
-/// Encodes `batches` as one Arrow IPC file with `schema` (whose metadata travels in the file).
+/// Encodes `batches` as one Arrow IPC file with `schema` (whose metadata travels in the file)
+/// and the checksum in the footer metadata.
 pub(crate) fn encode_ipc(schema: &Schema, batches: &[RecordBatch]) -> Result<Vec<u8>> {
     let mut writer = FileWriter::try_new(Vec::new(), schema)?;
     for batch in batches {
         writer.write(batch)?;
     }
+    writer.write_metadata(CHECKSUM_KEY, CHECKSUM_PLACEHOLDER);
     writer.finish()?;
-    Ok(writer.into_inner()?)
+    let mut bytes = writer.into_inner()?;
+    let (offset, _) = find_checksum(&bytes).map_err(|reason| {
+        Error::Internal(format!(
+            "a state file just encoded has no checksum slot: {reason}"
+        ))
+    })?;
+    let checksum = format!("{:08x}", crc32c::crc32c(&bytes));
+    bytes[offset..offset + CHECKSUM_PLACEHOLDER.len()].copy_from_slice(checksum.as_bytes());
+    Ok(bytes)
 }
 
-/// Decodes an Arrow IPC file read from `path` into its schema and batches.
+/// The byte offset and text of the checksum in an Arrow IPC file's footer metadata, or why it
+/// cannot be found.
+fn find_checksum(bytes: &[u8]) -> std::result::Result<(usize, &str), String> {
+    let trailer = ARROW_MAGIC.len() + 4;
+    if bytes.len() < trailer || !bytes.ends_with(ARROW_MAGIC) {
+        return Err("is truncated: it does not end with an Arrow IPC file footer".to_string());
+    }
+    let length_at = bytes.len() - trailer;
+    let mut footer_length = [0u8; 4];
+    footer_length.copy_from_slice(&bytes[length_at..length_at + 4]);
+    let footer_start = usize::try_from(i32::from_le_bytes(footer_length))
+        .ok()
+        .and_then(|length| length_at.checked_sub(length))
+        .ok_or_else(|| "is damaged: its Arrow footer length is out of range".to_string())?;
+    let footer = arrow::ipc::root_as_footer(&bytes[footer_start..length_at])
+        .map_err(|e| format!("is damaged: its Arrow footer is not readable ({e})"))?;
+    let value = footer
+        .custom_metadata()
+        .into_iter()
+        .flatten()
+        .find(|entry| entry.key() == Some(CHECKSUM_KEY))
+        .and_then(|entry| entry.value())
+        .ok_or_else(|| {
+            format!("has no {CHECKSUM_KEY} footer metadata, so it was not written by weir")
+        })?;
+    // `value` borrows from `bytes`, so the difference of addresses is its offset.
+    let offset = value.as_ptr() as usize - bytes.as_ptr() as usize;
+    if value.len() != CHECKSUM_PLACEHOLDER.len() || offset + value.len() > bytes.len() {
+        return Err(format!(
+            "is damaged: its {CHECKSUM_KEY} value {value:?} is malformed"
+        ));
+    }
+    Ok((offset, value))
+}
+
+/// Fails with a message naming `path` unless `bytes` carry a matching checksum.
+fn verify_checksum(path: &Path, bytes: &[u8]) -> Result<()> {
+    let damaged = |reason: String| Error::state(path, format!("{reason}; {RECOVERY_HINT}"));
+    let (offset, recorded) = find_checksum(bytes).map_err(damaged)?;
+    let end = offset + CHECKSUM_PLACEHOLDER.len();
+    let actual = [
+        &bytes[..offset],
+        CHECKSUM_PLACEHOLDER.as_bytes(),
+        &bytes[end..],
+    ]
+    .iter()
+    .fold(0, |crc, part| crc32c::crc32c_append(crc, part));
+    if u32::from_str_radix(recorded, 16).ok() != Some(actual) {
+        return Err(damaged(format!(
+            "is damaged: its CRC32C is {actual:08x} but {recorded} was written"
+        )));
+    }
+    Ok(())
+}
+
+/// Reads `path` and verifies its checksum.
+pub(crate) fn read_checked(path: &Path) -> Result<Vec<u8>> {
+    let bytes = fs::read(path).map_err(|e| Error::io(path, e))?;
+    verify_checksum(path, &bytes)?;
+    Ok(bytes)
+}
+
+/// Decodes an Arrow IPC file read (and verified) from `path` into its schema and batches.
 pub(crate) fn decode_ipc(path: &Path, bytes: Vec<u8>) -> Result<(Arc<Schema>, Vec<RecordBatch>)> {
     let unreadable = |e: arrow::error::ArrowError| {
         Error::state(
@@ -182,118 +246,38 @@ pub(crate) fn decode_ipc(path: &Path, bytes: Vec<u8>) -> Result<(Arc<Schema>, Ve
     Ok((schema, batches))
 }
 
-/// Writes `bytes` as `dir/name` with its checksum sidecar, replacing an earlier file of that
-/// name (see the module doc for the order), and records the sizes in `usage`.
-pub(crate) fn write_checked(
+/// Whether `path` ends like a complete Arrow IPC file (a cheap check that reads 6 bytes).
+pub(crate) fn ends_with_footer(path: &Path) -> bool {
+    let mut tail = [0u8; ARROW_MAGIC.len()];
+    File::open(path)
+        .and_then(|mut file| {
+            file.seek(SeekFrom::End(-(ARROW_MAGIC.len() as i64)))?;
+            file.read_exact(&mut tail)
+        })
+        .is_ok_and(|()| tail == ARROW_MAGIC)
+}
+
+/// Writes `bytes` as `dir/name` atomically, replacing a file of that name, and records its
+/// size in `usage`.
+pub(crate) fn write_tracked(
     dir: &Path,
     name: &str,
     bytes: &[u8],
     fsync: bool,
     usage: &DiskUsage,
 ) -> Result<()> {
-    let sidecar_name = format!("{name}{CHECKSUM_SUFFIX}");
-    remove_if_present(&dir.join(name))?;
-    usage.set(name, None);
-    let sidecar = ChecksumFile {
-        algorithm: CHECKSUM_ALGORITHM.to_string(),
-        value: crc32c::crc32c(bytes),
-        main_file_size: bytes.len() as u64,
-    };
-    let sidecar_text = serde_json::to_vec(&sidecar)
-        .map_err(|e| Error::Internal(format!("cannot encode a checksum file: {e}")))?;
-    write_atomically(dir, &sidecar_name, &sidecar_text, fsync)?;
-    usage.set(&sidecar_name, Some(sidecar_text.len() as u64));
     write_atomically(dir, name, bytes, fsync)?;
     usage.set(name, Some(bytes.len() as u64));
     Ok(())
 }
 
-/// Reads `path` and verifies it against its sidecar: present, same size, same CRC32C.
-pub(crate) fn read_checked(path: &Path) -> Result<Vec<u8>> {
-    let sidecar_path = sidecar_path(path);
-    let sidecar_text = match fs::read(&sidecar_path) {
-        Ok(text) => text,
-        Err(e) if e.kind() == ErrorKind::NotFound => {
-            return Err(Error::state(
-                path,
-                format!(
-                    "its checksum file {} is missing, so the file cannot be verified; \
-                     {RECOVERY_HINT}",
-                    sidecar_path.display()
-                ),
-            ));
-        }
-        Err(e) => return Err(Error::io(&sidecar_path, e)),
-    };
-    let sidecar: ChecksumFile = serde_json::from_slice(&sidecar_text)
-        .ok()
-        .filter(|s: &ChecksumFile| s.algorithm == CHECKSUM_ALGORITHM)
-        .ok_or_else(|| {
-            Error::state(
-                &sidecar_path,
-                format!(
-                    "is not a valid checksum file (expected {{\"algorithm\":\"CRC32C\",\
-                     \"value\":..,\"mainFileSize\":..}}); {RECOVERY_HINT}"
-                ),
-            )
-        })?;
-    let bytes = fs::read(path).map_err(|e| Error::io(path, e))?;
-    let len = bytes.len() as u64;
-    if len != sidecar.main_file_size {
-        let what = if len < sidecar.main_file_size {
-            "is truncated"
-        } else {
-            "has extra bytes"
-        };
-        return Err(Error::state(
-            path,
-            format!(
-                "{what}: it has {len} bytes but {} were written (per {}); {RECOVERY_HINT}",
-                sidecar.main_file_size,
-                sidecar_path.display()
-            ),
-        ));
-    }
-    let actual = crc32c::crc32c(&bytes);
-    if actual != sidecar.value {
-        return Err(Error::state(
-            path,
-            format!(
-                "is damaged: its CRC32C is {actual:#010x} but {:#010x} was written (per {}); \
-                 {RECOVERY_HINT}",
-                sidecar.value,
-                sidecar_path.display()
-            ),
-        ));
-    }
-    Ok(bytes)
-}
-
-/// Whether `path` has the size its sidecar records (a cheap check that does not read the data).
-pub(crate) fn has_recorded_size(path: &Path) -> bool {
-    let recorded = fs::read(sidecar_path(path))
-        .ok()
-        .and_then(|text| serde_json::from_slice::<ChecksumFile>(&text).ok())
-        .map(|sidecar| sidecar.main_file_size);
-    let actual = fs::metadata(path).ok().map(|m| m.len());
-    recorded.is_some() && recorded == actual
-}
-
-/// Removes a data file and its sidecar (either may be absent) and updates `usage`.
-pub(crate) fn remove_checked(path: &Path, usage: &DiskUsage) -> Result<()> {
-    for file in [path.to_path_buf(), sidecar_path(path)] {
-        remove_if_present(&file)?;
-        if let Some(name) = file.file_name() {
-            usage.set(&name.to_string_lossy(), None);
-        }
+/// Removes a data file (it may be absent) and updates `usage`.
+pub(crate) fn remove_tracked(path: &Path, usage: &DiskUsage) -> Result<()> {
+    remove_if_present(path)?;
+    if let Some(name) = path.file_name() {
+        usage.set(&name.to_string_lossy(), None);
     }
     Ok(())
-}
-
-fn sidecar_path(path: &Path) -> PathBuf {
-    let mut name = path.file_name().unwrap_or_default().to_os_string();
-    name.push(CHECKSUM_SUFFIX);
-    path.with_file_name(name)
 }
 
 fn remove_if_present(path: &Path) -> Result<()> {
@@ -361,20 +345,63 @@ mod tests {
         }
     }
 
+    fn sample_file() -> Vec<u8> {
+        use arrow::array::Int64Array;
+        use arrow::datatypes::{DataType, Field};
+        let schema = Arc::new(Schema::new(vec![Field::new("v", DataType::Int64, false)]));
+        let batch = RecordBatch::try_new(
+            schema.clone(),
+            vec![Arc::new(Int64Array::from(vec![1, 2, 3]))],
+        )
+        .unwrap();
+        encode_ipc(&schema, &[batch]).unwrap()
+    }
+
     #[test]
-    fn checked_write_then_read_round_trips_and_leaves_no_temp_file() {
+    fn every_flipped_byte_and_every_truncation_is_detected() {
+        let bytes = sample_file();
+        let path = Path::new("/ck/state/0/0/1.delta");
+        verify_checksum(path, &bytes).unwrap();
+        for at in 0..bytes.len() {
+            let mut damaged = bytes.clone();
+            damaged[at] ^= 0x04;
+            let err = verify_checksum(path, &damaged).unwrap_err();
+            assert!(err.to_string().contains("1.delta"), "{err}");
+        }
+        for len in 0..bytes.len() {
+            assert!(
+                verify_checksum(path, &bytes[..len]).is_err(),
+                "length {len}"
+            );
+        }
+    }
+
+    #[test]
+    fn checked_files_are_plain_arrow_files_with_the_checksum_in_the_footer() {
+        let bytes = sample_file();
+        let reader = FileReader::try_new(Cursor::new(bytes.clone()), None).unwrap();
+        let checksum = reader.custom_metadata()[CHECKSUM_KEY].clone();
+        assert_eq!(checksum.len(), 8);
+        assert_ne!(checksum, CHECKSUM_PLACEHOLDER);
+        assert_eq!(reader.map(|b| b.unwrap().num_rows()).sum::<usize>(), 3);
+    }
+
+    #[test]
+    fn tracked_write_leaves_no_temp_file_and_counts_bytes() {
         let dir = tempfile::tempdir().unwrap();
         let usage = DiskUsage::scan(dir.path()).unwrap();
-        write_checked(dir.path(), "1.delta", b"hello", true, &usage).unwrap();
-        assert_eq!(read_checked(&dir.path().join("1.delta")).unwrap(), b"hello");
+        let bytes = sample_file();
+        write_tracked(dir.path(), "1.delta", &bytes, true, &usage).unwrap();
+        assert_eq!(read_checked(&dir.path().join("1.delta")).unwrap(), bytes);
+        assert!(ends_with_footer(&dir.path().join("1.delta")));
         let names: Vec<_> = fs::read_dir(dir.path())
             .unwrap()
             .map(|e| e.unwrap().file_name().into_string().unwrap())
             .collect();
-        assert_eq!(names.len(), 2, "{names:?}");
-        let (bytes, files) = usage.totals();
-        assert_eq!(files, 2);
-        assert!(bytes > 5);
+        assert_eq!(names, ["1.delta"]);
+        assert_eq!(usage.totals(), (bytes.len() as u64, 1));
+        remove_tracked(&dir.path().join("1.delta"), &usage).unwrap();
+        assert_eq!(usage.totals(), (0, 0));
     }
 
     #[test]

@@ -5,14 +5,14 @@
 //!
 //! Owns only the merge; it reads no files and knows nothing about versions.
 
-use std::hash::{BuildHasher, RandomState};
+use std::hash::BuildHasher;
 
 use arrow::array::{Array, ArrayRef, BooleanArray, new_null_array};
 use arrow::compute::interleave;
 use arrow::datatypes::{DataType, SchemaRef};
 use arrow::record_batch::RecordBatch;
 use arrow::row::{RowConverter, Rows, SortField};
-use hashbrown::HashTable;
+use hashbrown::{DefaultHashBuilder, HashTable};
 
 use crate::error::{Error, Result};
 
@@ -73,7 +73,7 @@ pub(crate) struct KeyedMerge {
     batches: Vec<Vec<ArrayRef>>,
     keys: Vec<Rows>,
     index: HashTable<RowRef>,
-    hasher: RandomState,
+    hasher: DefaultHashBuilder,
 }
 
 impl KeyedMerge {
@@ -85,7 +85,7 @@ impl KeyedMerge {
             batches: Vec::new(),
             keys: Vec::new(),
             index: HashTable::new(),
-            hasher: RandomState::new(),
+            hasher: DefaultHashBuilder::default(),
         })
     }
 
@@ -100,39 +100,32 @@ impl KeyedMerge {
     ) -> Result<()> {
         let keys = self.encoder.encode(&columns, num_rows)?;
         let batch_index = self.batches.len();
+        // The key at a `RowRef`, for rows of earlier batches and of this one alike.
+        let key_at = |&(b, r): &RowRef| {
+            if b == batch_index {
+                keys.row(r)
+            } else {
+                self.keys[b].row(r)
+            }
+        };
+        let hasher = &self.hasher;
+        self.index
+            .reserve(num_rows, |entry| hasher.hash_one(key_at(entry).data()));
         for row in 0..num_rows {
             let key = keys.row(row);
             let hash = self.hasher.hash_one(key.data());
-            let (batches_keys, current) = (&self.keys, &keys);
-            let same_key = |&(b, r): &RowRef| {
-                let existing = if b == batch_index {
-                    current.row(r)
-                } else {
-                    batches_keys[b].row(r)
-                };
-                existing == key
-            };
+            let same_key = |entry: &RowRef| key_at(entry) == key;
             let is_removal = removed.is_some_and(|flags| flags.is_valid(row) && flags.value(row));
             if is_removal {
                 if let Ok(entry) = self.index.find_entry(hash, same_key) {
                     entry.remove();
                 }
-                continue;
-            }
-            match self.index.find_mut(hash, same_key) {
-                Some(slot) => *slot = (batch_index, row),
-                None => {
-                    let (all_keys, hasher, this) = (&self.keys, &self.hasher, &keys);
-                    self.index
-                        .insert_unique(hash, (batch_index, row), |&(b, r)| {
-                            let k = if b == batch_index {
-                                this.row(r)
-                            } else {
-                                all_keys[b].row(r)
-                            };
-                            hasher.hash_one(k.data())
-                        });
-                }
+            } else if let Some(slot) = self.index.find_mut(hash, same_key) {
+                *slot = (batch_index, row);
+            } else {
+                self.index.insert_unique(hash, (batch_index, row), |entry| {
+                    hasher.hash_one(key_at(entry).data())
+                });
             }
         }
         self.batches.push(columns);
@@ -142,9 +135,15 @@ impl KeyedMerge {
 
     /// The live rows as one batch of the state schema, sorted by key.
     pub(crate) fn finish(self) -> Result<RecordBatch> {
-        let mut live: Vec<RowRef> = self.index.into_iter().collect();
+        // arrow-row bytes compare like the keys (their purpose), so sorting bytes sorts keys.
         let keys = &self.keys;
-        live.sort_unstable_by(|&(ba, ra), &(bb, rb)| keys[ba].row(ra).cmp(&keys[bb].row(rb)));
+        let mut by_key: Vec<(&[u8], RowRef)> = self
+            .index
+            .iter()
+            .map(|&(b, r)| (keys[b].row(r).data(), (b, r)))
+            .collect();
+        by_key.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        let live: Vec<RowRef> = by_key.into_iter().map(|(_, at)| at).collect();
         let columns = (0..self.schema.fields().len())
             .map(|column| {
                 let arrays: Vec<&dyn Array> = self

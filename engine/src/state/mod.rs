@@ -10,7 +10,7 @@
 //!
 //! # Files
 //! Every data file is a plain Arrow IPC *file* (readable by `arrow::ipc::reader::FileReader`)
-//! with a CRC32C sidecar `<file>.crc` (see [`files`]). Schema metadata: `weir.state.format`
+//! whose footer metadata `weir.state.crc32c` checksums the whole file (see `files.rs`). Schema metadata: `weir.state.format`
 //! (`"1"`), `weir.state.kind` (`delta` | `snapshot`), `weir.state.version`,
 //! `weir.state.key_columns`.
 //! - `<v>.delta`: the state schema's columns (value columns made nullable) plus a last column
@@ -97,9 +97,9 @@ pub struct CommitStats {
 pub struct StateStoreMetrics {
     /// Wall time of the last commit in whole milliseconds (Spark's `commitTimeMs`).
     pub commit_time_ms: u64,
-    /// Total bytes of the store's data files and checksum sidecars.
+    /// Total bytes of the store's files.
     pub bytes_on_disk: u64,
-    /// Number of the store's data files and checksum sidecars.
+    /// Number of the store's files (deltas and snapshots).
     pub files_on_disk: u64,
     /// The version last loaded or committed, if any.
     pub last_version: Option<u64>,
@@ -125,8 +125,8 @@ struct SnapshotTask {
 
 /// The versioned state of one (operator, shard); see the module documentation.
 ///
-/// Protocol: [`open`](Self::open), [`load`](Self::load)`(v)` (also for a fresh start, with
-/// `v = 0`), then per batch [`commit`](Self::commit)`(v + 1, ..)` and
+/// Protocol: [`open`](Self::open), [`load`](Self::load)`(v)` (a store whose directory has no
+/// files is already at version 0, so a fresh start may skip it), then per batch [`commit`](Self::commit)`(v + 1, ..)` and
 /// [`maybe_snapshot`](Self::maybe_snapshot)`(v + 1, ..)`, and [`purge`](Self::purge) now and
 /// then. Dropping the store waits for a snapshot in progress.
 #[derive(Debug)]
@@ -181,6 +181,8 @@ impl StateStore {
         let dir = state_root.join(op.to_string()).join(shard.to_string());
         fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
         let usage = Arc::new(DiskUsage::scan(&dir)?);
+        // A store without files holds version 0 (the empty state); otherwise `load` says which.
+        let current_version = (usage.totals().1 == 0).then_some(0);
         let delta_fields = schema
             .fields()
             .iter()
@@ -202,7 +204,7 @@ impl StateStore {
             options: opts,
             fingerprint,
             delta_fields,
-            current_version: None,
+            current_version,
             last_commit_time: Duration::ZERO,
             usage,
             snapshot_task: None,
@@ -276,12 +278,16 @@ impl StateStore {
 
     /// Commits `version` = the previous version plus `upserts` (full rows of the state schema
     /// whose keys are new or changed) and `removals` (the key columns only, of keys to drop).
-    /// Writes `<version>.delta` atomically with its checksum, replacing a file left by an
+    /// Writes `<version>.delta` (checksummed) atomically, replacing a file left by an
     /// earlier, uncommitted attempt at the same batch.
     ///
-    /// The store must be at `version - 1` (after [`load`](Self::load) or the previous commit);
-    /// anything else, or batches of the wrong columns, is a bug in the caller
-    /// ([`Error::Internal`]).
+    /// A batch without rows means "no change" whatever its columns (e.g.
+    /// `RecordBatch::new_empty(Arc::new(Schema::empty()))`); an empty delta is still written,
+    /// since every version needs its file.
+    ///
+    /// The store must be at `version - 1` (after [`load`](Self::load), the previous commit, or
+    /// opening an empty directory); anything else, or rows of the wrong columns, is a bug in the
+    /// caller ([`Error::Internal`]).
     pub fn commit(
         &mut self,
         version: u64,
@@ -301,8 +307,12 @@ impl StateStore {
                 )));
             }
         }
-        let upserts = self.check_upserts(upserts)?;
-        self.check_removals(removals)?;
+        if upserts.num_rows() > 0 {
+            self.check_upserts(upserts)?;
+        }
+        if removals.num_rows() > 0 {
+            self.check_removals(removals)?;
+        }
         let schema = self.file_schema(FileKind::Delta, version);
         let mut batches = Vec::with_capacity(2);
         if upserts.num_rows() > 0 {
@@ -330,7 +340,7 @@ impl StateStore {
             )?);
         }
         let bytes = files::encode_ipc(&schema, &batches)?;
-        files::write_checked(
+        files::write_tracked(
             &self.dir,
             &files::data_file_name(version, FileKind::Delta),
             &bytes,
@@ -411,8 +421,8 @@ impl StateStore {
     /// Deletes files no longer needed to load any of the newest `min_versions_to_retain`
     /// versions (counted back from the current version, or from the newest file when nothing
     /// was loaded): every delta at or below, and every snapshot below, the newest snapshot that
-    /// can serve as the base for the oldest retained version. Only a snapshot whose size matches
-    /// its checksum file serves as a base. Does not wait for a background snapshot.
+    /// can serve as the base for the oldest retained version. Only a snapshot that ends with a
+    /// complete Arrow footer serves as a base. Does not wait for a background snapshot.
     pub fn purge(&mut self) -> Result<()> {
         let on_disk = files::list_data_files(&self.dir)?;
         let Some(newest) = self
@@ -427,7 +437,7 @@ impl StateStore {
             .filter(|((v, kind), path)| {
                 *kind == FileKind::Snapshot
                     && *v <= oldest_retained
-                    && files::has_recorded_size(path)
+                    && files::ends_with_footer(path)
             })
             .map(|((v, _), _)| *v)
             .max();
@@ -440,7 +450,7 @@ impl StateStore {
                 FileKind::Snapshot => *version < base,
             };
             if obsolete {
-                files::remove_checked(path, &self.usage)?;
+                files::remove_tracked(path, &self.usage)?;
             }
         }
         Ok(())
@@ -478,10 +488,11 @@ impl StateStore {
         Arc::new(Schema::new_with_metadata(fields, metadata))
     }
 
-    /// `upserts` as a batch of the state schema; fails when its columns or nulls do not fit.
-    fn check_upserts(&self, upserts: &RecordBatch) -> Result<RecordBatch> {
+    /// Fails unless `upserts` fits the state schema (column types, nulls only where allowed).
+    fn check_upserts(&self, upserts: &RecordBatch) -> Result<()> {
         let options = RecordBatchOptions::new().with_row_count(Some(upserts.num_rows()));
         RecordBatch::try_new_with_options(self.schema.clone(), upserts.columns().to_vec(), &options)
+            .map(drop)
             .map_err(|e| {
                 Error::Internal(format!(
                     "state store {}: upserts do not match the state schema {}: {e}",
@@ -652,5 +663,5 @@ fn write_snapshot(
         return Ok(());
     }
     let bytes = files::encode_ipc(schema, std::slice::from_ref(state))?;
-    files::write_checked(dir, &name, &bytes, fsync, usage)
+    files::write_tracked(dir, &name, &bytes, fsync, usage)
 }

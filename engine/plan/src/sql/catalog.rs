@@ -186,23 +186,35 @@ impl Catalog {
             .map(|s| s.name.as_str())
             .chain(self.views.values().map(|v| v.name.as_str()))
             .collect();
-        let mut close: Vec<(usize, &str)> =
-            known.iter().map(|n| (crate::analyzer::edit_distance(name, n), *n)).filter(|(d, _)| *d <= 3).collect();
+        let mut close: Vec<(usize, &str)> = known
+            .iter()
+            .map(|n| (crate::analyzer::edit_distance(name, n), *n))
+            .filter(|(d, _)| *d <= 3)
+            .collect();
         close.sort();
         let hint = match close.first() {
             Some((_, n)) => format!(" Did you mean `{n}`?"),
-            None => " Declare it with CREATE SOURCE, CREATE TABLE or CREATE VIEW first.".to_string(),
+            None => {
+                " Declare it with CREATE SOURCE, CREATE TABLE or CREATE VIEW first.".to_string()
+            }
         };
-        Err(Error::analysis(Rule::Catalog, format!("The table or view `{name}` cannot be found.{hint}")).with_expr(name))
+        Err(Error::analysis(
+            Rule::Catalog,
+            format!("The table or view `{name}` cannot be found.{hint}"),
+        )
+        .with_expr(name))
     }
 
     /// Run one statement: DDL changes the catalog; queries and EXPLAIN return their plan.
     pub fn execute(&mut self, statement: &Statement) -> Result<StatementResult> {
         match statement {
-            Statement::Query(query) => Ok(StatementResult::Query(QueryPlanner::new(self).plan_query(query)?)),
-            Statement::Explain { codegen, query } => {
-                Ok(StatementResult::Explain { codegen: *codegen, plan: QueryPlanner::new(self).plan_query(query)? })
-            }
+            Statement::Query(query) => Ok(StatementResult::Query(
+                QueryPlanner::new(self).plan_query(query)?,
+            )),
+            Statement::Explain { codegen, query } => Ok(StatementResult::Explain {
+                codegen: *codegen,
+                plan: QueryPlanner::new(self).plan_query(query)?,
+            }),
             Statement::CreateSource(create) => self.create_source(create, true),
             Statement::CreateTable(create) => self.create_source(create, false),
             Statement::CreateView(create) => {
@@ -211,15 +223,30 @@ impl Catalog {
                 }
                 let plan = QueryPlanner::new(self).plan_query(&create.query)?;
                 self.remove_any(&create.name);
-                self.views.insert(key(&create.name), ViewDefinition { name: create.name.clone(), plan });
-                Ok(StatementResult::Created { kind: ObjectKind::View, name: create.name.clone() })
+                self.views.insert(
+                    key(&create.name),
+                    ViewDefinition {
+                        name: create.name.clone(),
+                        plan,
+                    },
+                );
+                Ok(StatementResult::Created {
+                    kind: ObjectKind::View,
+                    name: create.name.clone(),
+                })
             }
             Statement::CreateSink(create) => {
                 if !create.or_replace && self.kind_of(&create.name).is_some() {
                     return Err(conflict(&create.name, create.span));
                 }
-                let output_mode = match create.options.iter().find(|(k, _)| k.eq_ignore_ascii_case("outputMode")) {
-                    Some((_, v)) => v.parse::<OutputMode>().map_err(|e| e.with_span(create.span))?,
+                let output_mode = match create
+                    .options
+                    .iter()
+                    .find(|(k, _)| k.eq_ignore_ascii_case("outputMode"))
+                {
+                    Some((_, v)) => v
+                        .parse::<OutputMode>()
+                        .map_err(|e| e.with_span(create.span))?,
                     None => OutputMode::Append,
                 };
                 let plan = QueryPlanner::new(self).plan_query(&create.query)?;
@@ -227,11 +254,24 @@ impl Catalog {
                 self.remove_any(&create.name);
                 self.sinks.insert(
                     key(&create.name),
-                    SinkDefinition { name: create.name.clone(), options: create.options.clone(), output_mode, plan },
+                    SinkDefinition {
+                        name: create.name.clone(),
+                        options: create.options.clone(),
+                        output_mode,
+                        plan,
+                    },
                 );
-                Ok(StatementResult::Created { kind: ObjectKind::Sink, name: create.name.clone() })
+                Ok(StatementResult::Created {
+                    kind: ObjectKind::Sink,
+                    name: create.name.clone(),
+                })
             }
-            Statement::Drop { kind, name, if_exists, span } => {
+            Statement::Drop {
+                kind,
+                name,
+                if_exists,
+                span,
+            } => {
                 let k = key(name);
                 let removed = match kind {
                     ObjectKind::Source => self.sources.remove(&k).is_some(),
@@ -246,7 +286,10 @@ impl Catalog {
                     )
                     .with_span(*span));
                 }
-                Ok(StatementResult::Dropped { kind: *kind, name: name.clone() })
+                Ok(StatementResult::Dropped {
+                    kind: *kind,
+                    name: name.clone(),
+                })
             }
             Statement::Show(kind) => Ok(StatementResult::Listed(self.names(*kind))),
         }
@@ -267,17 +310,27 @@ impl Catalog {
     }
 
     fn create_source(&mut self, create: &CreateSource, streaming: bool) -> Result<StatementResult> {
-        let kind = if streaming { ObjectKind::Source } else { ObjectKind::Table };
+        let kind = if streaming {
+            ObjectKind::Source
+        } else {
+            ObjectKind::Table
+        };
         if self.kind_of(&create.name).is_some() {
             if create.if_not_exists {
-                return Ok(StatementResult::Created { kind, name: create.name.clone() });
+                return Ok(StatementResult::Created {
+                    kind,
+                    name: create.name.clone(),
+                });
             }
             if !create.or_replace {
                 return Err(conflict(&create.name, create.span));
             }
         }
         let mut options = create.options.clone();
-        let format_key = options.keys().find(|k| k.eq_ignore_ascii_case("format")).cloned();
+        let format_key = options
+            .keys()
+            .find(|k| k.eq_ignore_ascii_case("format"))
+            .cloned();
         let Some(format) = format_key.and_then(|k| options.remove(&k)) else {
             return Err(Error::analysis(
                 Rule::Catalog,
@@ -290,9 +343,18 @@ impl Catalog {
             .with_span(create.span));
         };
         let schema = Arc::new(Schema::new(Fields::from(
-            create.columns.iter().map(|c| c.to_field()).collect::<Vec<_>>(),
+            create
+                .columns
+                .iter()
+                .map(|c| c.to_field())
+                .collect::<Vec<_>>(),
         )));
-        let mut source = Source::new(create.name.clone(), format.to_ascii_lowercase(), schema, streaming);
+        let mut source = Source::new(
+            create.name.clone(),
+            format.to_ascii_lowercase(),
+            schema,
+            streaming,
+        );
         source.options = options;
         if let Some(w) = &create.watermark {
             source = source.with_watermark(w.column.clone(), w.delay_us);
@@ -305,7 +367,10 @@ impl Catalog {
         } else {
             self.tables.insert(key(&create.name), source);
         }
-        Ok(StatementResult::Created { kind, name: create.name.clone() })
+        Ok(StatementResult::Created {
+            kind,
+            name: create.name.clone(),
+        })
     }
 }
 
@@ -326,7 +391,9 @@ fn conflict(name: &str, span: Option<crate::error::Span>) -> Error {
 /// Plan one SQL query (`SELECT ...`, optionally with `EXPLAIN`) against the catalog.
 pub fn sql_to_plan(catalog: &Catalog, sql: &str) -> Result<LogicalPlan> {
     match parse_statement(sql)? {
-        Statement::Query(query) | Statement::Explain { query, .. } => QueryPlanner::new(catalog).plan_query(&query),
+        Statement::Query(query) | Statement::Explain { query, .. } => {
+            QueryPlanner::new(catalog).plan_query(&query)
+        }
         _ => Err(Error::analysis(
             Rule::UnsupportedFeature,
             "Expected a query (SELECT ...); run DDL statements with Catalog::execute",

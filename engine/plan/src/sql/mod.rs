@@ -10,8 +10,8 @@ pub mod planner;
 
 pub use catalog::{Catalog, SinkDefinition, StatementResult, ViewDefinition, sql_to_plan};
 pub use parser::{
-    ColumnDefinition, CreateSink, CreateSource, CreateView, ObjectKind, Statement, WatermarkDefinition, WeirDialect,
-    parse_sql, parse_statement,
+    ColumnDefinition, CreateSink, CreateSource, CreateView, ObjectKind, Statement,
+    WatermarkDefinition, WeirDialect, parse_sql, parse_statement,
 };
 
 use crate::error::Result;

@@ -182,7 +182,25 @@ pub enum Statement {
 
 /// Parse a script of `;`-separated statements.
 pub fn parse_sql(sql: &str) -> Result<Vec<Statement>> {
-    WeirParser::new(sql)?.parse_statements()
+    WeirParser::new(sql)
+        .and_then(|mut p| p.parse_statements())
+        .map_err(|e| at_end_if_unplaced(e, sql))
+}
+
+/// sqlparser reports "found: EOF" without a position; place such errors just after the text.
+fn at_end_if_unplaced(err: Error, sql: &str) -> Error {
+    match &err {
+        Error::Parse {
+            message,
+            span: None,
+        } if message.ends_with("EOF") => {
+            let line = sql.lines().count().max(1);
+            let last = sql.lines().last().unwrap_or("");
+            let column = last.chars().count() + 1;
+            err.with_span(Some(Span::new(line as u64, column as u64)))
+        }
+        _ => err,
+    }
 }
 
 /// Parse exactly one statement (a trailing `;` is allowed).
@@ -190,13 +208,23 @@ pub fn parse_statement(sql: &str) -> Result<Statement> {
     let mut statements = parse_sql(sql)?;
     match statements.len() {
         1 => Ok(statements.remove(0)),
-        0 => Err(Error::parse("Expected a statement, found nothing", Some(Span::new(1, 1)))),
-        n => Err(Error::parse(format!("Expected one statement, found {n}"), None)),
+        0 => Err(Error::parse(
+            "Expected a statement, found nothing",
+            Some(Span::new(1, 1)),
+        )),
+        n => Err(Error::parse(
+            format!("Expected one statement, found {n}"),
+            None,
+        )),
     }
 }
 
 /// Parse one SQL expression (as `selectExpr` takes), e.g. `price * 2 AS doubled`.
 pub fn parse_sql_expr_ast(sql: &str) -> Result<(ast::Expr, Option<String>)> {
+    parse_expr_with_alias(sql).map_err(|e| at_end_if_unplaced(e, sql))
+}
+
+fn parse_expr_with_alias(sql: &str) -> Result<(ast::Expr, Option<String>)> {
     let mut p = WeirParser::new(sql)?;
     let expr = p.parser.parse_expr()?;
     let alias = if p.parser.parse_keyword(Keyword::AS) {
@@ -225,7 +253,10 @@ fn span_of(token: &TokenWithSpan) -> Option<Span> {
 }
 
 fn unexpected(expected: &str, found: &TokenWithSpan) -> Error {
-    Error::parse(format!("Expected: {expected}, found: {}", found.token), span_of(found))
+    Error::parse(
+        format!("Expected: {expected}, found: {}", found.token),
+        span_of(found),
+    )
 }
 
 struct WeirParser<'a> {
@@ -236,7 +267,9 @@ const DIALECT: WeirDialect = WeirDialect;
 
 impl<'a> WeirParser<'a> {
     fn new(sql: &str) -> Result<Self> {
-        let parser = Parser::new(&DIALECT).with_recursion_limit(RECURSION_LIMIT).try_with_sql(sql)?;
+        let parser = Parser::new(&DIALECT)
+            .with_recursion_limit(RECURSION_LIMIT)
+            .try_with_sql(sql)?;
         Ok(Self { parser })
     }
 
@@ -294,8 +327,13 @@ impl<'a> WeirParser<'a> {
                 Ok(Statement::Explain { codegen, query })
             }
             Some("SELECT" | "WITH" | "VALUES") => Ok(Statement::Query(self.parser.parse_query()?)),
-            _ if self.parser.peek_token().token == Token::LParen => Ok(Statement::Query(self.parser.parse_query()?)),
-            _ => Err(unexpected("SELECT, CREATE, DROP, SHOW or EXPLAIN", &self.parser.peek_token())),
+            _ if self.parser.peek_token().token == Token::LParen => {
+                Ok(Statement::Query(self.parser.parse_query()?))
+            }
+            _ => Err(unexpected(
+                "SELECT, CREATE, DROP, SHOW or EXPLAIN",
+                &self.parser.peek_token(),
+            )),
         }
     }
 
@@ -307,7 +345,11 @@ impl<'a> WeirParser<'a> {
             (Some("VIEW"), false) | (Some("VIEWS"), true) => ObjectKind::View,
             (Some("SINK"), false) | (Some("SINKS"), true) => ObjectKind::Sink,
             _ => {
-                let expected = if plural { "SOURCES, TABLES, VIEWS or SINKS" } else { "SOURCE, TABLE, VIEW or SINK" };
+                let expected = if plural {
+                    "SOURCES, TABLES, VIEWS or SINKS"
+                } else {
+                    "SOURCE, TABLE, VIEW or SINK"
+                };
                 return Err(unexpected(expected, &token));
             }
         };
@@ -317,32 +359,68 @@ impl<'a> WeirParser<'a> {
 
     fn parse_name(&mut self) -> Result<(String, Option<Span>)> {
         let token = self.parser.peek_token();
-        let ident = self.parser.parse_identifier().map_err(|_| unexpected("a name", &token))?;
+        let ident = self
+            .parser
+            .parse_identifier()
+            .map_err(|_| unexpected("a name", &token))?;
         Ok((ident.value, Span::from_sql_location(ident.span.start)))
     }
 
     fn parse_create(&mut self) -> Result<Statement> {
         let or_replace = self.parser.parse_keywords(&[Keyword::OR, Keyword::REPLACE]);
         let kind = self.parse_kind(false)?;
-        let if_not_exists = self.parser.parse_keywords(&[Keyword::IF, Keyword::NOT, Keyword::EXISTS]);
+        let if_not_exists =
+            self.parser
+                .parse_keywords(&[Keyword::IF, Keyword::NOT, Keyword::EXISTS]);
         let (name, span) = self.parse_name()?;
         match kind {
             ObjectKind::Source | ObjectKind::Table => {
                 let (columns, watermark) = self.parse_columns()?;
-                let options = if self.parser.parse_keyword(Keyword::WITH) { self.parse_options()? } else { BTreeMap::new() };
-                let create = CreateSource { name, columns, watermark, options, if_not_exists, or_replace, span };
-                Ok(if kind == ObjectKind::Source { Statement::CreateSource(create) } else { Statement::CreateTable(create) })
+                let options = if self.parser.parse_keyword(Keyword::WITH) {
+                    self.parse_options()?
+                } else {
+                    BTreeMap::new()
+                };
+                let create = CreateSource {
+                    name,
+                    columns,
+                    watermark,
+                    options,
+                    if_not_exists,
+                    or_replace,
+                    span,
+                };
+                Ok(if kind == ObjectKind::Source {
+                    Statement::CreateSource(create)
+                } else {
+                    Statement::CreateTable(create)
+                })
             }
             ObjectKind::View => {
                 self.parser.expect_keyword(Keyword::AS)?;
                 let query = self.parser.parse_query()?;
-                Ok(Statement::CreateView(CreateView { name, query, or_replace, span }))
+                Ok(Statement::CreateView(CreateView {
+                    name,
+                    query,
+                    or_replace,
+                    span,
+                }))
             }
             ObjectKind::Sink => {
-                let options = if self.parser.parse_keyword(Keyword::WITH) { self.parse_options()? } else { BTreeMap::new() };
+                let options = if self.parser.parse_keyword(Keyword::WITH) {
+                    self.parse_options()?
+                } else {
+                    BTreeMap::new()
+                };
                 self.parser.expect_keyword(Keyword::AS)?;
                 let query = self.parser.parse_query()?;
-                Ok(Statement::CreateSink(CreateSink { name, options, query, or_replace, span }))
+                Ok(Statement::CreateSink(CreateSink {
+                    name,
+                    options,
+                    query,
+                    or_replace,
+                    span,
+                }))
             }
         }
     }
@@ -351,7 +429,12 @@ impl<'a> WeirParser<'a> {
         let kind = self.parse_kind(false)?;
         let if_exists = self.parser.parse_keywords(&[Keyword::IF, Keyword::EXISTS]);
         let (name, span) = self.parse_name()?;
-        Ok(Statement::Drop { kind, name, if_exists, span })
+        Ok(Statement::Drop {
+            kind,
+            name,
+            if_exists,
+            span,
+        })
     }
 
     fn parse_show(&mut self) -> Result<Statement> {
@@ -371,7 +454,10 @@ impl<'a> WeirParser<'a> {
             if self.peek_word().as_deref() == Some("WATERMARK") {
                 self.parser.next_token();
                 if watermark.is_some() {
-                    return Err(Error::parse("A source can declare only one WATERMARK", span_of(&start)));
+                    return Err(Error::parse(
+                        "A source can declare only one WATERMARK",
+                        span_of(&start),
+                    ));
                 }
                 watermark = Some(self.parse_watermark(span_of(&start))?);
             } else {
@@ -385,13 +471,20 @@ impl<'a> WeirParser<'a> {
                         ast::ColumnOption::Null => nullable = true,
                         _ => {
                             return Err(Error::parse(
-                                format!("Column option `{}` is not supported; only NULL and NOT NULL are", option.option),
+                                format!(
+                                    "Column option `{}` is not supported; only NULL and NOT NULL are",
+                                    option.option
+                                ),
                                 span,
                             ));
                         }
                     }
                 }
-                columns.push(ColumnDefinition { name: def.name.value, data_type, nullable });
+                columns.push(ColumnDefinition {
+                    name: def.name.value,
+                    data_type,
+                    nullable,
+                });
             }
             let next = self.parser.next_token();
             match next.token {
@@ -422,15 +515,23 @@ impl<'a> WeirParser<'a> {
         let same_column = |e: &ast::Expr| matches!(e, ast::Expr::Identifier(id) if id.value.eq_ignore_ascii_case(&column.value));
         let delay_us = match &expr {
             e if same_column(e) => 0,
-            ast::Expr::BinaryOp { left, op: ast::BinaryOperator::Minus, right } if same_column(left) => {
-                match right.as_ref() {
-                    ast::Expr::Interval(interval) => interval_micros(interval).map_err(|e| e.with_span(span_of(&expr_token)))?,
-                    _ => return Err(bad()),
+            ast::Expr::BinaryOp {
+                left,
+                op: ast::BinaryOperator::Minus,
+                right,
+            } if same_column(left) => match right.as_ref() {
+                ast::Expr::Interval(interval) => {
+                    interval_micros(interval).map_err(|e| e.with_span(span_of(&expr_token)))?
                 }
-            }
+                _ => return Err(bad()),
+            },
             _ => return Err(bad()),
         };
-        Ok(WatermarkDefinition { column: column.value, delay_us, span })
+        Ok(WatermarkDefinition {
+            column: column.value,
+            delay_us,
+            span,
+        })
     }
 
     /// `( key = value, ... )` where keys are identifiers (dotted allowed) or strings and values are
@@ -474,10 +575,18 @@ impl<'a> WeirParser<'a> {
                     Token::Number(n, _) => format!("-{n}"),
                     _ => return Err(unexpected("an option value", &value_token)),
                 },
-                _ => return Err(unexpected("an option value (a string, number or word)", &value_token)),
+                _ => {
+                    return Err(unexpected(
+                        "an option value (a string, number or word)",
+                        &value_token,
+                    ));
+                }
             };
             if options.insert(key.clone(), value).is_some() {
-                return Err(Error::parse(format!("The option `{key}` is given twice"), span_of(&key_token)));
+                return Err(Error::parse(
+                    format!("The option `{key}` is given twice"),
+                    span_of(&key_token),
+                ));
             }
             let next = self.parser.next_token();
             match next.token {
@@ -495,17 +604,40 @@ pub(crate) fn interval_micros(interval: &ast::Interval) -> Result<i64> {
         ast::Expr::Value(v) => match &v.value {
             ast::Value::SingleQuotedString(s) | ast::Value::DoubleQuotedString(s) => s.clone(),
             ast::Value::Number(n, _) => n.clone(),
-            other => return Err(Error::parse(format!("Invalid interval value `{other}`"), None)),
+            other => {
+                return Err(Error::parse(
+                    format!("Invalid interval value `{other}`"),
+                    None,
+                ));
+            }
         },
-        ast::Expr::UnaryOp { op: ast::UnaryOperator::Minus, expr } => match expr.as_ref() {
-            ast::Expr::Value(ast::ValueWithSpan { value: ast::Value::Number(n, _), .. }) => format!("-{n}"),
-            other => return Err(Error::parse(format!("Invalid interval value `{other}`"), None)),
+        ast::Expr::UnaryOp {
+            op: ast::UnaryOperator::Minus,
+            expr,
+        } => match expr.as_ref() {
+            ast::Expr::Value(ast::ValueWithSpan {
+                value: ast::Value::Number(n, _),
+                ..
+            }) => format!("-{n}"),
+            other => {
+                return Err(Error::parse(
+                    format!("Invalid interval value `{other}`"),
+                    None,
+                ));
+            }
         },
-        other => return Err(Error::parse(format!("Invalid interval value `{other}`"), None)),
+        other => {
+            return Err(Error::parse(
+                format!("Invalid interval value `{other}`"),
+                None,
+            ));
+        }
     };
     if interval.last_field.is_some() {
         return Err(Error::parse(
-            format!("Interval ranges such as `{interval}` are not supported; write INTERVAL '<n> <unit>'"),
+            format!(
+                "Interval ranges such as `{interval}` are not supported; write INTERVAL '<n> <unit>'"
+            ),
             None,
         ));
     }
@@ -535,32 +667,52 @@ pub fn sql_type_to_arrow(data_type: &ast::DataType) -> Result<DataType> {
             };
             if !(1..=38).contains(&p) || s < 0 || s > i64::try_from(p).unwrap_or(38) {
                 return Err(Error::parse(
-                    format!("Invalid decimal type DECIMAL({p},{s}): precision must be 1..38 and scale 0..precision"),
+                    format!(
+                        "Invalid decimal type DECIMAL({p},{s}): precision must be 1..38 and scale 0..precision"
+                    ),
                     None,
                 ));
             }
             DataType::Decimal128(p as u8, s as i8)
         }
-        S::String(_) | S::Text | S::Varchar(_) | S::Char(_) | S::CharacterVarying(_) | S::Character(_) => DataType::Utf8,
+        S::String(_)
+        | S::Text
+        | S::Varchar(_)
+        | S::Char(_)
+        | S::CharacterVarying(_)
+        | S::Character(_) => DataType::Utf8,
         S::Binary(_) | S::Varbinary(_) | S::Bytea | S::Blob(_) => DataType::Binary,
         S::Date => DataType::Date32,
-        S::Timestamp(_, ast::TimezoneInfo::None | ast::TimezoneInfo::WithTimeZone | ast::TimezoneInfo::Tz) => {
-            crate::expr::timestamp_type()
-        }
+        S::Timestamp(
+            _,
+            ast::TimezoneInfo::None | ast::TimezoneInfo::WithTimeZone | ast::TimezoneInfo::Tz,
+        ) => crate::expr::timestamp_type(),
         S::Timestamp(_, ast::TimezoneInfo::WithoutTimeZone) | S::TimestampNtz(_) => {
             DataType::Timestamp(TimeUnit::Microsecond, None)
         }
-        S::Custom(name, modifiers) if modifiers.is_empty() => match name.to_string().to_ascii_lowercase().as_str() {
-            "long" => DataType::Int64,
-            "short" => DataType::Int16,
-            "byte" => DataType::Int8,
-            "timestamp_ltz" => crate::expr::timestamp_type(),
-            "timestamp_ntz" => DataType::Timestamp(TimeUnit::Microsecond, None),
-            other => return Err(Error::parse(format!("Unsupported data type `{other}`"), None)),
-        },
-        S::Array(ast::ArrayElemTypeDef::AngleBracket(inner)) => {
-            DataType::List(std::sync::Arc::new(Field::new_list_field(sql_type_to_arrow(inner)?, true)))
+        S::Custom(name, modifiers) if modifiers.is_empty() => {
+            match name.to_string().to_ascii_lowercase().as_str() {
+                "long" => DataType::Int64,
+                "short" => DataType::Int16,
+                "byte" => DataType::Int8,
+                "timestamp_ltz" => crate::expr::timestamp_type(),
+                "timestamp_ntz" => DataType::Timestamp(TimeUnit::Microsecond, None),
+                other => {
+                    return Err(Error::parse(
+                        format!("Unsupported data type `{other}`"),
+                        None,
+                    ));
+                }
+            }
         }
-        other => return Err(Error::parse(format!("Unsupported data type `{other}`"), None)),
+        S::Array(ast::ArrayElemTypeDef::AngleBracket(inner)) => DataType::List(
+            std::sync::Arc::new(Field::new_list_field(sql_type_to_arrow(inner)?, true)),
+        ),
+        other => {
+            return Err(Error::parse(
+                format!("Unsupported data type `{other}`"),
+                None,
+            ));
+        }
     })
 }

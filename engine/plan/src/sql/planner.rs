@@ -14,8 +14,8 @@ use crate::builder::{
 };
 use crate::error::{Error, Result, Rule, Span};
 use crate::expr::{
-    AggregateFunction, BinaryOperator, Column, Expr, ScalarValue, SessionGap, SortExpr, count_star, parse_date_days,
-    parse_duration, parse_timestamp_micros,
+    AggregateFunction, BinaryOperator, Column, Expr, ScalarValue, SessionGap, SortExpr, count_star,
+    parse_date_days, parse_duration, parse_timestamp_micros,
 };
 use crate::functions::{is_scalar_function, unknown_function};
 use crate::plan::{JoinType, LogicalPlan, SubqueryAlias};
@@ -27,8 +27,11 @@ fn span_of(node: &impl Spanned) -> Option<Span> {
 }
 
 fn unsupported(what: impl std::fmt::Display, node: &impl Spanned) -> Error {
-    Error::analysis(Rule::UnsupportedFeature, format!("{what} is not supported by weir"))
-        .with_span(span_of(node))
+    Error::analysis(
+        Rule::UnsupportedFeature,
+        format!("{what} is not supported by weir"),
+    )
+    .with_span(span_of(node))
 }
 
 /// Convert a SQL expression to a weir expression (names unresolved).
@@ -36,11 +39,23 @@ pub fn sql_to_expr(e: &ast::Expr) -> Result<Expr> {
     use ast::Expr as S;
     let span = span_of(e);
     Ok(match e {
-        S::Identifier(id) => Expr::Column(Column { qualifier: None, name: id.value.clone(), span }),
+        S::Identifier(id) => Expr::Column(Column {
+            qualifier: None,
+            name: id.value.clone(),
+            span: span.into(),
+        }),
         S::CompoundIdentifier(parts) => match parts.as_slice() {
-            [a, b] => Expr::Column(Column { qualifier: Some(a.value.clone()), name: b.value.clone(), span }),
+            [a, b] => Expr::Column(Column {
+                qualifier: Some(a.value.clone()),
+                name: b.value.clone(),
+                span: span.into(),
+            }),
             [a, b, rest @ ..] => {
-                let mut expr = Expr::Column(Column { qualifier: Some(a.value.clone()), name: b.value.clone(), span });
+                let mut expr = Expr::Column(Column {
+                    qualifier: Some(a.value.clone()),
+                    name: b.value.clone(),
+                    span: span.into(),
+                });
                 for part in rest {
                     expr = expr.field(part.value.clone());
                 }
@@ -48,6 +63,18 @@ pub fn sql_to_expr(e: &ast::Expr) -> Result<Expr> {
             }
             _ => return Err(unsupported(format!("The identifier `{e}`"), e)),
         },
+        S::CompoundFieldAccess { root, access_chain } => {
+            let mut expr = sql_to_expr(root)?;
+            for access in access_chain {
+                match access {
+                    ast::AccessExpr::Dot(ast::Expr::Identifier(field)) => {
+                        expr = expr.field(field.value.clone())
+                    }
+                    _ => return Err(unsupported(format!("The field access `{e}`"), e)),
+                }
+            }
+            expr
+        }
         S::Nested(inner) => sql_to_expr(inner)?,
         S::Value(v) => Expr::Literal(value_to_scalar(&v.value).map_err(|err| err.with_span(span))?),
         S::BinaryOp { left, op, right } => {
@@ -68,7 +95,11 @@ pub fn sql_to_expr(e: &ast::Expr) -> Result<Expr> {
                 ast::BinaryOperator::StringConcat => BinaryOperator::StringConcat,
                 other => return Err(unsupported(format!("The operator `{other}`"), e)),
             };
-            Expr::BinaryOp { left: Box::new(sql_to_expr(left)?), op, right: Box::new(sql_to_expr(right)?) }
+            Expr::BinaryOp {
+                left: Box::new(sql_to_expr(left)?),
+                op,
+                right: Box::new(sql_to_expr(right)?),
+            }
         }
         S::UnaryOp { op, expr } => match op {
             ast::UnaryOperator::Not => Expr::Not(Box::new(sql_to_expr(expr)?)),
@@ -84,68 +115,145 @@ pub fn sql_to_expr(e: &ast::Expr) -> Result<Expr> {
         },
         S::IsNull(inner) => Expr::IsNull(Box::new(sql_to_expr(inner)?)),
         S::IsNotNull(inner) => Expr::IsNotNull(Box::new(sql_to_expr(inner)?)),
-        S::Like { negated, any: false, expr, pattern, escape_char: None } => Expr::Like {
+        S::Like {
+            negated,
+            any: false,
+            expr,
+            pattern,
+            escape_char: None,
+        } => Expr::Like {
             expr: Box::new(sql_to_expr(expr)?),
             pattern: Box::new(sql_to_expr(pattern)?),
             negated: *negated,
             case_insensitive: false,
         },
-        S::ILike { negated, any: false, expr, pattern, escape_char: None } => Expr::Like {
+        S::ILike {
+            negated,
+            any: false,
+            expr,
+            pattern,
+            escape_char: None,
+        } => Expr::Like {
             expr: Box::new(sql_to_expr(expr)?),
             pattern: Box::new(sql_to_expr(pattern)?),
             negated: *negated,
             case_insensitive: true,
         },
-        S::RLike { negated, expr, pattern, .. } => Expr::RLike {
+        S::RLike {
+            negated,
+            expr,
+            pattern,
+            ..
+        } => Expr::RLike {
             expr: Box::new(sql_to_expr(expr)?),
             pattern: Box::new(sql_to_expr(pattern)?),
             negated: *negated,
         },
-        S::In { expr, target: ast::InTarget::List(list), negated, global: false } => Expr::InList {
+        S::In {
+            expr,
+            target: ast::InTarget::List(list),
+            negated,
+            global: false,
+        } => Expr::InList {
             expr: Box::new(sql_to_expr(expr)?),
             list: list.iter().map(sql_to_expr).collect::<Result<_>>()?,
             negated: *negated,
         },
-        S::Between { expr, negated, low, high } => Expr::Between {
+        S::Between {
+            expr,
+            negated,
+            low,
+            high,
+        } => Expr::Between {
             expr: Box::new(sql_to_expr(expr)?),
             low: Box::new(sql_to_expr(low)?),
             high: Box::new(sql_to_expr(high)?),
             negated: *negated,
         },
-        S::Case { operand, conditions, else_result, .. } => Expr::Case {
-            operand: operand.as_deref().map(sql_to_expr).transpose()?.map(Box::new),
+        S::Case {
+            operand,
+            conditions,
+            else_result,
+            ..
+        } => Expr::Case {
+            operand: operand
+                .as_deref()
+                .map(sql_to_expr)
+                .transpose()?
+                .map(Box::new),
             branches: conditions
                 .iter()
                 .map(|c| Ok((sql_to_expr(&c.condition)?, sql_to_expr(&c.result)?)))
                 .collect::<Result<_>>()?,
-            else_expr: else_result.as_deref().map(sql_to_expr).transpose()?.map(Box::new),
+            else_expr: else_result
+                .as_deref()
+                .map(sql_to_expr)
+                .transpose()?
+                .map(Box::new),
         },
-        S::Cast { kind, expr, data_type, format: None } => Expr::Cast {
+        S::Cast {
+            kind,
+            expr,
+            data_type,
+            format: None,
+        } => Expr::Cast {
             expr: Box::new(sql_to_expr(expr)?),
             data_type: sql_type_to_arrow(data_type).map_err(|err| err.with_span(span))?,
             try_cast: matches!(kind, ast::CastKind::TryCast | ast::CastKind::SafeCast),
         },
         S::Function(f) => function_to_expr(f, e)?,
-        S::Substring { expr, substring_from, substring_for, .. } => {
+        S::Substring {
+            expr,
+            substring_from,
+            substring_for,
+            ..
+        } => {
             let mut args = vec![sql_to_expr(expr)?];
-            args.push(match substring_from {
-                Some(from) => sql_to_expr(from)?,
-                None => Expr::Literal(ScalarValue::Int32(1)),
-            });
+            match substring_from {
+                Some(from) => args.push(sql_to_expr(from)?),
+                None => {
+                    return Err(Error::analysis(
+                        Rule::WrongNumArgs,
+                        "The `substring` requires 2 to 3 parameters but the actual number is 1.",
+                    )
+                    .with_span(span));
+                }
+            }
             if let Some(len) = substring_for {
                 args.push(sql_to_expr(len)?);
             }
-            Expr::ScalarFunction { name: "substring".into(), args, span }
+            Expr::ScalarFunction {
+                name: "substring".into(),
+                args,
+                span: span.into(),
+            }
         }
-        S::Trim { expr, trim_where: None, trim_what: None, trim_characters: None } => {
-            Expr::ScalarFunction { name: "trim".into(), args: vec![sql_to_expr(expr)?], span }
-        }
-        S::Ceil { expr, field: ast::CeilFloorKind::DateTimeField(ast::DateTimeField::NoDateTime) } => {
-            Expr::ScalarFunction { name: "ceil".into(), args: vec![sql_to_expr(expr)?], span }
-        }
-        S::Floor { expr, field: ast::CeilFloorKind::DateTimeField(ast::DateTimeField::NoDateTime) } => {
-            Expr::ScalarFunction { name: "floor".into(), args: vec![sql_to_expr(expr)?], span }
-        }
+        S::Trim {
+            expr,
+            trim_where: None,
+            trim_what: None,
+            trim_characters: None,
+        } => Expr::ScalarFunction {
+            name: "trim".into(),
+            args: vec![sql_to_expr(expr)?],
+            span: span.into(),
+        },
+        S::Ceil {
+            expr,
+            field: ast::CeilFloorKind::DateTimeField(ast::DateTimeField::NoDateTime),
+        } => Expr::ScalarFunction {
+            name: "ceil".into(),
+            args: vec![sql_to_expr(expr)?],
+            span: span.into(),
+        },
+        S::Floor {
+            expr,
+            field: ast::CeilFloorKind::DateTimeField(ast::DateTimeField::NoDateTime),
+        } => Expr::ScalarFunction {
+            name: "floor".into(),
+            args: vec![sql_to_expr(expr)?],
+            span: span.into(),
+        },
         S::Extract { field, expr, .. } => {
             let name = match field {
                 ast::DateTimeField::Year => "year",
@@ -159,35 +267,53 @@ pub fn sql_to_expr(e: &ast::Expr) -> Result<Expr> {
                 ast::DateTimeField::DayOfYear => "dayofyear",
                 other => return Err(unsupported(format!("EXTRACT({other} ...)"), e)),
             };
-            Expr::ScalarFunction { name: name.into(), args: vec![sql_to_expr(expr)?], span }
+            Expr::ScalarFunction {
+                name: name.into(),
+                args: vec![sql_to_expr(expr)?],
+                span: span.into(),
+            }
         }
-        S::Interval(interval) => {
-            Expr::Literal(ScalarValue::IntervalMicros(interval_micros(interval).map_err(|err| err.with_span(span))?))
-        }
+        S::Interval(interval) => Expr::Literal(ScalarValue::IntervalMicros(
+            interval_micros(interval).map_err(|err| err.with_span(span))?,
+        )),
         S::TypedString(typed) => {
             let text = match &typed.value.value {
                 ast::Value::SingleQuotedString(s) | ast::Value::DoubleQuotedString(s) => s.clone(),
                 other => return Err(unsupported(format!("The literal `{other}`"), e)),
             };
             let bad = |kind: &str| {
-                Error::analysis(Rule::InvalidLiteral, format!("The {kind} literal '{text}' is not valid."))
-                    .with_span(span)
+                Error::analysis(
+                    Rule::InvalidLiteral,
+                    format!("The {kind} literal '{text}' is not valid."),
+                )
+                .with_span(span)
             };
             match &typed.data_type {
-                ast::DataType::Timestamp(..) | ast::DataType::TimestampNtz(_) => Expr::Literal(
-                    ScalarValue::TimestampMicros(parse_timestamp_micros(&text).ok_or_else(|| bad("TIMESTAMP"))?),
-                ),
+                ast::DataType::Timestamp(..) | ast::DataType::TimestampNtz(_) => {
+                    Expr::Literal(ScalarValue::TimestampMicros(
+                        parse_timestamp_micros(&text).ok_or_else(|| bad("TIMESTAMP"))?,
+                    ))
+                }
                 ast::DataType::Date => {
-                    let days = parse_date_days(&text).and_then(|d| i32::try_from(d).ok()).ok_or_else(|| bad("DATE"))?;
+                    let days = parse_date_days(&text)
+                        .and_then(|d| i32::try_from(d).ok())
+                        .ok_or_else(|| bad("DATE"))?;
                     Expr::Literal(ScalarValue::Date32(days))
                 }
                 other => return Err(unsupported(format!("A typed literal of type {other}"), e)),
             }
         }
         S::Wildcard(_) => Expr::Wildcard { qualifier: None },
-        S::QualifiedWildcard(name, _) => Expr::Wildcard { qualifier: Some(object_name(name)) },
+        S::QualifiedWildcard(name, _) => Expr::Wildcard {
+            qualifier: Some(object_name(name)),
+        },
         S::GroupingSets(_) | S::Cube(_) | S::Rollup(_) => return Err(grouping_sets_error(span)),
-        S::Subquery(_) | S::Exists { .. } | S::In { target: ast::InTarget::Subquery(_), .. } => {
+        S::Subquery(_)
+        | S::Exists { .. }
+        | S::In {
+            target: ast::InTarget::Subquery(_),
+            ..
+        } => {
             return Err(unsupported("A subquery in an expression", e));
         }
         other => return Err(unsupported(format!("The expression `{other}`"), other)),
@@ -208,9 +334,15 @@ fn negate_literal(v: ScalarValue) -> Option<ScalarValue> {
         ScalarValue::Int32(i) => ScalarValue::Int32(i.checked_neg()?),
         ScalarValue::Int64(i) => ScalarValue::Int64(i.checked_neg()?),
         ScalarValue::Float64(f) => ScalarValue::Float64(-f),
-        ScalarValue::Decimal128 { value, precision, scale } => {
-            ScalarValue::Decimal128 { value: value.checked_neg()?, precision, scale }
-        }
+        ScalarValue::Decimal128 {
+            value,
+            precision,
+            scale,
+        } => ScalarValue::Decimal128 {
+            value: value.checked_neg()?,
+            precision,
+            scale,
+        },
         ScalarValue::IntervalMicros(us) => ScalarValue::IntervalMicros(us.checked_neg()?),
         _ => return None,
     })
@@ -219,21 +351,39 @@ fn negate_literal(v: ScalarValue) -> Option<ScalarValue> {
 /// A numeric literal as Spark types it: INT if it fits, else BIGINT; `L` suffix BIGINT; a decimal
 /// point makes a DECIMAL; an exponent (or `D` suffix) a DOUBLE.
 fn number_literal(text: &str, long_suffix: bool) -> Result<ScalarValue> {
-    let bad = || Error::analysis(Rule::InvalidLiteral, format!("The numeric literal {text} is out of range or invalid."));
+    let bad = || {
+        Error::analysis(
+            Rule::InvalidLiteral,
+            format!("The numeric literal {text} is out of range or invalid."),
+        )
+    };
     if long_suffix {
-        return text.parse::<i64>().map(ScalarValue::Int64).map_err(|_| bad());
+        return text
+            .parse::<i64>()
+            .map(ScalarValue::Int64)
+            .map_err(|_| bad());
     }
     if text.contains(['e', 'E']) {
-        return text.parse::<f64>().map(ScalarValue::Float64).map_err(|_| bad());
+        return text
+            .parse::<f64>()
+            .map(ScalarValue::Float64)
+            .map_err(|_| bad());
     }
     if let Some((int, frac)) = text.split_once('.') {
         let digits = format!("{int}{frac}");
         let trimmed = digits.trim_start_matches('0');
         let precision = trimmed.len().max(frac.len()).max(1);
         if precision > 38 {
-            return text.parse::<f64>().map(ScalarValue::Float64).map_err(|_| bad());
+            return text
+                .parse::<f64>()
+                .map(ScalarValue::Float64)
+                .map_err(|_| bad());
         }
-        let value: i128 = if digits.is_empty() { 0 } else { digits.parse().map_err(|_| bad())? };
+        let value: i128 = if digits.is_empty() {
+            0
+        } else {
+            digits.parse().map_err(|_| bad())?
+        };
         return Ok(ScalarValue::Decimal128 {
             value,
             precision: u8::try_from(precision).map_err(|_| bad())?,
@@ -249,7 +399,11 @@ fn number_literal(text: &str, long_suffix: bool) -> Result<ScalarValue> {
     let digits = text.trim_start_matches('0');
     if digits.len() <= 38 && digits.chars().all(|c| c.is_ascii_digit()) {
         let value: i128 = digits.parse().map_err(|_| bad())?;
-        return Ok(ScalarValue::Decimal128 { value, precision: digits.len().max(1) as u8, scale: 0 });
+        return Ok(ScalarValue::Decimal128 {
+            value,
+            precision: digits.len().max(1) as u8,
+            scale: 0,
+        });
     }
     Err(bad())
 }
@@ -257,13 +411,16 @@ fn number_literal(text: &str, long_suffix: bool) -> Result<ScalarValue> {
 fn value_to_scalar(v: &ast::Value) -> Result<ScalarValue> {
     Ok(match v {
         ast::Value::Number(n, long) => number_literal(n, *long)?,
-        ast::Value::SingleQuotedString(s) | ast::Value::DoubleQuotedString(s) | ast::Value::EscapedStringLiteral(s) => {
-            ScalarValue::Utf8(s.clone())
-        }
+        ast::Value::SingleQuotedString(s)
+        | ast::Value::DoubleQuotedString(s)
+        | ast::Value::EscapedStringLiteral(s) => ScalarValue::Utf8(s.clone()),
         ast::Value::Boolean(b) => ScalarValue::Boolean(*b),
         ast::Value::Null => ScalarValue::Null,
         other => {
-            return Err(Error::analysis(Rule::UnsupportedFeature, format!("The literal `{other}` is not supported by weir")));
+            return Err(Error::analysis(
+                Rule::UnsupportedFeature,
+                format!("The literal `{other}` is not supported by weir"),
+            ));
         }
     })
 }
@@ -304,21 +461,34 @@ fn function_to_expr(f: &ast::Function, node: &ast::Expr) -> Result<Expr> {
         .with_span(span));
     }
     if f.filter.is_some() || !f.within_group.is_empty() || f.null_treatment.is_some() {
-        return Err(unsupported(format!("The function modifiers of `{node}`"), node));
+        return Err(unsupported(
+            format!("The function modifiers of `{node}`"),
+            node,
+        ));
     }
     let (args, distinct, star) = match &f.args {
         ast::FunctionArguments::None => (vec![], false, false),
-        ast::FunctionArguments::Subquery(_) => return Err(unsupported("A subquery as a function argument", node)),
+        ast::FunctionArguments::Subquery(_) => {
+            return Err(unsupported("A subquery as a function argument", node));
+        }
         ast::FunctionArguments::List(list) => {
             if !list.clauses.is_empty() {
-                return Err(unsupported(format!("The argument clauses of `{node}`"), node));
+                return Err(unsupported(
+                    format!("The argument clauses of `{node}`"),
+                    node,
+                ));
             }
-            let distinct = matches!(list.duplicate_treatment, Some(ast::DuplicateTreatment::Distinct));
+            let distinct = matches!(
+                list.duplicate_treatment,
+                Some(ast::DuplicateTreatment::Distinct)
+            );
             let mut args = Vec::with_capacity(list.args.len());
             let mut star = false;
             for arg in &list.args {
                 match arg {
-                    ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(e)) => args.push(sql_to_expr(e)?),
+                    ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(e)) => {
+                        args.push(sql_to_expr(e)?)
+                    }
                     ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Wildcard) => star = true,
                     _ => return Err(unsupported(format!("The argument `{arg}`"), node)),
                 }
@@ -337,10 +507,18 @@ fn function_to_expr(f: &ast::Function, node: &ast::Expr) -> Result<Expr> {
         if star {
             return Ok(set_span(count_star(), span));
         }
-        return Ok(Expr::Aggregate { func, args, distinct, span });
+        return Ok(Expr::Aggregate {
+            func,
+            args,
+            distinct,
+            span: span.into(),
+        });
     }
     if distinct {
-        return Err(unsupported(format!("DISTINCT in the scalar function `{name}`"), node));
+        return Err(unsupported(
+            format!("DISTINCT in the scalar function `{name}`"),
+            node,
+        ));
     }
     let arity = |n: std::ops::RangeInclusive<usize>| -> Result<()> {
         if n.contains(&args.len()) {
@@ -350,7 +528,11 @@ fn function_to_expr(f: &ast::Function, node: &ast::Expr) -> Result<Expr> {
                 Rule::WrongNumArgs,
                 format!(
                     "The `{name}` requires {} parameters but the actual number is {}.",
-                    if n.start() == n.end() { n.start().to_string() } else { format!("{} to {}", n.start(), n.end()) },
+                    if n.start() == n.end() {
+                        n.start().to_string()
+                    } else {
+                        format!("{} to {}", n.start(), n.end())
+                    },
                     args.len()
                 ),
             )
@@ -360,16 +542,28 @@ fn function_to_expr(f: &ast::Function, node: &ast::Expr) -> Result<Expr> {
     match name.as_str() {
         "window" => {
             arity(2..=4)?;
-            let size = duration_arg(&args[1], "window", "windowDuration")?;
-            let slide = args.get(2).map(|a| duration_arg(a, "window", "slideDuration")).transpose()?.unwrap_or(size);
-            let start = args.get(3).map(|a| duration_arg(a, "window", "startTime")).transpose()?.unwrap_or(0);
-            Expr::window(args[0].clone(), size, slide, start).map_err(|e| e.with_span(span))
+            let window = || -> Result<Expr> {
+                let size = duration_arg(&args[1], "window", "windowDuration")?;
+                let slide = args
+                    .get(2)
+                    .map(|a| duration_arg(a, "window", "slideDuration"))
+                    .transpose()?
+                    .unwrap_or(size);
+                let start = args
+                    .get(3)
+                    .map(|a| duration_arg(a, "window", "startTime"))
+                    .transpose()?
+                    .unwrap_or(0);
+                Expr::window(args[0].clone(), size, slide, start)
+            };
+            window().map_err(|e| e.with_expr(node).with_span(span))
         }
         "session_window" => {
             arity(2..=2)?;
             let gap = match &args[1] {
                 Expr::Literal(ScalarValue::Utf8(_) | ScalarValue::IntervalMicros(_)) => {
-                    let us = duration_arg(&args[1], "session_window", "gapDuration").map_err(|e| e.with_span(span))?;
+                    let us = duration_arg(&args[1], "session_window", "gapDuration")
+                        .map_err(|e| e.with_span(span))?;
                     if us <= 0 {
                         return Err(Error::analysis(
                             Rule::InvalidLiteral,
@@ -381,7 +575,10 @@ fn function_to_expr(f: &ast::Function, node: &ast::Expr) -> Result<Expr> {
                 }
                 other => SessionGap::Dynamic(Box::new(other.clone())),
             };
-            Ok(Expr::SessionWindow { time: Box::new(args[0].clone()), gap })
+            Ok(Expr::SessionWindow {
+                time: Box::new(args[0].clone()),
+                gap,
+            })
         }
         "window_time" => {
             arity(1..=1)?;
@@ -391,15 +588,33 @@ fn function_to_expr(f: &ast::Function, node: &ast::Expr) -> Result<Expr> {
             arity(0..=0)?;
             Ok(Expr::CurrentTimestamp)
         }
-        "explode" => Ok(Expr::ScalarFunction { name, args, span }),
-        _ if is_scalar_function(&name) => Ok(Expr::ScalarFunction { name, args, span }),
+        "explode" => Ok(Expr::ScalarFunction {
+            name,
+            args,
+            span: span.into(),
+        }),
+        _ if is_scalar_function(&name) => Ok(Expr::ScalarFunction {
+            name,
+            args,
+            span: span.into(),
+        }),
         _ => Err(unknown_function(&name).with_span(span)),
     }
 }
 
 fn set_span(e: Expr, span: Option<Span>) -> Expr {
     match e {
-        Expr::Aggregate { func, args, distinct, .. } => Expr::Aggregate { func, args, distinct, span },
+        Expr::Aggregate {
+            func,
+            args,
+            distinct,
+            ..
+        } => Expr::Aggregate {
+            func,
+            args,
+            distinct,
+            span: span.into(),
+        },
         other => other,
     }
 }
@@ -412,7 +627,10 @@ pub(crate) struct QueryPlanner<'a> {
 
 impl<'a> QueryPlanner<'a> {
     pub(crate) fn new(catalog: &'a Catalog) -> Self {
-        Self { catalog, ctes: HashMap::new() }
+        Self {
+            catalog,
+            ctes: HashMap::new(),
+        }
     }
 
     pub(crate) fn plan_query(&mut self, query: &ast::Query) -> Result<LogicalPlan> {
@@ -423,13 +641,23 @@ impl<'a> QueryPlanner<'a> {
             for cte in &with.cte_tables {
                 let plan = self.plan_query(&cte.query)?;
                 let alias = cte.alias.name.value.clone();
-                let aliased = LogicalPlan::SubqueryAlias(SubqueryAlias { input: Arc::new(plan), alias: alias.clone() });
-                self.ctes.insert(alias.to_ascii_lowercase(), Arc::new(aliased));
+                let aliased = LogicalPlan::SubqueryAlias(SubqueryAlias {
+                    input: Arc::new(plan),
+                    alias: alias.clone(),
+                });
+                self.ctes
+                    .insert(alias.to_ascii_lowercase(), Arc::new(aliased));
             }
         }
-        if query.fetch.is_some() || !query.locks.is_empty() || query.for_clause.is_some() || !query.pipe_operators.is_empty()
+        if query.fetch.is_some()
+            || !query.locks.is_empty()
+            || query.for_clause.is_some()
+            || !query.pipe_operators.is_empty()
         {
-            return Err(unsupported("This query clause (FETCH, FOR, pipe operators)", query));
+            return Err(unsupported(
+                "This query clause (FETCH, FOR, pipe operators)",
+                query,
+            ));
         }
         let (mut plan, select_items) = self.plan_set_expr(&query.body)?;
         if let Some(order_by) = &query.order_by {
@@ -441,13 +669,21 @@ impl<'a> QueryPlanner<'a> {
                 let expr = order_key(&o.expr, &plan, &select_items)?;
                 let asc = !matches!(o.options.sort, Some(ast::OrderBySort::Desc));
                 let nulls_first = o.options.nulls_first.unwrap_or(asc);
-                keys.push(SortExpr { expr, asc, nulls_first });
+                keys.push(SortExpr {
+                    expr,
+                    asc,
+                    nulls_first,
+                });
             }
             plan = LogicalPlanBuilder::from(plan).order_by(keys)?.build();
         }
         if let Some(limit) = &query.limit_clause {
             let (limit_expr, offset_expr) = match limit {
-                ast::LimitClause::LimitOffset { limit, offset, limit_by } => {
+                ast::LimitClause::LimitOffset {
+                    limit,
+                    offset,
+                    limit_by,
+                } => {
                     if !limit_by.is_empty() {
                         return Err(unsupported("LIMIT BY", query));
                     }
@@ -468,7 +704,12 @@ impl<'a> QueryPlanner<'a> {
         match body {
             ast::SetExpr::Select(select) => self.plan_select(select),
             ast::SetExpr::Query(q) => Ok((self.plan_query(q)?, vec![])),
-            ast::SetExpr::SetOperation { left, op, set_quantifier, right } => {
+            ast::SetExpr::SetOperation {
+                left,
+                op,
+                set_quantifier,
+                right,
+            } => {
                 let (l, _) = self.plan_set_expr(left)?;
                 let (r, _) = self.plan_set_expr(right)?;
                 match op {
@@ -488,7 +729,10 @@ impl<'a> QueryPlanner<'a> {
                         } else {
                             "EXCEPT is not supported by weir"
                         };
-                        Err(Error::analysis(Rule::StreamingUnsupportedOperation, message).with_span(span_of(body)))
+                        Err(
+                            Error::analysis(Rule::StreamingUnsupportedOperation, message)
+                                .with_span(span_of(body)),
+                        )
                     }
                     ast::SetOperator::Intersect => {
                         let message = if l.is_streaming() || r.is_streaming() {
@@ -496,7 +740,10 @@ impl<'a> QueryPlanner<'a> {
                         } else {
                             "INTERSECT is not supported by weir"
                         };
-                        Err(Error::analysis(Rule::StreamingUnsupportedOperation, message).with_span(span_of(body)))
+                        Err(
+                            Error::analysis(Rule::StreamingUnsupportedOperation, message)
+                                .with_span(span_of(body)),
+                        )
                     }
                 }
             }
@@ -506,7 +753,14 @@ impl<'a> QueryPlanner<'a> {
 
     fn plan_relation(&mut self, factor: &ast::TableFactor) -> Result<LogicalPlan> {
         match factor {
-            ast::TableFactor::Table { name, alias, args, sample, with_hints, .. } => {
+            ast::TableFactor::Table {
+                name,
+                alias,
+                args,
+                sample,
+                with_hints,
+                ..
+            } => {
                 if sample.is_some() {
                     return Err(Error::analysis(
                         Rule::StreamingUnsupportedOperation,
@@ -515,22 +769,39 @@ impl<'a> QueryPlanner<'a> {
                     .with_span(span_of(factor)));
                 }
                 if args.is_some() || !with_hints.is_empty() {
-                    return Err(unsupported(format!("The table reference `{factor}`"), factor));
+                    return Err(unsupported(
+                        format!("The table reference `{factor}`"),
+                        factor,
+                    ));
                 }
                 let table = object_name(name);
                 let span = span_of(name);
                 let plan = match self.ctes.get(&table.to_ascii_lowercase()) {
                     Some(plan) => plan.as_ref().clone(),
-                    None => self.catalog.relation_plan(&table).map_err(|e| e.with_span(span))?,
+                    None => self
+                        .catalog
+                        .relation_plan(&table)
+                        .map_err(|e| e.with_span(span))?,
                 };
                 Ok(with_alias(plan, alias.as_ref()))
             }
-            ast::TableFactor::Derived { lateral: false, subquery, alias, sample: None } => {
-                let mut inner = QueryPlanner { catalog: self.catalog, ctes: self.ctes.clone() };
+            ast::TableFactor::Derived {
+                lateral: false,
+                subquery,
+                alias,
+                sample: None,
+            } => {
+                let mut inner = QueryPlanner {
+                    catalog: self.catalog,
+                    ctes: self.ctes.clone(),
+                };
                 let plan = inner.plan_query(subquery)?;
                 Ok(with_alias(plan, alias.as_ref()))
             }
-            ast::TableFactor::NestedJoin { table_with_joins, alias } => {
+            ast::TableFactor::NestedJoin {
+                table_with_joins,
+                alias,
+            } => {
                 let plan = self.plan_table_with_joins(table_with_joins)?;
                 Ok(with_alias(plan, alias.as_ref()))
             }
@@ -577,7 +848,10 @@ impl<'a> QueryPlanner<'a> {
             || select.exclude.is_some()
             || select.value_table_mode.is_some()
         {
-            return Err(unsupported("This SELECT clause (TOP, INTO, LATERAL VIEW, QUALIFY, WINDOW, ...)", select));
+            return Err(unsupported(
+                "This SELECT clause (TOP, INTO, LATERAL VIEW, QUALIFY, WINDOW, ...)",
+                select,
+            ));
         }
         // FROM
         let mut from = select.from.iter();
@@ -595,20 +869,27 @@ impl<'a> QueryPlanner<'a> {
         }
         // WHERE
         if let Some(selection) = &select.selection {
-            input = LogicalPlanBuilder::from(input).filter(sql_to_expr(selection)?)?.build();
+            input = LogicalPlanBuilder::from(input)
+                .filter(sql_to_expr(selection)?)?
+                .build();
         }
         // SELECT list
         let mut items = Vec::with_capacity(select.projection.len());
         for item in &select.projection {
             items.push(match item {
                 ast::SelectItem::UnnamedExpr(e) => sql_to_expr(e)?,
-                ast::SelectItem::ExprWithAlias { expr, alias } => sql_to_expr(expr)?.alias(alias.value.clone()),
-                ast::SelectItem::Wildcard(opts) if is_plain_wildcard(opts) => Expr::Wildcard { qualifier: None },
-                ast::SelectItem::QualifiedWildcard(ast::SelectItemQualifiedWildcardKind::ObjectName(name), opts)
-                    if is_plain_wildcard(opts) =>
-                {
-                    Expr::Wildcard { qualifier: Some(object_name(name)) }
+                ast::SelectItem::ExprWithAlias { expr, alias } => {
+                    sql_to_expr(expr)?.alias(alias.value.clone())
                 }
+                ast::SelectItem::Wildcard(opts) if is_plain_wildcard(opts) => {
+                    Expr::Wildcard { qualifier: None }
+                }
+                ast::SelectItem::QualifiedWildcard(
+                    ast::SelectItemQualifiedWildcardKind::ObjectName(name),
+                    opts,
+                ) if is_plain_wildcard(opts) => Expr::Wildcard {
+                    qualifier: Some(object_name(name)),
+                },
                 other => return Err(unsupported(format!("The select item `{other}`"), other)),
             });
         }
@@ -625,8 +906,13 @@ impl<'a> QueryPlanner<'a> {
             }
             ast::GroupByExpr::All(_) => return Err(unsupported("GROUP BY ALL", select)),
         };
-        let having = select.having.as_ref().map(|h| having_expr(h, &input, &items)).transpose()?;
-        let aggregating = !group_by.is_empty() || having.is_some() || items.iter().any(Expr::contains_aggregate);
+        let having = select
+            .having
+            .as_ref()
+            .map(|h| having_expr(h, &input, &items))
+            .transpose()?;
+        let aggregating =
+            !group_by.is_empty() || having.is_some() || items.iter().any(Expr::contains_aggregate);
         let input = Arc::new(input);
         let mut plan = if aggregating {
             plan_aggregate(input, group_by, items.clone(), having)?
@@ -635,7 +921,9 @@ impl<'a> QueryPlanner<'a> {
         };
         match &select.distinct {
             None | Some(ast::Distinct::All) => {}
-            Some(ast::Distinct::Distinct) => plan = LogicalPlanBuilder::from(plan).distinct()?.build(),
+            Some(ast::Distinct::Distinct) => {
+                plan = LogicalPlanBuilder::from(plan).distinct()?.build()
+            }
             Some(ast::Distinct::On(_)) => return Err(unsupported("DISTINCT ON", select)),
         }
         Ok((plan, items))
@@ -652,7 +940,10 @@ fn is_plain_wildcard(opts: &ast::WildcardAdditionalOptions) -> bool {
 
 fn with_alias(plan: LogicalPlan, alias: Option<&ast::TableAlias>) -> LogicalPlan {
     match alias {
-        Some(alias) => LogicalPlan::SubqueryAlias(SubqueryAlias { input: Arc::new(plan), alias: alias.name.value.clone() }),
+        Some(alias) => LogicalPlan::SubqueryAlias(SubqueryAlias {
+            input: Arc::new(plan),
+            alias: alias.name.value.clone(),
+        }),
         None => plan,
     }
 }
@@ -663,9 +954,15 @@ fn span_of_limit(e: &ast::Expr) -> Option<Span> {
 
 fn count_literal(e: &ast::Expr) -> Result<u64> {
     match e {
-        ast::Expr::Value(ast::ValueWithSpan { value: ast::Value::Number(n, _), .. }) => n.parse::<u64>().map_err(|_| {
-            Error::analysis(Rule::InvalidLiteral, format!("The limit expression must be a non-negative integer, found {n}."))
-                .with_span(span_of(e))
+        ast::Expr::Value(ast::ValueWithSpan {
+            value: ast::Value::Number(n, _),
+            ..
+        }) => n.parse::<u64>().map_err(|_| {
+            Error::analysis(
+                Rule::InvalidLiteral,
+                format!("The limit expression must be a non-negative integer, found {n}."),
+            )
+            .with_span(span_of(e))
         }),
         other => Err(Error::analysis(
             Rule::InvalidLiteral,
@@ -677,7 +974,10 @@ fn count_literal(e: &ast::Expr) -> Result<u64> {
 
 fn ordinal_of(e: &ast::Expr) -> Option<usize> {
     match e {
-        ast::Expr::Value(ast::ValueWithSpan { value: ast::Value::Number(n, false), .. }) => n.parse().ok(),
+        ast::Expr::Value(ast::ValueWithSpan {
+            value: ast::Value::Number(n, false),
+            ..
+        }) => n.parse().ok(),
         _ => None,
     }
 }
@@ -687,19 +987,28 @@ fn select_item_at(items: &[Expr], n: usize, e: &ast::Expr, clause: &str) -> Resu
         Some(item) if !matches!(item, Expr::Wildcard { .. }) => Ok(item.clone()),
         _ => Err(Error::analysis(
             Rule::UnresolvedColumn,
-            format!("{clause} position {n} is not in select list (valid range is [1, {}]).", items.len()),
+            format!(
+                "{clause} position {n} is not in select list (valid range is [1, {}]).",
+                items.len()
+            ),
         )
         .with_span(span_of(e))),
     }
 }
 
 fn is_input_column(name: &str, input: &LogicalPlan) -> bool {
-    input.schema().fields().iter().any(|f| f.name().eq_ignore_ascii_case(name))
+    input
+        .schema()
+        .fields()
+        .iter()
+        .any(|f| f.name().eq_ignore_ascii_case(name))
 }
 
 fn alias_target<'e>(name: &str, items: &'e [Expr]) -> Option<&'e Expr> {
     items.iter().find_map(|item| match item {
-        Expr::Alias { expr, name: alias } if alias.eq_ignore_ascii_case(name) => Some(expr.as_ref()),
+        Expr::Alias { expr, name: alias } if alias.eq_ignore_ascii_case(name) => {
+            Some(expr.as_ref())
+        }
         _ => None,
     })
 }
@@ -710,7 +1019,11 @@ fn group_key(e: &ast::Expr, input: &LogicalPlan, items: &[Expr]) -> Result<Expr>
         return Ok(select_item_at(items, n, e, "GROUP BY")?.unalias().clone());
     }
     let expr = sql_to_expr(e)?;
-    if let Expr::Column(Column { qualifier: None, name, .. }) = &expr
+    if let Expr::Column(Column {
+        qualifier: None,
+        name,
+        ..
+    }) = &expr
         && !is_input_column(name, input)
         && let Some(target) = alias_target(name, items)
     {
@@ -722,7 +1035,11 @@ fn group_key(e: &ast::Expr, input: &LogicalPlan, items: &[Expr]) -> Result<Expr>
 /// HAVING may name select aliases; they stand for the aliased expression.
 fn having_expr(e: &ast::Expr, input: &LogicalPlan, items: &[Expr]) -> Result<Expr> {
     sql_to_expr(e)?.transform_up(&mut |node| match node {
-        Expr::Column(Column { qualifier: None, ref name, .. }) if !is_input_column(name, input) => {
+        Expr::Column(Column {
+            qualifier: None,
+            ref name,
+            ..
+        }) if !is_input_column(name, input) => {
             Ok(alias_target(name, items).cloned().unwrap_or(node))
         }
         other => Ok(other),
@@ -732,13 +1049,25 @@ fn having_expr(e: &ast::Expr, input: &LogicalPlan, items: &[Expr]) -> Result<Exp
 /// An ORDER BY key over the query's output: an ordinal, an output column, or a select expression
 /// (which stands for its output column).
 fn order_key(e: &ast::Expr, plan: &LogicalPlan, items: &[Expr]) -> Result<Expr> {
-    let names: Vec<String> = plan.schema().fields().iter().map(|f| f.name().clone()).collect();
+    let names: Vec<String> = plan
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .collect();
     if let Some(n) = ordinal_of(e) {
         return match n.checked_sub(1).and_then(|i| names.get(i)) {
-            Some(name) => Ok(Expr::Column(Column { qualifier: None, name: name.clone(), span: span_of(e) })),
+            Some(name) => Ok(Expr::Column(Column {
+                qualifier: None,
+                name: name.clone(),
+                span: span_of(e).into(),
+            })),
             None => Err(Error::analysis(
                 Rule::UnresolvedColumn,
-                format!("ORDER BY position {n} is not in select list (valid range is [1, {}]).", names.len()),
+                format!(
+                    "ORDER BY position {n} is not in select list (valid range is [1, {}]).",
+                    names.len()
+                ),
             )
             .with_span(span_of(e))),
         };
@@ -747,7 +1076,11 @@ fn order_key(e: &ast::Expr, plan: &LogicalPlan, items: &[Expr]) -> Result<Expr> 
     if items.len() == names.len() {
         for (item, name) in items.iter().zip(&names) {
             if item.unalias() == &expr && !matches!(expr, Expr::Column(_)) {
-                return Ok(Expr::Column(Column { qualifier: None, name: name.clone(), span: expr.span() }));
+                return Ok(Expr::Column(Column {
+                    qualifier: None,
+                    name: name.clone(),
+                    span: expr.span().into(),
+                }));
             }
         }
     }

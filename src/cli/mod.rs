@@ -1,0 +1,477 @@
+//! The `weir` command line (clap): `weir run`, `weir sql`, `weir explain`.
+//!
+//! Owns argument parsing, turning SQL scripts into started queries (one per `CREATE SINK`),
+//! the terminal progress line / JSON progress lines, Ctrl-C handling and error rendering with a
+//! caret under the offending SQL. It owns no query semantics: everything goes through
+//! weir-plan's catalog and weir-engine's session.
+
+use std::collections::BTreeMap;
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use weir::engine::query::listener::StreamingQueryListener;
+use weir::engine::source::rate_schema;
+use weir::plan::plan::{LogicalPlan, Source};
+use weir::plan::sql::{Catalog, StatementResult, parse_sql};
+use weir::plan::OutputMode;
+use weir::{Session, StreamingQuery, StreamingQueryProgress, Trigger};
+
+/// weir: streaming SQL over Arrow, compiled to native kernels.
+#[derive(Parser, Debug)]
+#[command(name = "weir", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run every CREATE SINK of a script as a streaming query.
+    Run {
+        /// The SQL script.
+        script: PathBuf,
+        /// Root for checkpoints of sinks without `checkpointLocation` (one sub-directory per sink).
+        #[arg(long)]
+        checkpoint_root: Option<PathBuf>,
+        #[command(flatten)]
+        common: CommonArgs,
+    },
+    /// Run an ad hoc query and print its result to the console, batch by batch.
+    Sql {
+        /// The query (SELECT ...). Built-in sources: `rate`, `rate_micro_batch`.
+        query: String,
+        /// A script of CREATE SOURCE / VIEW statements to run first.
+        #[arg(long)]
+        script: Option<PathBuf>,
+        /// append | update | complete (default: update for aggregations, complete with ORDER BY).
+        #[arg(long)]
+        output_mode: Option<String>,
+        /// default | availableNow | once | an interval such as '1 second'.
+        #[arg(long, default_value = "default")]
+        trigger: String,
+        /// Console output: table (like Spark's) or json (one object per row).
+        #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+        format: OutputFormat,
+        /// Rows shown per batch in table format.
+        #[arg(long, default_value_t = 20)]
+        num_rows: usize,
+        /// Stop after this many batches.
+        #[arg(long)]
+        max_batches: Option<u64>,
+        #[command(flatten)]
+        common: CommonArgs,
+    },
+    /// Print the logical, incremental and kernel plans of a query or of every query of a script.
+    Explain {
+        /// A script path or the query text.
+        target: String,
+        /// Output mode to plan for (default: append, update for ad hoc aggregations).
+        #[arg(long)]
+        output_mode: Option<String>,
+    },
+}
+
+#[derive(clap::Args, Debug)]
+struct CommonArgs {
+    /// Progress on stderr: a live line on a terminal (default), JSON lines, or none.
+    #[arg(long, value_enum, default_value_t = ProgressFormat::Line)]
+    progress: ProgressFormat,
+    /// Do not fsync checkpoint files (faster; a power loss may lose the last batch's files).
+    #[arg(long)]
+    no_fsync: bool,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
+enum OutputFormat {
+    Table,
+    Json,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
+enum ProgressFormat {
+    Line,
+    Json,
+    None,
+}
+
+/// Runs the command line; returns the process exit code.
+pub fn main() -> i32 {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() { 2 } else { 0 };
+        }
+    };
+    let result = match cli.command {
+        Command::Run {
+            script,
+            checkpoint_root,
+            common,
+        } => run_script(&script, checkpoint_root.as_deref(), &common),
+        Command::Sql {
+            query,
+            script,
+            output_mode,
+            trigger,
+            format,
+            num_rows,
+            max_batches,
+            common,
+        } => run_sql(&SqlArgs {
+            query,
+            script,
+            output_mode,
+            trigger,
+            format,
+            num_rows,
+            max_batches,
+            common,
+        }),
+        Command::Explain { target, output_mode } => explain(&target, output_mode.as_deref()),
+    };
+    match result {
+        Ok(()) => 0,
+        Err(message) => {
+            eprintln!("error: {message}");
+            1
+        }
+    }
+}
+
+struct SqlArgs {
+    query: String,
+    script: Option<PathBuf>,
+    output_mode: Option<String>,
+    trigger: String,
+    format: OutputFormat,
+    num_rows: usize,
+    max_batches: Option<u64>,
+    common: CommonArgs,
+}
+
+/// A catalog with the built-in sources `rate` and `rate_micro_batch`.
+fn builtin_catalog() -> Result<Catalog, String> {
+    let mut catalog = Catalog::new();
+    for (name, format, options) in [
+        ("rate", "rate", vec![("rowsPerSecond", "1")]),
+        (
+            "rate_micro_batch",
+            "rate-micro-batch",
+            vec![("rowsPerBatch", "10"), ("advanceMillisPerBatch", "1000")],
+        ),
+    ] {
+        let schema = rate_schema();
+        catalog
+            .register_source(Source {
+                name: name.into(),
+                format: format.into(),
+                options: options
+                    .into_iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+                table_schema: schema.clone(),
+                schema,
+                streaming: true,
+                watermark: None,
+                pushed_filters: Vec::new(),
+                projection: None,
+            })
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(catalog)
+}
+
+fn read_script(path: &Path) -> Result<String, String> {
+    std::fs::read_to_string(path).map_err(|e| format!("cannot read the script {}: {e}", path.display()))
+}
+
+/// Renders an error from SQL text with a caret under the offending position.
+fn sql_error(e: &weir::plan::Error, sql: &str) -> String {
+    e.render_with_source(sql)
+}
+
+fn engine_error(e: weir::Error, sql: &str) -> String {
+    match e {
+        weir::Error::Plan(p) => sql_error(&p, sql),
+        other => other.to_string(),
+    }
+}
+
+fn session(common: &CommonArgs) -> Result<Session, String> {
+    Session::with_config(weir::SessionConfig {
+        fsync: !common.no_fsync,
+        ..Default::default()
+    })
+    .map_err(|e| e.to_string())
+}
+
+fn has_aggregate(plan: &LogicalPlan) -> bool {
+    matches!(plan, LogicalPlan::Aggregate(_)) || plan.inputs().into_iter().any(|i| has_aggregate(i))
+}
+
+fn has_sort(plan: &LogicalPlan) -> bool {
+    matches!(plan, LogicalPlan::Sort(_)) || plan.inputs().into_iter().any(|i| has_sort(i))
+}
+
+/// The mode a user at a terminal expects: update for aggregations, complete when sorted.
+fn default_ad_hoc_mode(plan: &LogicalPlan) -> OutputMode {
+    if has_sort(plan) {
+        OutputMode::Complete
+    } else if has_aggregate(plan) {
+        OutputMode::Update
+    } else {
+        OutputMode::Append
+    }
+}
+
+fn mode_name(m: OutputMode) -> &'static str {
+    match m {
+        OutputMode::Append => "append",
+        OutputMode::Update => "update",
+        OutputMode::Complete => "complete",
+    }
+}
+
+/// Prints progress to stderr and counts batches.
+struct ProgressPrinter {
+    format: ProgressFormat,
+    batches: AtomicU64,
+    max_batches: Option<u64>,
+    on_limit: Mutex<Option<Arc<AtomicBool>>>,
+    terminal: bool,
+}
+
+impl StreamingQueryListener for ProgressPrinter {
+    fn on_query_progress(&self, p: &StreamingQueryProgress) {
+        let n = self.batches.fetch_add(1, Ordering::SeqCst) + 1;
+        let mut err = std::io::stderr().lock();
+        match self.format {
+            ProgressFormat::Json => {
+                let _ = writeln!(err, "{}", p.json());
+            }
+            ProgressFormat::Line => {
+                let state_rows: u64 = p.state_operators.iter().map(|s| s.num_rows_total).sum();
+                let line = format!(
+                    "batch {} | in {} rows ({:.0} rows/s) | out {} rows | watermark {} | state {} rows",
+                    p.batch_id,
+                    p.num_input_rows,
+                    p.processed_rows_per_second.unwrap_or(0.0),
+                    p.sink.num_output_rows,
+                    p.event_time.get("watermark").map(String::as_str).unwrap_or("-"),
+                    state_rows
+                );
+                if self.terminal {
+                    let _ = write!(err, "\r\x1b[2K{line}");
+                } else {
+                    let _ = writeln!(err, "{line}");
+                }
+            }
+            ProgressFormat::None => {}
+        }
+        if self.max_batches.is_some_and(|m| n >= m) {
+            if let Some(flag) = self.on_limit.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+                flag.store(true, Ordering::SeqCst);
+            }
+        }
+    }
+}
+
+fn install_ctrlc(flag: Arc<AtomicBool>) {
+    // A second handler install fails harmlessly (only one per process).
+    let _ = ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst));
+}
+
+/// Waits until every query terminated, or the stop flag is set (then stops them cleanly).
+fn wait_for(queries: &[StreamingQuery], stop: &AtomicBool) -> Result<(), String> {
+    loop {
+        if stop.load(Ordering::SeqCst) {
+            for q in queries {
+                q.stop().map_err(|e| e.to_string())?;
+            }
+            break;
+        }
+        if queries.iter().all(|q| !q.is_active()) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut failures = Vec::new();
+    for q in queries {
+        if let Some(e) = q.exception() {
+            failures.push(format!("query {}: {e}", q.name().unwrap_or("?")));
+        }
+    }
+    if failures.is_empty() {
+        Ok(())
+    } else {
+        Err(failures.join("\n"))
+    }
+}
+
+fn run_sql(args: &SqlArgs) -> Result<(), String> {
+    let mut catalog = builtin_catalog()?;
+    if let Some(path) = &args.script {
+        let text = read_script(path)?;
+        catalog.execute_script(&text).map_err(|e| sql_error(&e, &text))?;
+    }
+    let statements = parse_sql(&args.query).map_err(|e| sql_error(&e, &args.query))?;
+    let [statement] = statements.as_slice() else {
+        return Err(format!(
+            "weir sql runs exactly one query, got {} statements; put definitions in --script",
+            statements.len()
+        ));
+    };
+    let plan = match catalog.execute(statement).map_err(|e| sql_error(&e, &args.query))? {
+        StatementResult::Query(plan) => plan,
+        StatementResult::Explain { plan, .. } => {
+            let s = session(&args.common)?;
+            let mode = default_ad_hoc_mode(&plan);
+            println!("{}", s.explain(&plan, Some(mode)).map_err(|e| engine_error(e, &args.query))?);
+            return Ok(());
+        }
+        other => {
+            return Err(format!(
+                "weir sql runs a query; {other:?} belongs in a script (weir run, or --script)"
+            ));
+        }
+    };
+    let mode = match &args.output_mode {
+        Some(m) => m.parse::<OutputMode>().map_err(|e| e.to_string())?,
+        None => default_ad_hoc_mode(&plan),
+    };
+    let trigger = Trigger::parse(&args.trigger).map_err(|e| e.to_string())?;
+    let s = session(&args.common)?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let printer = Arc::new(ProgressPrinter {
+        format: args.common.progress,
+        batches: AtomicU64::new(0),
+        max_batches: args.max_batches,
+        on_limit: Mutex::new(Some(stop.clone())),
+        terminal: std::io::stderr().is_terminal(),
+    });
+    s.add_listener(printer);
+    install_ctrlc(stop.clone());
+    let query = s
+        .dataframe(plan)
+        .write_stream()
+        .format("console")
+        .output_mode(mode_name(mode))
+        .trigger(trigger)
+        .option("numRows", args.num_rows)
+        .option(
+            "outputFormat",
+            match args.format {
+                OutputFormat::Table => "table",
+                OutputFormat::Json => "json",
+            },
+        )
+        .start()
+        .map_err(|e| engine_error(e, &args.query))?;
+    let result = wait_for(std::slice::from_ref(&query), &stop);
+    if args.common.progress == ProgressFormat::Line && std::io::stderr().is_terminal() {
+        eprintln!();
+    }
+    result
+}
+
+fn run_script(path: &Path, checkpoint_root: Option<&Path>, common: &CommonArgs) -> Result<(), String> {
+    let text = read_script(path)?;
+    let mut catalog = builtin_catalog()?;
+    let results = catalog.execute_script(&text).map_err(|e| sql_error(&e, &text))?;
+    for r in &results {
+        match r {
+            StatementResult::Listed(names) => println!("{}", names.join("\n")),
+            StatementResult::Query(_) => {
+                return Err("a bare SELECT in a script has no sink: wrap it in CREATE SINK name WITH (...) AS SELECT ...".into());
+            }
+            StatementResult::Explain { plan, .. } => {
+                let s = session(common)?;
+                println!("{}", s.explain(plan, None).map_err(|e| engine_error(e, &text))?);
+            }
+            _ => {}
+        }
+    }
+    let sinks: Vec<_> = catalog.sinks().cloned().collect();
+    if sinks.is_empty() {
+        return Ok(());
+    }
+    let s = session(common)?;
+    let stop = Arc::new(AtomicBool::new(false));
+    s.add_listener(Arc::new(ProgressPrinter {
+        format: common.progress,
+        batches: AtomicU64::new(0),
+        max_batches: None,
+        on_limit: Mutex::new(None),
+        terminal: std::io::stderr().is_terminal(),
+    }));
+    install_ctrlc(stop.clone());
+    let mut queries = Vec::new();
+    for sink in sinks {
+        let mut options: BTreeMap<String, String> = sink.options.clone();
+        let take = |options: &mut BTreeMap<String, String>, key: &str| {
+            let k = options.keys().find(|k| k.eq_ignore_ascii_case(key)).cloned();
+            k.and_then(|k| options.remove(&k))
+        };
+        let format = take(&mut options, "format").unwrap_or_else(|| "console".into());
+        let trigger = match take(&mut options, "trigger") {
+            Some(t) => Trigger::parse(&t).map_err(|e| format!("sink {}: {e}", sink.name))?,
+            None => Trigger::Default,
+        };
+        take(&mut options, "outputMode");
+        if !options.keys().any(|k| k.eq_ignore_ascii_case("checkpointLocation")) {
+            if let Some(root) = checkpoint_root {
+                options.insert("checkpointLocation".into(), root.join(&sink.name).display().to_string());
+            }
+        }
+        let mut writer = s
+            .dataframe(sink.plan.clone())
+            .write_stream()
+            .format(&format)
+            .output_mode(mode_name(sink.output_mode))
+            .trigger(trigger)
+            .query_name(&sink.name);
+        for (k, v) in &options {
+            writer = writer.option(k, v);
+        }
+        let q = writer.start().map_err(|e| format!("sink {}: {}", sink.name, engine_error(e, &text)))?;
+        queries.push(q);
+    }
+    wait_for(&queries, &stop)
+}
+
+fn explain(target: &str, output_mode: Option<&str>) -> Result<(), String> {
+    let s = Session::new().map_err(|e| e.to_string())?;
+    let mode = output_mode
+        .map(|m| m.parse::<OutputMode>().map_err(|e| e.to_string()))
+        .transpose()?;
+    let mut catalog = builtin_catalog()?;
+    let path = Path::new(target);
+    let text = if path.is_file() { read_script(path)? } else { target.to_string() };
+    let results = catalog.execute_script(&text).map_err(|e| sql_error(&e, &text))?;
+    let mut printed = false;
+    for r in results {
+        if let StatementResult::Query(plan) | StatementResult::Explain { plan, .. } = r {
+            let m = mode.unwrap_or_else(|| default_ad_hoc_mode(&plan));
+            println!("{}", s.explain(&plan, Some(m)).map_err(|e| engine_error(e, &text))?);
+            printed = true;
+        }
+    }
+    for sink in catalog.sinks() {
+        println!("-- sink {}", sink.name);
+        println!(
+            "{}",
+            s.explain(&sink.plan, Some(mode.unwrap_or(sink.output_mode)))
+                .map_err(|e| engine_error(e, &text))?
+        );
+        printed = true;
+    }
+    if !printed {
+        return Err("nothing to explain: give a query or a script with queries or sinks".into());
+    }
+    Ok(())
+}
