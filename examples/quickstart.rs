@@ -16,7 +16,7 @@ fn main() -> weir::Result<()> {
         .load()?;
     let counts = events
         .with_watermark("timestamp", "2 seconds")?
-        .group_by([window(col("timestamp"), "5 seconds")?, col("value").modulo(lit(3i64)).alias("bucket")])
+        .group_by([window(col("timestamp"), "5 seconds")?, (col("value") % lit(3i64)).alias("bucket")])
         .agg([count_star().alias("n"), sum(col("value")).alias("total")])?;
     println!("{}", counts.explain()?);
     let checkpoint = std::env::temp_dir().join(format!("weir-quickstart-{}", std::process::id()));

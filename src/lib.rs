@@ -15,7 +15,7 @@
 //! let session = Session::new()?;
 //! let rates = session.read_stream().format("rate-micro-batch").option("rowsPerBatch", 10).load()?;
 //! let query = rates
-//!     .filter(col("value").modulo(lit(2i64)).eq(lit(0i64)))?
+//!     .filter((col("value") % lit(2i64)).eq(lit(0i64)))?
 //!     .write_stream()
 //!     .format("console")
 //!     .trigger(Trigger::AvailableNow)

@@ -14,25 +14,45 @@
 //! | Rust field            | Arrow type                          |
 //! |-----------------------|-------------------------------------|
 //! | `i8`..`i64`, `u8`..`u64`, `f32`, `f64`, `bool` | the matching primitive type |
-//! | `String`              | `Utf8`                              |
+//! | `String`              | `Utf8` (read: also `LargeUtf8`, `Utf8View`) |
 //! | [`Timestamp`]         | `Timestamp(Microsecond, "UTC")` (read: any time zone) |
 //! | [`Date`]              | `Date32`                            |
 //! | [`Decimal<P, S>`]     | `Decimal128(P, S)` (read: precision ≤ P, scale = S) |
 //! | `Option<T>`           | the type of `T`, nullable           |
 //! | `Vec<T>`              | `List<T>`                           |
 //! | a `#[derive(Record)]` struct | `Struct` with its fields     |
+//!
+//! ```ignore
+//! // Through the facade; weir-macros' tests/record_roundtrip.rs runs the same calls.
+//! use weir::Record;
+//! use weir::record::Timestamp;
+//!
+//! #[derive(Record)]
+//! struct Bid {
+//!     auction: i64,
+//!     price: Option<i64>,                   // nullable Int64
+//!     #[weir(rename = "dateTime", event_time)]
+//!     date_time: Timestamp,                 // column "dateTime"
+//!     #[weir(skip)]
+//!     seen: u32,                            // not a column; Default on read
+//! }
+//!
+//! let bids: Vec<Bid> = Bid::from_batch(&batch)?;   // columns matched by name
+//! let batch = Bid::to_batch(&bids)?;                // with Bid::schema()
+//! ```
 
 use std::fmt;
 use std::sync::{Arc, OnceLock};
 
 use arrow::array::{
-    Array, ArrayRef, ArrowPrimitiveType, BooleanArray, BooleanBuilder, ListArray,
-    NullBufferBuilder, PrimitiveArray, PrimitiveBuilder, StringArray, StringBuilder, StructArray,
+    Array, ArrayRef, ArrowPrimitiveType, BooleanArray, BooleanBuilder, LargeStringArray, ListArray,
+    NullBufferBuilder, PrimitiveArray, PrimitiveBuilder, StringArray, StringBuilder,
+    StringViewArray, StructArray,
 };
 use arrow::buffer::{NullBuffer, OffsetBuffer, ScalarBuffer};
 use arrow::datatypes::{
-    DataType, Date32Type, Decimal128Type, DecimalType, Field, FieldRef, Fields, Float32Type, Float64Type,
-    Int8Type, Int16Type, Int32Type, Int64Type, Schema, SchemaRef, TimeUnit,
+    DataType, Date32Type, Decimal128Type, DecimalType, Field, FieldRef, Fields, Float32Type,
+    Float64Type, Int8Type, Int16Type, Int32Type, Int64Type, Schema, SchemaRef, TimeUnit,
     TimestampMicrosecondType, UInt8Type, UInt16Type, UInt32Type, UInt64Type,
 };
 use arrow::error::ArrowError;
@@ -193,7 +213,8 @@ impl<T: Record> ExactSizeIterator for RecordIter<'_, T> {}
 impl<T: Record> std::iter::FusedIterator for RecordIter<'_, T> {}
 
 /// The named columns a record reads from: the top level of a batch, or the children of a struct
-/// column. Looks columns up by name.
+/// column. Looks columns up by name: the exact name, else the one name that matches ignoring
+/// ASCII case.
 pub struct Columns<'a> {
     fields: &'a Fields,
     arrays: &'a [ArrayRef],
@@ -236,13 +257,29 @@ impl<'a> Columns<'a> {
         } else {
             format!("{}.{name}", self.path)
         };
-        let Some(index) = self.fields.iter().position(|field| field.name() == name) else {
+        let Some(index) = self.position(name) else {
             return Err(RecordError::MissingColumn {
                 column,
                 available: self.fields.iter().map(|f| f.name().clone()).collect(),
             });
         };
         reader(self.arrays[index].as_ref(), &column)
+    }
+
+    /// The column named exactly `name`, else the only one whose name equals it ignoring ASCII
+    /// case (Spark resolves column names case-insensitively by default).
+    fn position(&self, name: &str) -> Option<usize> {
+        let names = || self.fields.iter().map(|field| field.name());
+        if let Some(index) = names().position(|candidate| candidate == name) {
+            return Some(index);
+        }
+        let mut matches = names()
+            .enumerate()
+            .filter(|(_, candidate)| candidate.eq_ignore_ascii_case(name));
+        match (matches.next(), matches.next()) {
+            (Some((index, _)), None) => Some(index),
+            _ => None,
+        }
     }
 }
 
@@ -438,7 +475,9 @@ impl Date {
     /// The proleptic Gregorian date `year-month-day`, or `None` if there is no such date.
     pub fn from_ymd(year: i32, month: u32, day: u32) -> Option<Self> {
         let date = chrono::NaiveDate::from_ymd_opt(year, month, day)?;
-        let days = date.signed_duration_since(chrono::NaiveDate::default()).num_days();
+        let days = date
+            .signed_duration_since(chrono::NaiveDate::default())
+            .num_days();
         i32::try_from(days).ok().map(Date)
     }
 
@@ -779,7 +818,9 @@ impl RecordField for bool {
 
     fn reader<'a>(array: &'a dyn Array, column: &str) -> Result<BoolReader<'a>, RecordError> {
         Ok(BoolReader {
-            array: downcast(array, column, &DataType::Boolean, |t| *t == DataType::Boolean)?,
+            array: downcast(array, column, &DataType::Boolean, |t| {
+                *t == DataType::Boolean
+            })?,
             column: column.to_owned(),
         })
     }
@@ -789,10 +830,39 @@ impl RecordField for bool {
     }
 }
 
-/// Reads `String` from a `Utf8` array; each value is copied into its own allocation.
+/// Reads `String` from a `Utf8`, `LargeUtf8` or `Utf8View` array; each value is copied into its
+/// own allocation (a row owns its text).
 pub struct StringReader<'a> {
-    array: &'a StringArray,
+    values: StringValues<'a>,
+    nulls: Option<&'a NullBuffer>,
     column: String,
+}
+
+/// The string encodings a `String` field reads.
+enum StringValues<'a> {
+    Utf8(&'a StringArray),
+    LargeUtf8(&'a LargeStringArray),
+    Utf8View(&'a StringViewArray),
+}
+
+impl<'a> StringReader<'a> {
+    fn new(array: &'a dyn Array, column: &str) -> Result<Self, RecordError> {
+        let mismatch = || wrong_type(column, &DataType::Utf8, array.data_type());
+        let any = array.as_any();
+        let values = match array.data_type() {
+            DataType::Utf8 => StringValues::Utf8(any.downcast_ref().ok_or_else(mismatch)?),
+            DataType::LargeUtf8 => {
+                StringValues::LargeUtf8(any.downcast_ref().ok_or_else(mismatch)?)
+            }
+            DataType::Utf8View => StringValues::Utf8View(any.downcast_ref().ok_or_else(mismatch)?),
+            _ => return Err(mismatch()),
+        };
+        Ok(StringReader {
+            values,
+            nulls: array.nulls(),
+            column: column.to_owned(),
+        })
+    }
 }
 
 impl FieldReader for StringReader<'_> {
@@ -800,12 +870,17 @@ impl FieldReader for StringReader<'_> {
 
     #[inline]
     fn is_null(&self, row: usize) -> bool {
-        self.array.is_null(row)
+        null_at(self.nulls, row)
     }
 
     #[inline]
     fn read_present(&self, row: usize) -> Result<String, RecordError> {
-        Ok(self.array.value(row).to_owned())
+        let value = match &self.values {
+            StringValues::Utf8(array) => array.value(row),
+            StringValues::LargeUtf8(array) => array.value(row),
+            StringValues::Utf8View(array) => array.value(row),
+        };
+        Ok(value.to_owned())
     }
 
     fn column(&self) -> &str {
@@ -843,10 +918,7 @@ impl RecordField for String {
     }
 
     fn reader<'a>(array: &'a dyn Array, column: &str) -> Result<StringReader<'a>, RecordError> {
-        Ok(StringReader {
-            array: downcast(array, column, &DataType::Utf8, |t| *t == DataType::Utf8)?,
-            column: column.to_owned(),
-        })
+        StringReader::new(array, column)
     }
 
     fn builder(capacity: usize) -> StringColumnBuilder {
@@ -1138,7 +1210,8 @@ impl<T: Record> FieldBuilder for StructColumnBuilder<T> {
     fn finish(&mut self, _column: &str) -> Result<ArrayRef, RecordError> {
         let columns = T::finish_columns(&mut self.builders)?;
         let len = std::mem::take(&mut self.len);
-        let array = StructArray::try_new_with_length(T::fields(), columns, self.nulls.finish(), len)?;
+        let array =
+            StructArray::try_new_with_length(T::fields(), columns, self.nulls.finish(), len)?;
         Ok(Arc::new(array))
     }
 }
@@ -1166,7 +1239,9 @@ mod tests {
             error.to_string(),
             "column 'price' is null at row 1, but its record field is not an Option; make the field Option<_> or filter the nulls out first"
         );
-        let optional = columns.field::<Option<i64>>("price").expect("column exists");
+        let optional = columns
+            .field::<Option<i64>>("price")
+            .expect("column exists");
         assert_eq!(optional.read(1).expect("nullable"), None);
     }
 
@@ -1187,6 +1262,25 @@ mod tests {
     }
 
     #[test]
+    fn columns_match_exactly_first_then_ignoring_case_if_unambiguous() {
+        let batch = batch(vec![
+            ("Price", Arc::new(Int64Array::from(vec![1])) as ArrayRef),
+            ("price", Arc::new(Int64Array::from(vec![2])) as ArrayRef),
+            ("BIDDER", Arc::new(Int64Array::from(vec![3])) as ArrayRef),
+            ("Url", Arc::new(Int64Array::from(vec![4])) as ArrayRef),
+            ("URL", Arc::new(Int64Array::from(vec![5])) as ArrayRef),
+        ]);
+        let columns = Columns::of_batch(&batch);
+        let value = |name: &str| columns.field::<i64>(name).map(|reader| reader.read(0));
+        assert_eq!(value("price").expect("exact").expect("valid"), 2);
+        assert_eq!(value("bidder").expect("one match").expect("valid"), 3);
+        assert!(matches!(
+            value("url"),
+            Err(RecordError::MissingColumn { .. })
+        ));
+    }
+
+    #[test]
     fn wrong_type_names_expected_and_found() {
         let batch = batch(vec![(
             "price",
@@ -1200,6 +1294,21 @@ mod tests {
             error.to_string(),
             "column 'price' has type Utf8, but the record field needs Int64"
         );
+    }
+
+    #[test]
+    fn strings_read_from_every_utf8_encoding() {
+        let arrays: [ArrayRef; 3] = [
+            Arc::new(StringArray::from(vec![Some("a"), None])),
+            Arc::new(arrow::array::LargeStringArray::from(vec![Some("a"), None])),
+            Arc::new(arrow::array::StringViewArray::from(vec![Some("a"), None])),
+        ];
+        for array in arrays {
+            let reader = <Option<String> as RecordField>::reader(array.as_ref(), "s")
+                .expect("a string encoding");
+            assert_eq!(reader.read(0).expect("valid"), Some("a".to_owned()));
+            assert_eq!(reader.read(1).expect("valid"), None);
+        }
     }
 
     #[test]
@@ -1225,7 +1334,9 @@ mod tests {
         builder.append(&Decimal::from_unscaled(1000));
         let error = builder.finish("amount").expect_err("too many digits");
         assert!(
-            error.to_string().starts_with("cannot build column 'amount': "),
+            error
+                .to_string()
+                .starts_with("cannot build column 'amount': "),
             "{error}"
         );
     }
@@ -1253,7 +1364,10 @@ mod tests {
             Timestamp::from_micros(1_500_000).to_string(),
             "1970-01-01T00:00:01.500000Z"
         );
-        assert_eq!(Date::from_ymd(2026, 11, 24).map(|d| d.to_string()), Some("2026-11-24".to_owned()));
+        assert_eq!(
+            Date::from_ymd(2026, 11, 24).map(|d| d.to_string()),
+            Some("2026-11-24".to_owned())
+        );
         assert_eq!(Date::from_ymd(1970, 1, 2), Some(Date::from_days(1)));
         assert_eq!(Decimal::<10, 2>::from_unscaled(-1234).to_string(), "-12.34");
         assert_eq!(Timestamp::from_millis(i64::MAX), None);

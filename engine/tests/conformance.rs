@@ -63,9 +63,9 @@ fn stateless_filter_and_project_emit_each_new_row_once() {
     let s = session();
     let (input, df) = s.read_stream().memory(words_schema()).unwrap();
     let df = df
-        .filter(col("n").modulo(lit(2i64)).eq(lit(0i64)))
+        .filter((col("n") % lit(2i64)).eq(lit(0i64)))
         .unwrap()
-        .select([func("upper", vec![col("word")]).alias("w"), col("n").mul(lit(10i64)).alias("n10")])
+        .select([func("upper", vec![col("word")]).alias("w"), (col("n") * lit(10i64)).alias("n10")])
         .unwrap();
     let mut t = StreamTest::new(df, "append").unwrap();
     t.run(vec![

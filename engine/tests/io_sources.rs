@@ -791,3 +791,82 @@ fn a_file_sink_directory_is_read_through_its_log() {
     .unwrap();
     assert_eq!(col_i64(&read_all(&mut src), 0), vec![Some(1)]);
 }
+
+#[test]
+fn rate_source_ramps_up_like_spark() {
+    // Spark's own example: rampUpTime 4 s, 10 rows/s → 0 2 6 12 20 30 40 rows after 0..6 s.
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("sources/0");
+    fs::create_dir_all(&dir).unwrap();
+    fs::write(dir.join("0"), "v1\n0").unwrap();
+    let mut src = create_source(
+        "rate",
+        &opts(&[
+            ("rowsPerSecond", "10"),
+            ("rampUpTime", "4s"),
+            ("numPartitions", "3"),
+        ]),
+        None,
+        ctx(tmp.path()),
+    )
+    .unwrap();
+    let all = src.read(None, &Offset("6".into())).unwrap();
+    assert_eq!(all.iter().map(RecordBatch::num_rows).sum::<usize>(), 40);
+    let third = src
+        .read(Some(&Offset("2".into())), &Offset("3".into()))
+        .unwrap();
+    let mut values: Vec<i64> = col_i64(&third, 1).into_iter().flatten().collect();
+    values.sort_unstable();
+    assert_eq!(values, (6..12).collect::<Vec<_>>());
+    let huge = create_source(
+        "rate",
+        &opts(&[
+            ("rowsPerSecond", "9223372036854775807"),
+            ("rampUpTime", "5"),
+        ]),
+        None,
+        ctx(tmp.path()),
+    );
+    assert!(
+        huge.is_ok(),
+        "absurd rates are accepted without overflow panics"
+    );
+}
+
+#[test]
+fn every_built_in_source_honours_projection() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut rate = create_source(
+        "rate-micro-batch",
+        &opts(&[("rowsPerBatch", "3")]),
+        None,
+        ctx(tmp.path()),
+    )
+    .unwrap();
+    rate.push_projection(&[1]);
+    let end = rate.latest_offset(None, ReadLimit::All).unwrap().unwrap();
+    let rows = rate.read(None, &end).unwrap();
+    assert_eq!(rows[0].num_columns(), 1);
+    assert_eq!(col_i64(&rows, 0), vec![Some(0), Some(1), Some(2)]);
+
+    let stream = MemoryStream::new(schema_ab());
+    stream.add_batch(
+        RecordBatch::try_new(
+            schema_ab(),
+            vec![
+                Arc::new(Int64Array::from(vec![7])),
+                Arc::new(StringArray::from(vec!["s"])),
+            ],
+        )
+        .unwrap(),
+    );
+    let mut mem = stream.source();
+    mem.push_projection(&[1, 0]);
+    let end = mem.latest_offset(None, ReadLimit::All).unwrap().unwrap();
+    let rows = mem.read(None, &end).unwrap();
+    assert_eq!(col_str(&rows, 0), vec![Some("s".to_string())]);
+    assert_eq!(col_i64(&rows, 1), vec![Some(7)]);
+    // Out-of-range indices clear the projection: full rows again.
+    mem.push_projection(&[5]);
+    assert_eq!(mem.read(None, &end).unwrap()[0].schema(), schema_ab());
+}

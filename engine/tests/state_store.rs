@@ -7,10 +7,13 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, AsArray, Int64Array, StringArray, StructArray};
+use arrow::array::{
+    Array, ArrayRef, AsArray, DictionaryArray, Int64Array, StringArray, StructArray,
+};
 use arrow::array::{TimestampMillisecondArray, UInt64Array};
 use arrow::datatypes::{
-    DataType, Field, Fields, Int64Type, Schema, SchemaRef, TimeUnit, TimestampMillisecondType,
+    DataType, Field, Fields, Int32Type, Int64Type, Schema, SchemaRef, TimeUnit,
+    TimestampMillisecondType,
 };
 use arrow::ipc::reader::FileReader;
 use arrow::record_batch::{RecordBatch, RecordBatchOptions};
@@ -313,13 +316,16 @@ fn a_plain_arrow_file_reader_reads_a_delta() {
     assert_eq!(file_schema.metadata()["weir.state.kind"], "delta");
     assert_eq!(file_schema.metadata()["weir.state.version"], "1");
     assert_eq!(file_schema.metadata()["weir.state.key_columns"], "2");
+    assert_eq!(reader.custom_metadata()["weir.state.crc32c"].len(), 8);
     let batches: Vec<RecordBatch> = reader.map(Result::unwrap).collect();
-    assert_eq!(batches.len(), 2, "upserts, then removals");
-    assert_eq!(batches[0].num_rows(), 2);
-    assert_eq!(batches[0].column(3).as_boolean().true_count(), 0);
-    assert_eq!(batches[1].column(0).as_string::<i32>().value(0), "c");
-    assert!(batches[1].column(3).as_boolean().value(0));
-    assert!(batches[1].column(2).is_null(0));
+    assert_eq!(batches.len(), 1);
+    let delta = &batches[0];
+    assert_eq!(delta.num_rows(), 3, "2 upserts, then 1 removal");
+    let removed: Vec<bool> = delta.column(3).as_boolean().iter().flatten().collect();
+    assert_eq!(removed, [false, false, true]);
+    assert_eq!(delta.column(0).as_string::<i32>().value(2), "c");
+    assert!(delta.column(2).is_null(2));
+    assert_eq!(delta.column(2).as_primitive::<Int64Type>().value(0), 10);
 }
 
 /// Commits three versions and returns the root and the store directory.
@@ -642,6 +648,60 @@ fn window_struct_and_timestamp_keys_compare_by_value() {
 }
 
 #[test]
+fn dictionary_encoded_keys_and_values_compare_by_value() {
+    let dictionary = DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8));
+    let state_schema = Arc::new(Schema::new(vec![
+        Field::new("word", dictionary.clone(), false),
+        Field::new("last_lang", dictionary, true),
+    ]));
+    let state = |words: Vec<&str>, langs: Vec<Option<&str>>| {
+        let words: DictionaryArray<Int32Type> = words.into_iter().collect();
+        let langs: DictionaryArray<Int32Type> = langs.into_iter().collect();
+        RecordBatch::try_new(state_schema.clone(), vec![Arc::new(words), Arc::new(langs)]).unwrap()
+    };
+    let key_schema = Arc::new(state_schema.project(&[0]).unwrap());
+    let removal = |words: Vec<&str>| {
+        let words: DictionaryArray<Int32Type> = words.into_iter().collect();
+        RecordBatch::try_new(key_schema.clone(), vec![Arc::new(words)]).unwrap()
+    };
+    let root = tempfile::tempdir().unwrap();
+    let mut store =
+        StateStore::open(root.path(), 0, 0, state_schema.clone(), 1, options(10, 10)).unwrap();
+    store
+        .commit(
+            1,
+            &state(vec!["b", "a"], vec![Some("en"), None]),
+            &removal(vec![]),
+        )
+        .unwrap();
+    // A different dictionary (other values, other order) for the same keys in the next delta.
+    store
+        .commit(
+            2,
+            &state(vec!["z", "b"], vec![Some("fr"), Some("de")]),
+            &removal(vec!["a"]),
+        )
+        .unwrap();
+    let loaded = store.load(2).unwrap();
+    let words = loaded.column(0).as_dictionary::<Int32Type>();
+    let words: Vec<&str> = words
+        .downcast_dict::<StringArray>()
+        .unwrap()
+        .into_iter()
+        .flatten()
+        .collect();
+    assert_eq!(words, ["b", "z"]);
+    let langs = loaded.column(1).as_dictionary::<Int32Type>();
+    let langs: Vec<&str> = langs
+        .downcast_dict::<StringArray>()
+        .unwrap()
+        .into_iter()
+        .flatten()
+        .collect();
+    assert_eq!(langs, ["de", "fr"]);
+}
+
+#[test]
 fn a_global_aggregate_without_key_columns_keeps_one_row() {
     let state_schema = Arc::new(Schema::new(vec![Field::new(
         "count",
@@ -716,21 +776,27 @@ proptest! {
         purge_every in 1u64..5,
     ) {
         let root = tempfile::tempdir().unwrap();
-        let opts = StateStoreOptions { snapshot_interval: interval, min_versions_to_retain: retain, fsync: false };
+        let opts = StateStoreOptions {
+            snapshot_interval: interval,
+            min_versions_to_retain: retain,
+            fsync: false,
+        };
         let mut store = open(root.path(), opts.clone());
         store.load(0).unwrap();
         let mut history = vec![Model::new()];
         for (i, change) in changes.iter().enumerate() {
             let version = i as u64 + 1;
             let mut model = history.last().unwrap().clone();
-            let words: Vec<String> = change.upserts.iter().map(|((w, _), _)| format!("k{w}")).collect();
+            let words: Vec<String> =
+                change.upserts.iter().map(|((w, _), _)| format!("k{w}")).collect();
             let upserts: Vec<(&str, i64, Option<i64>)> = change
                 .upserts
                 .iter()
                 .zip(&words)
                 .map(|(((_, id), count), word)| (word.as_str(), *id, *count))
                 .collect();
-            let removed_words: Vec<String> = change.removals.iter().map(|(w, _)| format!("k{w}")).collect();
+            let removed_words: Vec<String> =
+                change.removals.iter().map(|(w, _)| format!("k{w}")).collect();
             let removals: Vec<(&str, i64)> = change
                 .removals
                 .iter()
@@ -755,7 +821,8 @@ proptest! {
         let mut reopened = open(root.path(), opts);
         let oldest = newest.saturating_sub(retain - 1).max(1);
         for version in (oldest..=newest).rev() {
-            prop_assert_eq!(&to_model(&reopened.load(version).unwrap()), &history[version as usize]);
+            let loaded = to_model(&reopened.load(version).unwrap());
+            prop_assert_eq!(&loaded, &history[version as usize]);
         }
     }
 }

@@ -136,13 +136,13 @@ pub fn field(attrs: &[Attribute]) -> Result<FieldAttrs> {
             Ok(())
         })?;
     }
-    if let Some(skip) = parsed.skip {
-        if parsed.rename.is_some() || parsed.event_time.is_some() {
-            return Err(syn::Error::new(
-                skip,
-                "a `skip` field has no column, so it cannot also be `rename`d or be the `event_time`",
-            ));
-        }
+    if let Some(skip) = parsed.skip
+        && (parsed.rename.is_some() || parsed.event_time.is_some())
+    {
+        return Err(syn::Error::new(
+            skip,
+            "a `skip` field has no column, so it cannot also be `rename`d or be the `event_time`",
+        ));
     }
     Ok(parsed)
 }

@@ -42,12 +42,12 @@ fn impl_record(input: &Input) -> TokenStream {
     let indexes: Vec<_> = (0..column_types.len()).map(Index::from).collect();
     let column_count = Literal::usize_unsuffixed(column_types.len());
 
-    let reader_types = column_types.iter().map(|ty| {
-        quote_spanned!(ty.span()=> <#ty as #record::RecordField>::Reader<'a>)
-    });
-    let builder_types = column_types.iter().map(|ty| {
-        quote_spanned!(ty.span()=> <#ty as #record::RecordField>::Builder)
-    });
+    let reader_types = column_types
+        .iter()
+        .map(|ty| quote_spanned!(ty.span()=> <#ty as #record::RecordField>::Reader<'a>));
+    let builder_types = column_types
+        .iter()
+        .map(|ty| quote_spanned!(ty.span()=> <#ty as #record::RecordField>::Builder));
     let arrow_fields = column_types.iter().zip(&column_names).map(|(ty, name)| {
         quote_spanned!(ty.span()=> #arrow::datatypes::Field::new(
             #name,
@@ -62,9 +62,9 @@ fn impl_record(input: &Input) -> TokenStream {
         // `()` as a tail expression is clippy's `unused_unit` in the user's crate.
         quote!(let _ = capacity;)
     } else {
-        let builders = column_types.iter().map(|ty| {
-            quote_spanned!(ty.span()=> <#ty as #record::RecordField>::builder(capacity))
-        });
+        let builders = column_types
+            .iter()
+            .map(|ty| quote_spanned!(ty.span()=> <#ty as #record::RecordField>::builder(capacity)));
         quote!((#(#builders,)*))
     };
 
@@ -92,7 +92,10 @@ fn impl_record(input: &Input) -> TokenStream {
         quote_spanned!(ty.span()=> #record::FieldBuilder::finish(&mut builders.#index, #name)?)
     });
 
-    let event_time = match input.columns().find(|field| field.attrs.event_time.is_some()) {
+    let event_time = match input
+        .columns()
+        .find(|field| field.attrs.event_time.is_some())
+    {
         Some(field) => {
             let ty = field.ty;
             let name = LitStr::new(&field.column, field.member.span());

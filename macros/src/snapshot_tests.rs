@@ -71,5 +71,8 @@ fn rename_all_rules_convert_snake_case_names() {
     assert_eq!(RenameRule::CamelCase.apply("date_time"), "dateTime");
     assert_eq!(RenameRule::PascalCase.apply("date_time"), "DateTime");
     assert_eq!(RenameRule::Lowercase.apply("Date_Time"), "date_time");
-    assert_eq!(RenameRule::ScreamingSnakeCase.apply("date_time"), "DATE_TIME");
+    assert_eq!(
+        RenameRule::ScreamingSnakeCase.apply("date_time"),
+        "DATE_TIME"
+    );
 }

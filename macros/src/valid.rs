@@ -87,10 +87,13 @@ fn check_type(ty: &Type) -> Result<()> {
             "a tuple",
             "use a struct that derives weir::Record (an Arrow struct column)",
         ),
-        Type::Array(_) | Type::Slice(_) => unsupported("an array", "use Vec<T> (an Arrow list column)"),
-        Type::BareFn(_) | Type::TraitObject(_) | Type::ImplTrait(_) => {
-            unsupported("this type", "use a data type, or mark the field #[weir(skip)]")
+        Type::Array(_) | Type::Slice(_) => {
+            unsupported("an array", "use Vec<T> (an Arrow list column)")
         }
+        Type::BareFn(_) | Type::TraitObject(_) | Type::ImplTrait(_) => unsupported(
+            "this type",
+            "use a data type, or mark the field #[weir(skip)]",
+        ),
         _ => unsupported("this type", "use a concrete data type"),
     }
 }

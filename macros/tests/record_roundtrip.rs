@@ -84,7 +84,10 @@ fn every_field_type_round_trips_with_nulls() {
     let batch = AllTypes::to_batch(&rows).expect("rows convert");
     assert_eq!(batch.num_rows(), 2);
     assert_eq!(batch.schema(), AllTypes::schema());
-    assert_eq!(batch.column_by_name("maybe_big").map(|c| c.null_count()), Some(1));
+    assert_eq!(
+        batch.column_by_name("maybe_big").map(|c| c.null_count()),
+        Some(1)
+    );
     assert_eq!(AllTypes::from_batch(&batch).expect("batch converts"), rows);
 }
 
@@ -112,7 +115,10 @@ fn schema_maps_types_and_nullability() {
         Field::new("maybe_text", DataType::Utf8, true)
     );
     assert_eq!(schema.fields().len(), 18);
-    assert!(Arc::ptr_eq(&schema, &AllTypes::schema()), "the schema is built once");
+    assert!(
+        Arc::ptr_eq(&schema, &AllTypes::schema()),
+        "the schema is built once"
+    );
 }
 
 #[derive(Record, Debug, Clone, PartialEq)]
@@ -212,7 +218,10 @@ fn columns_match_by_name_in_any_order_with_rename_skip_and_extra_columns() {
             "dateTime",
             Arc::new(TimestampMicrosecondArray::from(vec![5, 6]).with_timezone("UTC")) as ArrayRef,
         ),
-        ("auction", Arc::new(Int64Array::from(vec![1, 2])) as ArrayRef),
+        (
+            "auction",
+            Arc::new(Int64Array::from(vec![1, 2])) as ArrayRef,
+        ),
     ])
     .expect("valid batch");
     let bids = Bid::from_batch(&batch).expect("batch converts");
@@ -279,9 +288,9 @@ fn a_missing_column_names_it_and_lists_the_batch_columns() {
         "{error:?}"
     );
     assert!(
-        error
-            .to_string()
-            .starts_with("column 'dateTime' not found; the input has columns [auction, date_time]."),
+        error.to_string().starts_with(
+            "column 'dateTime' not found; the input has columns [auction, date_time]."
+        ),
         "{error}"
     );
 }
@@ -425,7 +434,9 @@ fn a_decimal_beyond_its_precision_is_an_error_not_a_bad_batch() {
     }])
     .expect_err("six digits in DECIMAL(4, 2)");
     assert!(
-        error.to_string().starts_with("cannot build column 'amount': "),
+        error
+            .to_string()
+            .starts_with("cannot build column 'amount': "),
         "{error}"
     );
 }

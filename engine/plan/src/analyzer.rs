@@ -938,6 +938,7 @@ fn aggregate_type(expr: &Expr, schema: &Schema) -> Result<(DataType, bool)> {
 }
 
 /// The type and nullability of a resolved expression over `schema`.
+#[recursive::recursive]
 pub fn expr_type(expr: &Expr, schema: &Schema) -> Result<(DataType, bool)> {
     let ty = |e: &Expr| expr_type(e, schema);
     Ok(match expr {
@@ -1051,6 +1052,7 @@ pub fn expr_type(expr: &Expr, schema: &Schema) -> Result<(DataType, bool)> {
 
 /// The watermark metadata an expression's output carries: a column's own, or that of the time
 /// column of a window over it (Spark copies the delay onto the window attribute).
+#[recursive::recursive]
 fn watermark_metadata(expr: &Expr, schema: &Schema) -> Option<Metadata> {
     match expr {
         Expr::Column(c) => {
@@ -1152,6 +1154,7 @@ fn streaming_error(rule: Rule, message: impl Into<String>) -> Error {
     Error::analysis(rule, message)
 }
 
+#[recursive::recursive]
 fn collect_nodes<'a>(plan: &'a LogicalPlan, out: &mut Vec<&'a LogicalPlan>) {
     out.push(plan);
     for input in plan.inputs() {
@@ -1270,10 +1273,29 @@ pub fn check_streaming(plan: &LogicalPlan, mode: OutputMode) -> Result<()> {
     Ok(())
 }
 
+/// The output mode an ad hoc query (`weir sql`) runs in when the user names none: Append for
+/// stateless queries, Update for aggregations, Complete for aggregations sorted with ORDER BY.
+pub fn default_output_mode(plan: &LogicalPlan) -> OutputMode {
+    if !contains_streaming_aggregate(plan) {
+        return OutputMode::Append;
+    }
+    let mut nodes = Vec::new();
+    collect_nodes(plan, &mut nodes);
+    let sorted = nodes
+        .iter()
+        .any(|n| matches!(n, LogicalPlan::Sort(s) if contains_streaming_aggregate(&s.input)));
+    if sorted {
+        OutputMode::Complete
+    } else {
+        OutputMode::Update
+    }
+}
+
 fn contains_streaming_aggregate(plan: &LogicalPlan) -> bool {
     !streaming_aggregates(plan).is_empty()
 }
 
+#[recursive::recursive]
 fn check_operators(node: &LogicalPlan, mode: OutputMode) -> Result<()> {
     for input in node.inputs() {
         check_operators(input, mode)?;

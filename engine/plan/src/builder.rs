@@ -479,6 +479,12 @@ pub(crate) fn plan_deduplicate(
             )
             .collect::<Result<_>>()?
     };
+    if within_watermark && !input.is_streaming() {
+        return Err(Error::analysis(
+            Rule::UnsupportedFeature,
+            "dropDuplicatesWithinWatermark is not supported with batch DataFrames/Datasets; use dropDuplicates.",
+        ));
+    }
     Ok(LogicalPlan::Deduplicate(Deduplicate {
         input,
         columns,
@@ -744,6 +750,7 @@ pub(crate) fn plan_aggregate(
     }))
 }
 
+#[recursive::recursive]
 fn collect_aggregates(e: &Expr, out: &mut Vec<Expr>) {
     if matches!(e, Expr::Aggregate { .. }) {
         if !out.iter().any(|o| o.unalias() == e) {
@@ -758,6 +765,7 @@ fn collect_aggregates(e: &Expr, out: &mut Vec<Expr>) {
 
 /// Rewrite an expression over the aggregate's input into one over its output: grouping
 /// expressions and aggregate calls become columns; any other column is an error.
+#[recursive::recursive]
 fn rewrite_over_aggregate(e: Expr, aggregate: &Aggregate) -> Result<Expr> {
     let names = aggregate.schema.fields();
     let to_column = |i: usize, span: Option<Span>| {

@@ -920,12 +920,14 @@ impl Expr {
     }
 
     /// Rewrite bottom-up: children first, then `f` on the rebuilt node.
+    #[recursive::recursive]
     pub fn transform_up(self, f: &mut impl FnMut(Expr) -> Result<Expr>) -> Result<Expr> {
         let rebuilt = self.map_children(|child| child.transform_up(f))?;
         f(rebuilt)
     }
 
     /// True if `pred` holds for this expression or any descendant.
+    #[recursive::recursive]
     pub fn any(&self, pred: &mut impl FnMut(&Expr) -> bool) -> bool {
         pred(self) || self.children().into_iter().any(|c| c.any(pred))
     }
@@ -942,6 +944,7 @@ impl Expr {
         out
     }
 
+    #[recursive::recursive]
     fn collect_columns<'a>(&'a self, out: &mut Vec<&'a Column>) {
         if let Expr::Column(c) = self {
             if !out
@@ -958,6 +961,7 @@ impl Expr {
     }
 
     /// The first source position found in the expression (its own, or a descendant's).
+    #[recursive::recursive]
     pub fn span(&self) -> Option<Span> {
         match self {
             Expr::Column(c) => c.span.get(),
@@ -996,6 +1000,7 @@ impl Expr {
 }
 
 impl fmt::Display for Expr {
+    #[recursive::recursive]
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Expr::Column(c) => write!(f, "{c}"),

@@ -13,7 +13,7 @@ pub mod optimizer;
 pub mod plan;
 pub mod sql;
 
-pub use analyzer::check_streaming;
+pub use analyzer::{check_streaming, default_output_mode};
 pub use builder::{GroupedBuilder, LogicalPlanBuilder};
 pub use error::{Error, Result, Rule, SourceSpan, Span};
 pub use expr::{

@@ -27,6 +27,7 @@ pub fn optimize(plan: &LogicalPlan) -> Result<LogicalPlan> {
 // Constant folding
 // ---------------------------------------------------------------------------------------------
 
+#[recursive::recursive]
 fn fold_plan(plan: &LogicalPlan) -> Result<LogicalPlan> {
     let inputs = plan
         .inputs()
@@ -258,6 +259,7 @@ fn int_op(a: i64, op: BinaryOperator, b: i64) -> Option<i64> {
 // Predicate push-down
 // ---------------------------------------------------------------------------------------------
 
+#[recursive::recursive]
 fn split_conjunction(e: Expr, out: &mut Vec<Expr>) {
     match e {
         Expr::BinaryOp {
@@ -299,6 +301,7 @@ fn with_filter(input: LogicalPlan, conjuncts: Vec<Expr>) -> LogicalPlan {
 
 /// Push each Filter as deep as it can go; the Filter directly above a Source also records its
 /// conjuncts in the Source's `pushed_filters`.
+#[recursive::recursive]
 fn push_down_predicates(plan: &LogicalPlan) -> LogicalPlan {
     match plan {
         LogicalPlan::Filter(f) => {
@@ -318,6 +321,7 @@ fn push_down_predicates(plan: &LogicalPlan) -> LogicalPlan {
 }
 
 /// Place `conjuncts` (a filter over `input`'s output) as low as possible below `input`.
+#[recursive::recursive]
 fn push_filter(input: &LogicalPlan, conjuncts: Vec<Expr>) -> LogicalPlan {
     match input {
         LogicalPlan::Filter(inner) => {
@@ -441,6 +445,7 @@ fn columns_of(exprs: &[&Expr]) -> Required {
 }
 
 /// Rewrite `plan` knowing its parent needs only `required` of its output columns (`None` = all).
+#[recursive::recursive]
 fn push_down_projection(plan: &LogicalPlan, required: Required) -> LogicalPlan {
     match plan {
         LogicalPlan::Source(s) => prune_source(s, &required),

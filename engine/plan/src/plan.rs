@@ -395,6 +395,7 @@ impl LogicalPlan {
     }
 
     /// True if any source below is a stream (Spark's `isStreaming`).
+    #[recursive::recursive]
     pub fn is_streaming(&self) -> bool {
         match self {
             LogicalPlan::Source(s) => s.streaming,
@@ -421,7 +422,9 @@ impl LogicalPlan {
     }
 
     /// The relation names visible to expressions over this node's output (source names and
-    /// subquery aliases), used to check qualifiers such as `b.price`.
+    /// subquery aliases, seen through projections and aggregations), used to check qualifiers such
+    /// as `b.price`.
+    #[recursive::recursive]
     pub fn relation_names(&self) -> Vec<&str> {
         match self {
             LogicalPlan::Source(s) => vec![s.name.as_str()],
@@ -437,7 +440,9 @@ impl LogicalPlan {
             | LogicalPlan::Explode(Explode { input, .. })
             | LogicalPlan::Sort(Sort { input, .. })
             | LogicalPlan::Limit(Limit { input, .. }) => input.relation_names(),
-            LogicalPlan::Project(_) | LogicalPlan::Aggregate(_) | LogicalPlan::Union(_) => vec![],
+            LogicalPlan::Project(Project { input, .. })
+            | LogicalPlan::Aggregate(Aggregate { input, .. }) => input.relation_names(),
+            LogicalPlan::Union(_) => vec![],
         }
     }
 
@@ -513,6 +518,7 @@ impl LogicalPlan {
         }
     }
 
+    #[recursive::recursive]
     fn fmt_tree(&self, f: &mut fmt::Formatter<'_>, prefix: &str) -> fmt::Result {
         writeln!(f, "{}", self.node_description())?;
         let inputs = self.inputs();

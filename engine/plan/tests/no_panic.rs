@@ -180,10 +180,13 @@ fn deep_nesting_is_an_error_not_a_stack_overflow() {
 #[test]
 fn long_operator_chains_are_an_error_or_a_plan_not_a_stack_overflow() {
     let catalog = common::catalog();
-    for n in [100usize, 2_000, 50_000] {
+    for n in [100usize, 250, 2_000, 50_000] {
         let sql = format!("SELECT price{} FROM bids", " + 1".repeat(n));
         let _ = sql_to_plan(&catalog, &sql).map(|plan| optimize(&plan));
-        let sql = format!("SELECT price FROM bids WHERE {}", vec!["price > 1"; n].join(" AND "));
+        let sql = format!(
+            "SELECT price FROM bids WHERE {}",
+            vec!["price > 1"; n].join(" AND ")
+        );
         let _ = sql_to_plan(&catalog, &sql).map(|plan| optimize(&plan));
     }
 }

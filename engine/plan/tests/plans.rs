@@ -210,3 +210,101 @@ fn builder_with_column_drop_and_dedup() {
         insta::assert_snapshot!("plan_builder_dedup_within_watermark", plan.to_string());
     });
 }
+
+#[test]
+fn sql_and_builder_give_the_same_plan_for_explode_and_union() {
+    let catalog = common::catalog();
+    let events = || LogicalPlanBuilder::scan(catalog.source("events").unwrap().clone()).unwrap();
+    let bids = || LogicalPlanBuilder::scan(catalog.source("bids").unwrap().clone()).unwrap();
+
+    let sql = sql_to_plan(
+        &catalog,
+        "SELECT id, explode(split(tags, ',')) AS tag FROM events",
+    )
+    .unwrap();
+    let built = events()
+        .explode(func("split", vec![col("tags"), lit(",")]), "tag")
+        .unwrap()
+        .select([col("id"), col("tag")])
+        .unwrap()
+        .build();
+    assert_eq!(sql, built);
+    // `select` with the generator inside plans the same way.
+    let via_select = events()
+        .select([
+            col("id"),
+            func("explode", vec![func("split", vec![col("tags"), lit(",")])]).alias("tag"),
+        ])
+        .unwrap()
+        .build();
+    assert_eq!(sql, via_select);
+
+    let sql = sql_to_plan(
+        &catalog,
+        "SELECT auction AS id, price FROM bids UNION ALL SELECT user_id, amount FROM events",
+    )
+    .unwrap();
+    let built = bids()
+        .select([col("auction").alias("id"), col("price")])
+        .unwrap()
+        .union(events().select([col("user_id"), col("amount")]).unwrap())
+        .unwrap()
+        .build();
+    assert_eq!(sql, built);
+    // bigint and decimal(10,2) widen to decimal(22,2), with casts inserted under the union.
+    assert_eq!(sql.schema_description(), "id: bigint, price: decimal(22,2)");
+}
+
+#[test]
+fn builder_errors_name_the_problem() {
+    let catalog = common::catalog();
+    let bids = || LogicalPlanBuilder::scan(catalog.source("bids").unwrap().clone()).unwrap();
+    let err = bids().select([col("nope")]).unwrap_err();
+    assert_eq!(err.rule(), Some(weir_plan::Rule::UnresolvedColumn));
+    let err = bids().with_watermark("price", "10 seconds").unwrap_err();
+    assert_eq!(err.rule(), Some(weir_plan::Rule::DatatypeMismatch));
+    let err = bids()
+        .with_watermark("date_time", "ten seconds")
+        .unwrap_err();
+    assert_eq!(err.rule(), Some(weir_plan::Rule::InvalidLiteral));
+    let err = bids()
+        .group_by([col("auction")])
+        .agg([col("price")])
+        .unwrap_err();
+    assert_eq!(err.rule(), Some(weir_plan::Rule::MissingAggregation));
+    // `drop` ignores unknown names, as Spark does; `with_column` replaces in place.
+    let plan = bids()
+        .drop(&["nope", "URL"])
+        .unwrap()
+        .with_column("PRICE", col("price") * lit(2))
+        .unwrap()
+        .build();
+    assert_eq!(
+        plan.schema_description(),
+        "auction: bigint, bidder: bigint, PRICE: bigint, channel: string, date_time: timestamp, extra: string"
+    );
+    // The watermark metadata survives projections of the event-time column.
+    let counted = bids()
+        .select([col("date_time"), col("auction")])
+        .unwrap()
+        .group_by([window(col("date_time"), "1 minute", None, None).unwrap()])
+        .count()
+        .unwrap()
+        .build();
+    check_streaming(&counted, OutputMode::Append).unwrap();
+}
+
+#[test]
+fn default_output_mode_for_ad_hoc_queries() {
+    let catalog = common::catalog();
+    let mode = |sql: &str| weir_plan::default_output_mode(&sql_to_plan(&catalog, sql).unwrap());
+    assert_eq!(mode("SELECT auction FROM bids"), OutputMode::Append);
+    assert_eq!(
+        mode("SELECT auction, count(*) FROM bids GROUP BY auction"),
+        OutputMode::Update
+    );
+    assert_eq!(
+        mode("SELECT auction, count(*) AS n FROM bids GROUP BY auction ORDER BY n DESC"),
+        OutputMode::Complete
+    );
+}

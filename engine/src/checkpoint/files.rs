@@ -22,12 +22,20 @@ use crate::error::{Error, Result};
 /// returns: a process crash is still safe, but a power loss or kernel crash can lose the file or
 /// leave it empty after reboot (the checksum then reports it as damaged).
 pub fn atomic_write(path: &Path, bytes: &[u8], fsync: bool) -> Result<()> {
+    rename_into_place(path, bytes, fsync)?;
+    sync_parent(path, fsync)
+}
+
+/// [`atomic_write`] without the directory fsync: the caller fsyncs the directory after a
+/// following write in the same directory (the sidecar and its main file share one directory
+/// fsync; journaling file systems commit the two renames in order).
+fn rename_into_place(path: &Path, bytes: &[u8], fsync: bool) -> Result<()> {
     let tmp = write_temp(path, bytes, fsync)?;
     if let Err(e) = fs::rename(&tmp, path) {
         let _ = fs::remove_file(&tmp);
         return Err(Error::io(path, e));
     }
-    sync_parent(path, fsync)
+    Ok(())
 }
 
 /// Like [`atomic_write`] but never replaces: returns `Ok(false)` (and writes nothing) when
@@ -167,7 +175,7 @@ pub(crate) fn create_checked(
     if path.exists() {
         return Ok(false);
     }
-    atomic_write(
+    rename_into_place(
         &checksum_path(path),
         &sidecar_bytes(bytes, owner, None, false)?,
         fsync,

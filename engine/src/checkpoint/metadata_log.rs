@@ -139,10 +139,13 @@ impl CompactibleLog {
         let Some(last) = files.last().copied() else {
             return Ok(Vec::new());
         };
+        // From the newest compaction, or from the first batch present (a log that was started
+        // at a later batch id, e.g. a new output directory for a resumed query).
         let start = files
             .iter()
             .rev()
             .find(|f| f.compact)
+            .or(files.first())
             .map(|f| f.batch_id)
             .unwrap_or(0);
         let mut entries = Vec::new();

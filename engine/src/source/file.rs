@@ -20,12 +20,13 @@ use crate::error::{Error, Result};
 use crate::sink::committed_files;
 use crate::source::options::SourceOptions;
 use crate::source::readers::{FileFormat, ParseMode, ReaderOptions, TimestampFormat, read_file};
-use crate::source::{Offset, ReadLimit, Source, SourceContext};
+use crate::source::{Offset, ReadLimit, Source, SourceContext, valid_projection};
 
 /// Spark's default `maxFileAge`: 7 days.
 const DEFAULT_MAX_FILE_AGE_MS: i64 = 7 * 24 * 3600 * 1000;
 
-/// One line of the seen-files log: `{"path":"file:///in/f1.json","timestamp":<mtime ms>,"batchId":0}`.
+/// One line of the seen-files log:
+/// `{"path":"file:///in/f1.json","timestamp":<mtime ms>,"batchId":0}`.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 struct FileEntry {
@@ -576,9 +577,6 @@ impl Source for FileSource {
     }
 
     fn push_projection(&mut self, columns: &[usize]) {
-        let valid = columns.iter().all(|&c| c < self.schema.fields().len());
-        if valid {
-            self.projection = Some(columns.to_vec());
-        }
+        self.projection = valid_projection(&self.schema, columns);
     }
 }

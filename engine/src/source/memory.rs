@@ -7,7 +7,7 @@ use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 
 use crate::error::{Error, Result};
-use crate::source::{Offset, ReadLimit, Source};
+use crate::source::{Offset, ReadLimit, Source, valid_projection};
 
 #[derive(Debug)]
 struct Blocks {
@@ -59,12 +59,14 @@ impl MemoryStream {
     pub fn source(&self) -> Box<dyn Source> {
         Box::new(MemorySource {
             stream: self.clone(),
+            projection: None,
         })
     }
 }
 
 struct MemorySource {
     stream: MemoryStream,
+    projection: Option<Vec<usize>>,
 }
 
 impl MemorySource {
@@ -150,7 +152,10 @@ impl Source for MemorySource {
                         ),
                     });
                 }
-                out.push(batch.clone());
+                out.push(match &self.projection {
+                    Some(cols) => batch.project(cols)?,
+                    None => batch.clone(),
+                });
             }
         }
         Ok(out)
@@ -158,5 +163,9 @@ impl Source for MemorySource {
 
     fn commit(&mut self, _end: &Offset) -> Result<()> {
         Ok(())
+    }
+
+    fn push_projection(&mut self, columns: &[usize]) {
+        self.projection = valid_projection(&self.stream.schema(), columns);
     }
 }

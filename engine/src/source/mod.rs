@@ -86,9 +86,10 @@ pub trait Source: Send {
     /// Releases resources; called once when the query stops.
     fn stop(&mut self) {}
     /// Projection push-down, called once before the first batch with the column indices (into
-    /// [`Source::schema`]) the query needs. The file source honours it for every format (Parquet
-    /// decodes only those columns) and then returns only those columns, in the given order,
-    /// from [`Source::read`]. Default: ignored (full rows are returned).
+    /// [`Source::schema`]) the query needs. Every built-in source honours it: [`Source::read`]
+    /// then returns only those columns, in the given order (Parquet decodes only them). Indices
+    /// out of range clear the projection (full rows). Other sources may ignore it (the default)
+    /// and return full rows.
     fn push_projection(&mut self, _columns: &[usize]) {}
 }
 
@@ -128,4 +129,26 @@ pub fn create_source(
             ))),
         },
     }
+}
+
+/// Applies a pushed-down projection to batches (no-op without one).
+pub(crate) fn project_batches(
+    batches: Vec<RecordBatch>,
+    projection: Option<&[usize]>,
+) -> Result<Vec<RecordBatch>> {
+    match projection {
+        None => Ok(batches),
+        Some(cols) => batches
+            .iter()
+            .map(|b| b.project(cols).map_err(Error::from))
+            .collect(),
+    }
+}
+
+/// A projection is kept only when every index is a column of `schema`.
+pub(crate) fn valid_projection(schema: &SchemaRef, columns: &[usize]) -> Option<Vec<usize>> {
+    columns
+        .iter()
+        .all(|&c| c < schema.fields().len())
+        .then(|| columns.to_vec())
 }

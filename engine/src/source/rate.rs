@@ -16,7 +16,7 @@ use crate::checkpoint::{create_checked, parse_log_text, read_checked};
 use crate::error::{Error, Result};
 use crate::source::options::SourceOptions;
 use crate::source::readers::BATCH_ROWS;
-use crate::source::{Offset, ReadLimit, Source, SourceContext};
+use crate::source::{Offset, ReadLimit, Source, SourceContext, project_batches, valid_projection};
 
 /// The rate sources' columns: `timestamp` (Timestamp(µs, UTC)) and `value` (Int64).
 pub fn rate_schema() -> SchemaRef {
@@ -80,6 +80,7 @@ pub struct RateSource {
     num_partitions: i64,
     creation_time_ms: i64,
     last_time_ms: i64,
+    projection: Option<Vec<usize>>,
 }
 
 impl RateSource {
@@ -113,29 +114,29 @@ impl RateSource {
             num_partitions,
             creation_time_ms,
             last_time_ms: creation_time_ms,
+            projection: None,
         })
     }
 
     /// The number of rows generated in the first `seconds` seconds (Spark's `valueAtSecond`).
     fn value_at_second(&self, seconds: i64) -> i64 {
         let ramp = self.ramp_up_seconds;
-        let speed_delta = self.rows_per_second / (ramp + 1);
-        if seconds <= ramp {
-            if seconds % 2 == 1 {
-                (seconds + 1) / 2 * speed_delta * seconds
+        let speed_delta = self.rows_per_second / ramp.saturating_add(1);
+        // (0 + speed_delta * s) * (s + 1) / 2, computed so that it does not overflow early;
+        // saturating, so absurd option values cannot panic.
+        let ramp_value = |s: i64| -> i64 {
+            if s % 2 == 1 {
+                ((s + 1) / 2).saturating_mul(speed_delta).saturating_mul(s)
             } else {
-                seconds / 2 * speed_delta * (seconds + 1)
+                (s / 2)
+                    .saturating_mul(speed_delta)
+                    .saturating_mul(s.saturating_add(1))
             }
+        };
+        if seconds <= ramp {
+            ramp_value(seconds)
         } else {
-            let ramp_part = {
-                let s = ramp;
-                if s % 2 == 1 {
-                    (s + 1) / 2 * speed_delta * s
-                } else {
-                    s / 2 * speed_delta * (s + 1)
-                }
-            };
-            ramp_part + (seconds - ramp) * self.rows_per_second
+            ramp_value(ramp).saturating_add((seconds - ramp).saturating_mul(self.rows_per_second))
         }
     }
 
@@ -202,12 +203,14 @@ impl Source for RateSource {
         if range_end <= range_start {
             return Ok(Vec::new());
         }
-        let local_start_ms = self.creation_time_ms + start_seconds * 1000;
+        let local_start_ms = self
+            .creation_time_ms
+            .saturating_add(start_seconds.saturating_mul(1000));
         let ms_per_value =
-            ((end_seconds - start_seconds) * 1000) as f64 / (range_end - range_start) as f64;
+            (end_seconds - start_seconds) as f64 * 1000.0 / (range_end - range_start) as f64;
         let n = self.num_partitions;
         let rows = (0..n).flat_map(move |p| {
-            (range_start + p..range_end)
+            (range_start.saturating_add(p)..range_end)
                 .step_by(n as usize)
                 .map(move |v| {
                     let ms = (local_start_ms as f64 + (v - range_start) as f64 * ms_per_value + 0.5)
@@ -215,11 +218,15 @@ impl Source for RateSource {
                     (ms * 1000, v)
                 })
         });
-        rate_batches(rows)
+        project_batches(rate_batches(rows)?, self.projection.as_deref())
     }
 
     fn commit(&mut self, _end: &Offset) -> Result<()> {
         Ok(())
+    }
+
+    fn push_projection(&mut self, columns: &[usize]) {
+        self.projection = valid_projection(&rate_schema(), columns);
     }
 }
 
@@ -235,6 +242,7 @@ pub struct RateMicroBatchSource {
     /// The newest offset this source has handed out or been told about.
     last_known: Option<(i64, i64)>,
     available_now: Option<Offset>,
+    projection: Option<Vec<usize>>,
 }
 
 impl RateMicroBatchSource {
@@ -258,6 +266,7 @@ impl RateMicroBatchSource {
             advance_ms,
             last_known: None,
             available_now: None,
+            projection: None,
         })
     }
 
@@ -360,16 +369,20 @@ impl Source for RateMicroBatchSource {
         let ts_micros = start_ts.saturating_mul(1000);
         let n = self.num_partitions;
         let rows = (0..n).flat_map(move |p| {
-            (start_rows + p..end_rows)
+            (start_rows.saturating_add(p)..end_rows)
                 .step_by(n as usize)
                 .map(move |v| (ts_micros, v))
         });
-        rate_batches(rows)
+        project_batches(rate_batches(rows)?, self.projection.as_deref())
     }
 
     fn commit(&mut self, end: &Offset) -> Result<()> {
         let end = self.parse(end)?;
         self.note(end);
         Ok(())
+    }
+
+    fn push_projection(&mut self, columns: &[usize]) {
+        self.projection = valid_projection(&rate_schema(), columns);
     }
 }

@@ -232,13 +232,7 @@ pub(crate) fn read_file(
         FileFormat::Json => read_json(path, schema, opts)?,
         FileFormat::Text => read_text(path, schema)?,
     };
-    match projection {
-        None => Ok(batches),
-        Some(cols) => batches
-            .iter()
-            .map(|b| b.project(cols).map_err(Error::from))
-            .collect(),
-    }
+    crate::source::project_batches(batches, projection)
 }
 
 fn read_text_file(path: &Path) -> Result<String> {

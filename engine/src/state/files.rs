@@ -28,7 +28,7 @@ use arrow::record_batch::RecordBatch;
 use crate::error::{Error, Result};
 
 /// Footer metadata key of the file checksum.
-pub(crate) const CHECKSUM_KEY: &str = "weir.state.crc32c";
+const CHECKSUM_KEY: &str = "weir.state.crc32c";
 /// The checksum's value while the checksum is computed.
 const CHECKSUM_PLACEHOLDER: &str = "00000000";
 /// The last bytes of every Arrow IPC file.

@@ -9,13 +9,13 @@
 //! touch other checkpoint files, and it keeps no copy of the state in memory.
 //!
 //! # Files
-//! Every data file is a plain Arrow IPC *file* (readable by `arrow::ipc::reader::FileReader`)
-//! whose footer metadata `weir.state.crc32c` checksums the whole file (see `files.rs`). Schema metadata: `weir.state.format`
-//! (`"1"`), `weir.state.kind` (`delta` | `snapshot`), `weir.state.version`,
-//! `weir.state.key_columns`.
+//! Every data file is a plain Arrow IPC *file* (readable by `arrow::ipc::reader::FileReader`,
+//! no weir code needed). Its footer metadata `weir.state.crc32c` checksums the whole file (see
+//! `files.rs`); its schema metadata says `weir.state.format` (`"1"`), `weir.state.kind`
+//! (`delta` | `snapshot`), `weir.state.version` and `weir.state.key_columns`.
 //! - `<v>.delta`: the state schema's columns (value columns made nullable) plus a last column
-//!   `__weir_removed: Boolean`. The first record batch holds the upserts (full rows, flag false),
-//!   the second the removals (keys, null values, flag true); empty batches are left out. Rows are
+//!   `__weir_removed: Boolean`, in one record batch (none when nothing changed): first the
+//!   upserts (full rows, flag false), then the removals (keys, null values, flag true). Rows are
 //!   applied in file order, so a key both upserted and removed in one commit ends up removed; of
 //!   several upserts of one key the last wins.
 //! - `<v>.snapshot`: exactly the state schema; the full state as of version `v`.
@@ -36,6 +36,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use arrow::array::{Array, ArrayRef, BooleanArray, new_null_array};
+use arrow::compute::concat_batches;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow::record_batch::{RecordBatch, RecordBatchOptions};
 
@@ -126,9 +127,10 @@ struct SnapshotTask {
 /// The versioned state of one (operator, shard); see the module documentation.
 ///
 /// Protocol: [`open`](Self::open), [`load`](Self::load)`(v)` (a store whose directory has no
-/// files is already at version 0, so a fresh start may skip it), then per batch [`commit`](Self::commit)`(v + 1, ..)` and
-/// [`maybe_snapshot`](Self::maybe_snapshot)`(v + 1, ..)`, and [`purge`](Self::purge) now and
-/// then. Dropping the store waits for a snapshot in progress.
+/// files is already at version 0, so a fresh start may skip it), then per batch
+/// [`commit`](Self::commit)`(v + 1, ..)` and [`maybe_snapshot`](Self::maybe_snapshot)`(v + 1,
+/// ..)`, and [`purge`](Self::purge) now and then. Dropping the store waits for a snapshot in
+/// progress.
 #[derive(Debug)]
 pub struct StateStore {
     dir: PathBuf,
@@ -338,6 +340,11 @@ impl StateStore {
                 columns,
                 &options,
             )?);
+        }
+        // One record batch per file: the IPC file format cannot replace a dictionary between
+        // batches, so dictionary-encoded columns need upserts and removals in one batch.
+        if batches.len() > 1 {
+            batches = vec![concat_batches(&schema, &batches)?];
         }
         let bytes = files::encode_ipc(&schema, &batches)?;
         files::write_tracked(

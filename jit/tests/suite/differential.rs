@@ -75,7 +75,7 @@ fn most_generated_kernels_compile_natively() {
     use weir_jit::KernelMode;
     let (mut native, mut fully_native, mut total) = (0, 0, 0);
     for seed in 0..200u32 {
-        let words: Vec<u32> = (0..96u32).map(|i| i.wrapping_mul(2_654_435_761).wrapping_add(seed.wrapping_mul(40_503)) ^ seed).collect();
+        let words = super::generate::words(seed as u64, 96);
         for spec in [map_spec(&mut Choices::new(words.clone())), agg_spec(&mut Choices::new(words))] {
             let k = engine().compile(&spec).expect("compiles");
             total += 1;

@@ -390,3 +390,16 @@ pub fn batch(c: &mut Choices, rows: usize, offset: usize, null_percent: usize, f
     let batch = RecordBatch::try_new(schema(), cols).expect("batch");
     batch.slice(offset, rows)
 }
+
+/// A pseudo-random choice stream from a seed (xorshift).
+pub fn words(seed: u64, n: usize) -> Vec<u32> {
+    let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 16) as u32
+        })
+        .collect()
+}

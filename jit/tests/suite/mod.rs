@@ -1,8 +1,11 @@
 //! Test modules and shared helpers.
 
+mod aggregation;
 mod differential;
 mod generate;
 mod smoke;
+mod robustness;
+mod snapshots;
 
 use weir_jit::{JitEngine, JitOptions};
 

@@ -89,6 +89,9 @@ impl Catalog {
 
     /// Declare a streaming source (`source.streaming` must be true).
     pub fn register_source(&mut self, source: Source) -> Result<()> {
+        if !source.streaming {
+            return Err(Error::analysis(Rule::Catalog, format!("`{}` is not a stream; register it as a table", source.name)));
+        }
         self.ensure_free(&source.name, false)?;
         LogicalPlanBuilder::scan(source.clone())?;
         self.sources.insert(key(&source.name), source);
@@ -97,6 +100,9 @@ impl Catalog {
 
     /// Declare a static table (`table.streaming` must be false).
     pub fn register_table(&mut self, table: Source) -> Result<()> {
+        if table.streaming {
+            return Err(Error::analysis(Rule::Catalog, format!("`{}` is a stream; register it as a source", table.name)));
+        }
         self.ensure_free(&table.name, false)?;
         LogicalPlanBuilder::scan(table.clone())?;
         self.tables.insert(key(&table.name), table);
@@ -218,7 +224,7 @@ impl Catalog {
             Statement::CreateSource(create) => self.create_source(create, true),
             Statement::CreateTable(create) => self.create_source(create, false),
             Statement::CreateView(create) => {
-                if create.if_exists_conflict(self) {
+                if !create.or_replace && self.kind_of(&create.name).is_some() {
                     return Err(conflict(&create.name, create.span));
                 }
                 let plan = QueryPlanner::new(self).plan_query(&create.query)?;
@@ -371,12 +377,6 @@ impl Catalog {
             kind,
             name: create.name.clone(),
         })
-    }
-}
-
-impl crate::sql::parser::CreateView {
-    fn if_exists_conflict(&self, catalog: &Catalog) -> bool {
-        !self.or_replace && catalog.kind_of(&self.name).is_some()
     }
 }
 

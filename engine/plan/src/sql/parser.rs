@@ -12,7 +12,7 @@ use sqlparser::ast;
 use sqlparser::dialect::Dialect;
 use sqlparser::keywords::Keyword;
 use sqlparser::parser::Parser;
-use sqlparser::tokenizer::{Token, TokenWithSpan};
+use sqlparser::tokenizer::{Token, TokenWithSpan, Tokenizer};
 
 use crate::error::{Error, Result, Span};
 use crate::expr::parse_duration;
@@ -248,6 +248,33 @@ fn parse_expr_with_alias(sql: &str) -> Result<(ast::Expr, Option<String>)> {
 /// Maximum nesting depth accepted (deeper text gets an error, not a stack overflow).
 const RECURSION_LIMIT: usize = 64;
 
+/// Most tokens one statement may have. Operator chains (`a + b + c ...`) nest one level per
+/// operator without touching sqlparser's recursion limit, so their length must be bounded too.
+pub const MAX_STATEMENT_TOKENS: usize = 20_000;
+
+fn check_statement_sizes(tokens: &[TokenWithSpan]) -> Result<()> {
+    let mut count = 0usize;
+    for token in tokens {
+        match token.token {
+            Token::SemiColon => count = 0,
+            Token::Whitespace(_) => {}
+            _ => {
+                count += 1;
+                if count > MAX_STATEMENT_TOKENS {
+                    return Err(Error::parse(
+                        format!(
+                            "A statement has more than {MAX_STATEMENT_TOKENS} tokens; split it into several statements \
+                             or views"
+                        ),
+                        span_of(token),
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 fn span_of(token: &TokenWithSpan) -> Option<Span> {
     Span::from_sql_location(token.span.start)
 }
@@ -267,9 +294,13 @@ const DIALECT: WeirDialect = WeirDialect;
 
 impl<'a> WeirParser<'a> {
     fn new(sql: &str) -> Result<Self> {
+        let tokens = Tokenizer::new(&DIALECT, sql)
+            .tokenize_with_location()
+            .map_err(|e| Error::parse(e.message, Span::from_sql_location(e.location)))?;
+        check_statement_sizes(&tokens)?;
         let parser = Parser::new(&DIALECT)
             .with_recursion_limit(RECURSION_LIMIT)
-            .try_with_sql(sql)?;
+            .with_tokens_with_locations(tokens);
         Ok(Self { parser })
     }
 

@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use sqlparser::ast::{self, Spanned};
+use sqlparser::ast;
 
 use crate::builder::{
     LogicalPlanBuilder, plan_aggregate, plan_join, plan_limit, plan_project, plan_union,
@@ -22,22 +22,104 @@ use crate::plan::{JoinType, LogicalPlan, SubqueryAlias};
 use crate::sql::catalog::Catalog;
 use crate::sql::parser::{interval_micros, sql_type_to_arrow};
 
-fn span_of(node: &impl Spanned) -> Option<Span> {
-    Span::from_sql_location(node.span().start)
+/// Where an expression starts, found without walking the whole (possibly very deep) tree: leaves
+/// know their position; for a compound expression the leftmost leaf within a few steps is used.
+fn span_of(e: &ast::Expr) -> Option<Span> {
+    let mut node = e;
+    for _ in 0..8 {
+        node = match node {
+            ast::Expr::Identifier(id) => return Span::from_sql_location(id.span.start),
+            ast::Expr::CompoundIdentifier(parts) => {
+                return parts
+                    .first()
+                    .and_then(|id| Span::from_sql_location(id.span.start));
+            }
+            ast::Expr::Value(v) => return Span::from_sql_location(v.span.start),
+            ast::Expr::Function(f) => return name_span(&f.name),
+            ast::Expr::BinaryOp { left, .. } => left,
+            ast::Expr::Nested(inner)
+            | ast::Expr::IsNull(inner)
+            | ast::Expr::IsNotNull(inner)
+            | ast::Expr::Cast { expr: inner, .. }
+            | ast::Expr::Like { expr: inner, .. }
+            | ast::Expr::ILike { expr: inner, .. }
+            | ast::Expr::RLike { expr: inner, .. }
+            | ast::Expr::In { expr: inner, .. }
+            | ast::Expr::Between { expr: inner, .. }
+            | ast::Expr::CompoundFieldAccess { root: inner, .. }
+            | ast::Expr::Substring { expr: inner, .. }
+            | ast::Expr::Trim { expr: inner, .. }
+            | ast::Expr::Ceil { expr: inner, .. }
+            | ast::Expr::Floor { expr: inner, .. }
+            | ast::Expr::Extract { expr: inner, .. }
+            | ast::Expr::UnaryOp { expr: inner, .. } => inner,
+            ast::Expr::Case { case_token, .. } => {
+                return Span::from_sql_location(case_token.0.span.start);
+            }
+            ast::Expr::Rollup(sets) | ast::Expr::Cube(sets) | ast::Expr::GroupingSets(sets) => {
+                sets.first().and_then(|set| set.first())?
+            }
+            _ => return None,
+        };
+    }
+    None
 }
 
-fn unsupported(what: impl std::fmt::Display, node: &impl Spanned) -> Error {
+/// Where an object name starts.
+fn name_span(name: &ast::ObjectName) -> Option<Span> {
+    match name.0.first() {
+        Some(ast::ObjectNamePart::Identifier(id)) => Span::from_sql_location(id.span.start),
+        _ => None,
+    }
+}
+
+/// Where a SELECT starts.
+fn select_span(select: &ast::Select) -> Option<Span> {
+    Span::from_sql_location(select.select_token.0.span.start)
+}
+
+/// Where a set expression starts (its first SELECT).
+fn set_expr_span(body: &ast::SetExpr) -> Option<Span> {
+    let mut node = body;
+    for _ in 0..8 {
+        node = match node {
+            ast::SetExpr::Select(select) => return select_span(select),
+            ast::SetExpr::SetOperation { left, .. } => left,
+            ast::SetExpr::Query(q) => &q.body,
+            _ => return None,
+        };
+    }
+    None
+}
+
+fn unsupported(what: impl std::fmt::Display, span: Option<Span>) -> Error {
     Error::analysis(
         Rule::UnsupportedFeature,
         format!("{what} is not supported by weir"),
     )
-    .with_span(span_of(node))
+    .with_span(span)
 }
+
+/// Deepest expression nesting accepted from SQL (deeper text gets an error, not a stack overflow).
+pub const MAX_EXPR_DEPTH: usize = 256;
 
 /// Convert a SQL expression to a weir expression (names unresolved).
 pub fn sql_to_expr(e: &ast::Expr) -> Result<Expr> {
+    convert(e, 0)
+}
+
+#[recursive::recursive]
+fn convert(e: &ast::Expr, depth: usize) -> Result<Expr> {
     use ast::Expr as S;
     let span = span_of(e);
+    if depth > MAX_EXPR_DEPTH {
+        return Err(Error::analysis(
+            Rule::UnsupportedFeature,
+            format!("The expression nests more than {MAX_EXPR_DEPTH} levels deep; split it into subqueries or simplify it."),
+        )
+        .with_span(span));
+    }
+    let sub = |x: &ast::Expr| convert(x, depth + 1);
     Ok(match e {
         S::Identifier(id) => Expr::Column(Column {
             qualifier: None,
@@ -61,21 +143,21 @@ pub fn sql_to_expr(e: &ast::Expr) -> Result<Expr> {
                 }
                 expr
             }
-            _ => return Err(unsupported(format!("The identifier `{e}`"), e)),
+            _ => return Err(unsupported("This multi-part identifier", span)),
         },
         S::CompoundFieldAccess { root, access_chain } => {
-            let mut expr = sql_to_expr(root)?;
+            let mut expr = sub(root)?;
             for access in access_chain {
                 match access {
                     ast::AccessExpr::Dot(ast::Expr::Identifier(field)) => {
                         expr = expr.field(field.value.clone())
                     }
-                    _ => return Err(unsupported(format!("The field access `{e}`"), e)),
+                    _ => return Err(unsupported("This field access (only `.name` is)", span)),
                 }
             }
             expr
         }
-        S::Nested(inner) => sql_to_expr(inner)?,
+        S::Nested(inner) => sub(inner)?,
         S::Value(v) => Expr::Literal(value_to_scalar(&v.value).map_err(|err| err.with_span(span))?),
         S::BinaryOp { left, op, right } => {
             let op = match op {
@@ -93,28 +175,28 @@ pub fn sql_to_expr(e: &ast::Expr) -> Result<Expr> {
                 ast::BinaryOperator::And => BinaryOperator::And,
                 ast::BinaryOperator::Or => BinaryOperator::Or,
                 ast::BinaryOperator::StringConcat => BinaryOperator::StringConcat,
-                other => return Err(unsupported(format!("The operator `{other}`"), e)),
+                other => return Err(unsupported(format!("The operator `{other}`"), span)),
             };
             Expr::BinaryOp {
-                left: Box::new(sql_to_expr(left)?),
+                left: Box::new(sub(left)?),
                 op,
-                right: Box::new(sql_to_expr(right)?),
+                right: Box::new(sub(right)?),
             }
         }
         S::UnaryOp { op, expr } => match op {
-            ast::UnaryOperator::Not => Expr::Not(Box::new(sql_to_expr(expr)?)),
-            ast::UnaryOperator::Plus => sql_to_expr(expr)?,
-            ast::UnaryOperator::Minus => match sql_to_expr(expr)? {
+            ast::UnaryOperator::Not => Expr::Not(Box::new(sub(expr)?)),
+            ast::UnaryOperator::Plus => sub(expr)?,
+            ast::UnaryOperator::Minus => match sub(expr)? {
                 Expr::Literal(v) => match negate_literal(v) {
                     Some(v) => Expr::Literal(v),
-                    None => return Err(unsupported(format!("Negating `{expr}`"), e)),
+                    None => return Err(unsupported("Negating this literal", span)),
                 },
                 other => Expr::Negative(Box::new(other)),
             },
-            other => return Err(unsupported(format!("The operator `{other}`"), e)),
+            other => return Err(unsupported(format!("The operator `{other}`"), span)),
         },
-        S::IsNull(inner) => Expr::IsNull(Box::new(sql_to_expr(inner)?)),
-        S::IsNotNull(inner) => Expr::IsNotNull(Box::new(sql_to_expr(inner)?)),
+        S::IsNull(inner) => Expr::IsNull(Box::new(sub(inner)?)),
+        S::IsNotNull(inner) => Expr::IsNotNull(Box::new(sub(inner)?)),
         S::Like {
             negated,
             any: false,
@@ -122,8 +204,8 @@ pub fn sql_to_expr(e: &ast::Expr) -> Result<Expr> {
             pattern,
             escape_char: None,
         } => Expr::Like {
-            expr: Box::new(sql_to_expr(expr)?),
-            pattern: Box::new(sql_to_expr(pattern)?),
+            expr: Box::new(sub(expr)?),
+            pattern: Box::new(sub(pattern)?),
             negated: *negated,
             case_insensitive: false,
         },
@@ -134,8 +216,8 @@ pub fn sql_to_expr(e: &ast::Expr) -> Result<Expr> {
             pattern,
             escape_char: None,
         } => Expr::Like {
-            expr: Box::new(sql_to_expr(expr)?),
-            pattern: Box::new(sql_to_expr(pattern)?),
+            expr: Box::new(sub(expr)?),
+            pattern: Box::new(sub(pattern)?),
             negated: *negated,
             case_insensitive: true,
         },
@@ -145,8 +227,8 @@ pub fn sql_to_expr(e: &ast::Expr) -> Result<Expr> {
             pattern,
             ..
         } => Expr::RLike {
-            expr: Box::new(sql_to_expr(expr)?),
-            pattern: Box::new(sql_to_expr(pattern)?),
+            expr: Box::new(sub(expr)?),
+            pattern: Box::new(sub(pattern)?),
             negated: *negated,
         },
         S::In {
@@ -155,8 +237,8 @@ pub fn sql_to_expr(e: &ast::Expr) -> Result<Expr> {
             negated,
             global: false,
         } => Expr::InList {
-            expr: Box::new(sql_to_expr(expr)?),
-            list: list.iter().map(sql_to_expr).collect::<Result<_>>()?,
+            expr: Box::new(sub(expr)?),
+            list: list.iter().map(&sub).collect::<Result<_>>()?,
             negated: *negated,
         },
         S::Between {
@@ -165,9 +247,9 @@ pub fn sql_to_expr(e: &ast::Expr) -> Result<Expr> {
             low,
             high,
         } => Expr::Between {
-            expr: Box::new(sql_to_expr(expr)?),
-            low: Box::new(sql_to_expr(low)?),
-            high: Box::new(sql_to_expr(high)?),
+            expr: Box::new(sub(expr)?),
+            low: Box::new(sub(low)?),
+            high: Box::new(sub(high)?),
             negated: *negated,
         },
         S::Case {
@@ -176,20 +258,12 @@ pub fn sql_to_expr(e: &ast::Expr) -> Result<Expr> {
             else_result,
             ..
         } => Expr::Case {
-            operand: operand
-                .as_deref()
-                .map(sql_to_expr)
-                .transpose()?
-                .map(Box::new),
+            operand: operand.as_deref().map(&sub).transpose()?.map(Box::new),
             branches: conditions
                 .iter()
-                .map(|c| Ok((sql_to_expr(&c.condition)?, sql_to_expr(&c.result)?)))
+                .map(|c| Ok((sub(&c.condition)?, sub(&c.result)?)))
                 .collect::<Result<_>>()?,
-            else_expr: else_result
-                .as_deref()
-                .map(sql_to_expr)
-                .transpose()?
-                .map(Box::new),
+            else_expr: else_result.as_deref().map(&sub).transpose()?.map(Box::new),
         },
         S::Cast {
             kind,
@@ -197,20 +271,20 @@ pub fn sql_to_expr(e: &ast::Expr) -> Result<Expr> {
             data_type,
             format: None,
         } => Expr::Cast {
-            expr: Box::new(sql_to_expr(expr)?),
+            expr: Box::new(sub(expr)?),
             data_type: sql_type_to_arrow(data_type).map_err(|err| err.with_span(span))?,
             try_cast: matches!(kind, ast::CastKind::TryCast | ast::CastKind::SafeCast),
         },
-        S::Function(f) => function_to_expr(f, e)?,
+        S::Function(f) => function_to_expr(f, e, depth)?,
         S::Substring {
             expr,
             substring_from,
             substring_for,
             ..
         } => {
-            let mut args = vec![sql_to_expr(expr)?];
+            let mut args = vec![sub(expr)?];
             match substring_from {
-                Some(from) => args.push(sql_to_expr(from)?),
+                Some(from) => args.push(sub(from)?),
                 None => {
                     return Err(Error::analysis(
                         Rule::WrongNumArgs,
@@ -220,7 +294,7 @@ pub fn sql_to_expr(e: &ast::Expr) -> Result<Expr> {
                 }
             }
             if let Some(len) = substring_for {
-                args.push(sql_to_expr(len)?);
+                args.push(sub(len)?);
             }
             Expr::ScalarFunction {
                 name: "substring".into(),
@@ -235,7 +309,7 @@ pub fn sql_to_expr(e: &ast::Expr) -> Result<Expr> {
             trim_characters: None,
         } => Expr::ScalarFunction {
             name: "trim".into(),
-            args: vec![sql_to_expr(expr)?],
+            args: vec![sub(expr)?],
             span: span.into(),
         },
         S::Ceil {
@@ -243,7 +317,7 @@ pub fn sql_to_expr(e: &ast::Expr) -> Result<Expr> {
             field: ast::CeilFloorKind::DateTimeField(ast::DateTimeField::NoDateTime),
         } => Expr::ScalarFunction {
             name: "ceil".into(),
-            args: vec![sql_to_expr(expr)?],
+            args: vec![sub(expr)?],
             span: span.into(),
         },
         S::Floor {
@@ -251,7 +325,7 @@ pub fn sql_to_expr(e: &ast::Expr) -> Result<Expr> {
             field: ast::CeilFloorKind::DateTimeField(ast::DateTimeField::NoDateTime),
         } => Expr::ScalarFunction {
             name: "floor".into(),
-            args: vec![sql_to_expr(expr)?],
+            args: vec![sub(expr)?],
             span: span.into(),
         },
         S::Extract { field, expr, .. } => {
@@ -265,11 +339,11 @@ pub fn sql_to_expr(e: &ast::Expr) -> Result<Expr> {
                 ast::DateTimeField::Quarter => "quarter",
                 ast::DateTimeField::DayOfWeek => "dayofweek",
                 ast::DateTimeField::DayOfYear => "dayofyear",
-                other => return Err(unsupported(format!("EXTRACT({other} ...)"), e)),
+                other => return Err(unsupported(format!("EXTRACT({other} ...)"), span)),
             };
             Expr::ScalarFunction {
                 name: name.into(),
-                args: vec![sql_to_expr(expr)?],
+                args: vec![sub(expr)?],
                 span: span.into(),
             }
         }
@@ -279,7 +353,7 @@ pub fn sql_to_expr(e: &ast::Expr) -> Result<Expr> {
         S::TypedString(typed) => {
             let text = match &typed.value.value {
                 ast::Value::SingleQuotedString(s) | ast::Value::DoubleQuotedString(s) => s.clone(),
-                other => return Err(unsupported(format!("The literal `{other}`"), e)),
+                other => return Err(unsupported(format!("The literal `{other}`"), span)),
             };
             let bad = |kind: &str| {
                 Error::analysis(
@@ -300,7 +374,12 @@ pub fn sql_to_expr(e: &ast::Expr) -> Result<Expr> {
                         .ok_or_else(|| bad("DATE"))?;
                     Expr::Literal(ScalarValue::Date32(days))
                 }
-                other => return Err(unsupported(format!("A typed literal of type {other}"), e)),
+                other => {
+                    return Err(unsupported(
+                        format!("A typed literal of type {other}"),
+                        span,
+                    ));
+                }
             }
         }
         S::Wildcard(_) => Expr::Wildcard { qualifier: None },
@@ -314,9 +393,9 @@ pub fn sql_to_expr(e: &ast::Expr) -> Result<Expr> {
             target: ast::InTarget::Subquery(_),
             ..
         } => {
-            return Err(unsupported("A subquery in an expression", e));
+            return Err(unsupported("A subquery in an expression", span));
         }
-        other => return Err(unsupported(format!("The expression `{other}`"), other)),
+        _ => return Err(unsupported("This kind of expression", span)),
     })
 }
 
@@ -448,7 +527,8 @@ fn duration_arg(arg: &Expr, func: &str, what: &str) -> Result<i64> {
     }
 }
 
-fn function_to_expr(f: &ast::Function, node: &ast::Expr) -> Result<Expr> {
+#[recursive::recursive]
+fn function_to_expr(f: &ast::Function, node: &ast::Expr, depth: usize) -> Result<Expr> {
     let span = span_of(node);
     let name = object_name(&f.name).to_ascii_lowercase();
     if f.over.is_some() {
@@ -457,25 +537,25 @@ fn function_to_expr(f: &ast::Function, node: &ast::Expr) -> Result<Expr> {
             "Non-time-based windows are not supported on streaming DataFrames/Datasets (OVER windows are not \
              supported by weir; use window() in GROUP BY)",
         )
-        .with_expr(node)
+        .with_expr(format!("{name}(...) OVER (...)"))
         .with_span(span));
     }
     if f.filter.is_some() || !f.within_group.is_empty() || f.null_treatment.is_some() {
         return Err(unsupported(
-            format!("The function modifiers of `{node}`"),
-            node,
+            format!("FILTER, WITHIN GROUP and IGNORE/RESPECT NULLS on `{name}`"),
+            span,
         ));
     }
     let (args, distinct, star) = match &f.args {
         ast::FunctionArguments::None => (vec![], false, false),
         ast::FunctionArguments::Subquery(_) => {
-            return Err(unsupported("A subquery as a function argument", node));
+            return Err(unsupported("A subquery as a function argument", span));
         }
         ast::FunctionArguments::List(list) => {
             if !list.clauses.is_empty() {
                 return Err(unsupported(
-                    format!("The argument clauses of `{node}`"),
-                    node,
+                    format!("The argument clauses (ORDER BY, LIMIT, ...) of `{name}`"),
+                    span,
                 ));
             }
             let distinct = matches!(
@@ -487,10 +567,10 @@ fn function_to_expr(f: &ast::Function, node: &ast::Expr) -> Result<Expr> {
             for arg in &list.args {
                 match arg {
                     ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(e)) => {
-                        args.push(sql_to_expr(e)?)
+                        args.push(convert(e, depth + 1)?)
                     }
                     ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Wildcard) => star = true,
-                    _ => return Err(unsupported(format!("The argument `{arg}`"), node)),
+                    _ => return Err(unsupported(format!("A named argument of `{name}`"), span)),
                 }
             }
             (args, distinct, star)
@@ -517,7 +597,7 @@ fn function_to_expr(f: &ast::Function, node: &ast::Expr) -> Result<Expr> {
     if distinct {
         return Err(unsupported(
             format!("DISTINCT in the scalar function `{name}`"),
-            node,
+            span,
         ));
     }
     let arity = |n: std::ops::RangeInclusive<usize>| -> Result<()> {
@@ -556,7 +636,14 @@ fn function_to_expr(f: &ast::Function, node: &ast::Expr) -> Result<Expr> {
                     .unwrap_or(0);
                 Expr::window(args[0].clone(), size, slide, start)
             };
-            window().map_err(|e| e.with_expr(node).with_span(span))
+            window().map_err(|e| {
+                e.with_expr(Expr::ScalarFunction {
+                    name: name.clone(),
+                    args: args.clone(),
+                    span: span.into(),
+                })
+                .with_span(span)
+            })
         }
         "session_window" => {
             arity(2..=2)?;
@@ -636,7 +723,7 @@ impl<'a> QueryPlanner<'a> {
     pub(crate) fn plan_query(&mut self, query: &ast::Query) -> Result<LogicalPlan> {
         if let Some(with) = &query.with {
             if with.recursive {
-                return Err(unsupported("WITH RECURSIVE", query));
+                return Err(unsupported("WITH RECURSIVE", None));
             }
             for cte in &with.cte_tables {
                 let plan = self.plan_query(&cte.query)?;
@@ -656,13 +743,13 @@ impl<'a> QueryPlanner<'a> {
         {
             return Err(unsupported(
                 "This query clause (FETCH, FOR, pipe operators)",
-                query,
+                None,
             ));
         }
         let (mut plan, select_items) = self.plan_set_expr(&query.body)?;
         if let Some(order_by) = &query.order_by {
             let ast::OrderByKind::Expressions(exprs) = &order_by.kind else {
-                return Err(unsupported("ORDER BY ALL", query));
+                return Err(unsupported("ORDER BY ALL", None));
             };
             let mut keys = Vec::with_capacity(exprs.len());
             for o in exprs {
@@ -685,7 +772,7 @@ impl<'a> QueryPlanner<'a> {
                     limit_by,
                 } => {
                     if !limit_by.is_empty() {
-                        return Err(unsupported("LIMIT BY", query));
+                        return Err(unsupported("LIMIT BY", None));
                     }
                     (limit.as_ref(), offset.as_ref().map(|o| &o.value))
                 }
@@ -693,7 +780,7 @@ impl<'a> QueryPlanner<'a> {
             };
             let fetch = limit_expr.map(count_literal).transpose()?;
             let skip = offset_expr.map(count_literal).transpose()?.unwrap_or(0);
-            let span = limit_expr.or(offset_expr).and_then(span_of_limit);
+            let span = limit_expr.or(offset_expr).and_then(span_of);
             plan = plan_limit(Arc::new(plan), skip, fetch, span);
         }
         Ok(plan)
@@ -720,7 +807,7 @@ impl<'a> QueryPlanner<'a> {
                             ast::SetQuantifier::Distinct | ast::SetQuantifier::None => {
                                 Ok((LogicalPlanBuilder::from(union).distinct()?.build(), vec![]))
                             }
-                            _ => Err(unsupported("UNION BY NAME", body)),
+                            _ => Err(unsupported("UNION BY NAME", None)),
                         }
                     }
                     ast::SetOperator::Except | ast::SetOperator::Minus => {
@@ -731,7 +818,7 @@ impl<'a> QueryPlanner<'a> {
                         };
                         Err(
                             Error::analysis(Rule::StreamingUnsupportedOperation, message)
-                                .with_span(span_of(body)),
+                                .with_span(set_expr_span(body)),
                         )
                     }
                     ast::SetOperator::Intersect => {
@@ -742,12 +829,12 @@ impl<'a> QueryPlanner<'a> {
                         };
                         Err(
                             Error::analysis(Rule::StreamingUnsupportedOperation, message)
-                                .with_span(span_of(body)),
+                                .with_span(set_expr_span(body)),
                         )
                     }
                 }
             }
-            other => Err(unsupported(format!("`{other}`"), other)),
+            _ => Err(unsupported("VALUES, TABLE and DML in a query", None)),
         }
     }
 
@@ -766,16 +853,16 @@ impl<'a> QueryPlanner<'a> {
                         Rule::StreamingUnsupportedOperation,
                         "Sampling is not supported on streaming DataFrames/Datasets (TABLESAMPLE is not supported by weir)",
                     )
-                    .with_span(span_of(factor)));
+                    .with_span(name_span(name)));
                 }
                 if args.is_some() || !with_hints.is_empty() {
                     return Err(unsupported(
-                        format!("The table reference `{factor}`"),
-                        factor,
+                        "Table functions and table hints",
+                        name_span(name),
                     ));
                 }
                 let table = object_name(name);
-                let span = span_of(name);
+                let span = name_span(name);
                 let plan = match self.ctes.get(&table.to_ascii_lowercase()) {
                     Some(plan) => plan.as_ref().clone(),
                     None => self
@@ -805,7 +892,10 @@ impl<'a> QueryPlanner<'a> {
                 let plan = self.plan_table_with_joins(table_with_joins)?;
                 Ok(with_alias(plan, alias.as_ref()))
             }
-            other => Err(unsupported(format!("The relation `{other}`"), other)),
+            _ => Err(unsupported(
+                "This kind of relation (LATERAL, UNNEST, table functions, ...)",
+                None,
+            )),
         }
     }
 
@@ -822,12 +912,12 @@ impl<'a> QueryPlanner<'a> {
                 J::CrossJoin(c) => (JoinType::Cross, c),
                 J::Semi(c) | J::LeftSemi(c) => (JoinType::LeftSemi, c),
                 J::Anti(c) | J::LeftAnti(c) => (JoinType::LeftAnti, c),
-                _ => return Err(unsupported("This join type", &join.relation)),
+                _ => return Err(unsupported("This join type", None)),
             };
             let condition = match constraint {
                 ast::JoinConstraint::On(e) => Some(sql_to_expr(e)?),
                 ast::JoinConstraint::None => None,
-                _ => return Err(unsupported("JOIN USING / NATURAL JOIN", &join.relation)),
+                _ => return Err(unsupported("JOIN USING / NATURAL JOIN", None)),
             };
             plan = plan_join(Arc::new(plan), Arc::new(right), join_type, condition)?;
         }
@@ -850,7 +940,7 @@ impl<'a> QueryPlanner<'a> {
         {
             return Err(unsupported(
                 "This SELECT clause (TOP, INTO, LATERAL VIEW, QUALIFY, WINDOW, ...)",
-                select,
+                select_span(select),
             ));
         }
         // FROM
@@ -860,7 +950,7 @@ impl<'a> QueryPlanner<'a> {
                 Rule::UnsupportedFeature,
                 "A SELECT needs a FROM clause: weir queries read from a source, table or view",
             )
-            .with_span(span_of(select)));
+            .with_span(select_span(select)));
         };
         let mut input = self.plan_table_with_joins(first)?;
         for other in from {
@@ -890,21 +980,28 @@ impl<'a> QueryPlanner<'a> {
                 ) if is_plain_wildcard(opts) => Expr::Wildcard {
                     qualifier: Some(object_name(name)),
                 },
-                other => return Err(unsupported(format!("The select item `{other}`"), other)),
+                _ => {
+                    return Err(unsupported(
+                        "This select item (wildcard options, multiple aliases)",
+                        select_span(select),
+                    ));
+                }
             });
         }
         // GROUP BY
         let group_by = match &select.group_by {
             ast::GroupByExpr::Expressions(exprs, modifiers) => {
                 if !modifiers.is_empty() {
-                    return Err(grouping_sets_error(span_of(select)));
+                    return Err(grouping_sets_error(select_span(select)));
                 }
                 exprs
                     .iter()
                     .map(|e| group_key(e, &input, &items))
                     .collect::<Result<Vec<_>>>()?
             }
-            ast::GroupByExpr::All(_) => return Err(unsupported("GROUP BY ALL", select)),
+            ast::GroupByExpr::All(_) => {
+                return Err(unsupported("GROUP BY ALL", select_span(select)));
+            }
         };
         let having = select
             .having
@@ -924,7 +1021,9 @@ impl<'a> QueryPlanner<'a> {
             Some(ast::Distinct::Distinct) => {
                 plan = LogicalPlanBuilder::from(plan).distinct()?.build()
             }
-            Some(ast::Distinct::On(_)) => return Err(unsupported("DISTINCT ON", select)),
+            Some(ast::Distinct::On(_)) => {
+                return Err(unsupported("DISTINCT ON", select_span(select)));
+            }
         }
         Ok((plan, items))
     }
@@ -946,10 +1045,6 @@ fn with_alias(plan: LogicalPlan, alias: Option<&ast::TableAlias>) -> LogicalPlan
         }),
         None => plan,
     }
-}
-
-fn span_of_limit(e: &ast::Expr) -> Option<Span> {
-    span_of(e)
 }
 
 fn count_literal(e: &ast::Expr) -> Result<u64> {
