@@ -9,8 +9,8 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-const FILES: usize = 24;
-const ROWS_PER_FILE: usize = 150;
+const FILES: usize = 60;
+const ROWS_PER_FILE: usize = 100;
 const KILLS: usize = 20;
 
 fn write_inputs(dir: &Path) {
@@ -139,7 +139,7 @@ fn kill_and_restart_matches_uninterrupted_run(query: &str, seed: u64) {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        let wait = Duration::from_millis(20 + rng.next() % 250);
+        let wait = Duration::from_millis(5 + rng.next() % 150);
         std::thread::sleep(wait);
         match child.try_wait().unwrap() {
             Some(status) => {
@@ -148,7 +148,7 @@ fn kill_and_restart_matches_uninterrupted_run(query: &str, seed: u64) {
                 child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
                 assert!(status.success(), "a run failed on its own: {err}");
                 finished_early += 1;
-                if finished_early > 3 {
+                if finished_early > 5 {
                     break;
                 }
             }
@@ -166,7 +166,7 @@ fn kill_and_restart_matches_uninterrupted_run(query: &str, seed: u64) {
     let actual = committed_rows(&out);
     let mut log = std::io::stderr();
     let _ = writeln!(log, "recovery: {kills} SIGKILLs, {finished_early} early completions");
-    assert!(kills >= KILLS.min(10), "only {kills} kills happened");
+    assert!(kills >= KILLS, "only {kills} SIGKILLs happened before the job finished; the test needs {KILLS}");
     assert_eq!(actual.len(), expected.len(), "row counts differ after {kills} kills");
     let a: BTreeMap<&String, usize> = actual.iter().fold(BTreeMap::new(), |mut m, r| {
         *m.entry(r).or_default() += 1;

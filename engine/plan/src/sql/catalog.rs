@@ -90,9 +90,12 @@ impl Catalog {
     /// Declare a streaming source (`source.streaming` must be true).
     pub fn register_source(&mut self, source: Source) -> Result<()> {
         if !source.streaming {
-            return Err(Error::analysis(Rule::Catalog, format!("`{}` is not a stream; register it as a table", source.name)));
+            return Err(Error::analysis(
+                Rule::Catalog,
+                format!("`{}` is not a stream; register it as a table", source.name),
+            ));
         }
-        self.ensure_free(&source.name, false)?;
+        self.ensure_free(&source.name)?;
         LogicalPlanBuilder::scan(source.clone())?;
         self.sources.insert(key(&source.name), source);
         Ok(())
@@ -101,9 +104,12 @@ impl Catalog {
     /// Declare a static table (`table.streaming` must be false).
     pub fn register_table(&mut self, table: Source) -> Result<()> {
         if table.streaming {
-            return Err(Error::analysis(Rule::Catalog, format!("`{}` is a stream; register it as a source", table.name)));
+            return Err(Error::analysis(
+                Rule::Catalog,
+                format!("`{}` is a stream; register it as a source", table.name),
+            ));
         }
-        self.ensure_free(&table.name, false)?;
+        self.ensure_free(&table.name)?;
         LogicalPlanBuilder::scan(table.clone())?;
         self.tables.insert(key(&table.name), table);
         Ok(())
@@ -159,9 +165,9 @@ impl Catalog {
         }
     }
 
-    fn ensure_free(&self, name: &str, replacing: bool) -> Result<()> {
+    fn ensure_free(&self, name: &str) -> Result<()> {
         match self.kind_of(name) {
-            Some(kind) if !replacing => Err(Error::analysis(
+            Some(kind) => Err(Error::analysis(
                 Rule::Catalog,
                 format!(
                     "Cannot create `{name}` because a {} with that name already exists. Drop it first, or use \
@@ -169,7 +175,7 @@ impl Catalog {
                     kind.name()
                 ),
             )),
-            _ => Ok(()),
+            None => Ok(()),
         }
     }
 
