@@ -82,11 +82,16 @@ fn find_field<'a>(schema: &'a Schema, name: &str, span: Option<Span>) -> Result<
             Some(exact) if several.iter().filter(|f| f.name() == name).count() == 1 => Ok(exact),
             _ => Err(Error::analysis(
                 Rule::AmbiguousReference,
-                format!("Reference `{name}` is ambiguous, could be: [{}].", {
-                    let names: Vec<String> =
-                        several.iter().map(|f| format!("`{}`", f.name())).collect();
-                    names.join(", ")
-                }),
+                format!(
+                    "Reference `{name}` is ambiguous, could be: [{}]. Columns of the same name on both sides of \
+                     a join cannot be told apart yet, even when qualified: rename one in a subquery \
+                     (`SELECT {name} AS other_{name} ...`).",
+                    {
+                        let names: Vec<String> =
+                            several.iter().map(|f| format!("`{}`", f.name())).collect();
+                        names.join(", ")
+                    }
+                ),
             )
             .with_expr(name)
             .with_span(span)),
