@@ -203,3 +203,32 @@ fn drop_duplicates_without_watermark_keeps_first_row_per_key() {
     ])
     .unwrap();
 }
+
+fn lines_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![Field::new("value", DataType::Utf8, true)]))
+}
+
+fn lines(rows: &[&str]) -> RecordBatch {
+    RecordBatch::try_new(lines_schema(), vec![Arc::new(StringArray::from(rows.to_vec()))]).unwrap()
+}
+
+/// The seed's first example: a streaming word count over lines, in complete mode.
+#[test]
+fn word_count_over_exploded_lines() {
+    let s = session();
+    let (input, df) = s.read_stream().memory(lines_schema()).unwrap();
+    let df = df
+        .select([func("explode", vec![func("split", vec![col("value"), lit(" ")])]).alias("word")])
+        .unwrap()
+        .group_by([col("word")])
+        .count()
+        .unwrap();
+    let mut t = StreamTest::new(df, "complete").unwrap();
+    t.run(vec![
+        Action::AddData(input.clone(), lines(&["the cat", "the dog"])),
+        check_answer(&["the, 2", "cat, 1", "dog, 1"]),
+        Action::AddData(input.clone(), lines(&["a cat"])),
+        check_answer(&["the, 2", "cat, 2", "dog, 1", "a, 1"]),
+    ])
+    .unwrap();
+}

@@ -16,7 +16,8 @@ use crate::expr::{
 };
 use crate::functions::{check_call, implicitly_castable, is_numeric};
 use crate::plan::{
-    Aggregate, JoinType, LogicalPlan, OutputMode, WATERMARK_DELAY_MS_KEY, WATERMARK_DELAY_US_KEY,
+    Aggregate, JoinType, LogicalPlan, OutputMode, RELATION_KEY, WATERMARK_DELAY_MS_KEY,
+    WATERMARK_DELAY_US_KEY,
 };
 
 const MAX_DECIMAL_PRECISION: u8 = 38;
@@ -69,46 +70,92 @@ fn unresolved_column(name: &str, schema: &Schema, span: Option<Span>) -> Error {
 }
 
 /// The input field matching `name` case-insensitively (an exact-case match wins over others).
-fn find_field<'a>(schema: &'a Schema, name: &str, span: Option<Span>) -> Result<&'a Arc<Field>> {
-    let matches: Vec<&Arc<Field>> = schema
+/// The input field matching `name` case-insensitively (an exact-case match wins over others).
+/// When several fields share the name (the two sides of a join), `qualifier` picks the one whose
+/// relation (field metadata [`RELATION_KEY`]) it names.
+fn find_field<'a>(
+    schema: &'a Schema,
+    name: &str,
+    qualifier: Option<&str>,
+    span: Option<Span>,
+) -> Result<&'a Arc<Field>> {
+    let mut matches: Vec<&Arc<Field>> = schema
         .fields()
         .iter()
         .filter(|f| f.name().eq_ignore_ascii_case(name))
         .collect();
+    if matches.len() > 1
+        && let Some(q) = qualifier
+    {
+        let narrowed: Vec<&Arc<Field>> = matches
+            .iter()
+            .copied()
+            .filter(|f| {
+                f.metadata()
+                    .get(RELATION_KEY)
+                    .is_some_and(|r| r.eq_ignore_ascii_case(q))
+            })
+            .collect();
+        if !narrowed.is_empty() {
+            matches = narrowed;
+        }
+    }
     match matches.as_slice() {
         [] => Err(unresolved_column(name, schema, span)),
         [one] => Ok(one),
         several => match several.iter().find(|f| f.name() == name) {
             Some(exact) if several.iter().filter(|f| f.name() == name).count() == 1 => Ok(exact),
-            _ => Err(Error::analysis(
-                Rule::AmbiguousReference,
-                format!(
-                    "Reference `{name}` is ambiguous, could be: [{}]. Columns of the same name on both sides of \
-                     a join cannot be told apart yet, even when qualified: rename one in a subquery \
-                     (`SELECT {name} AS other_{name} ...`).",
-                    {
-                        let names: Vec<String> =
-                            several.iter().map(|f| format!("`{}`", f.name())).collect();
-                        names.join(", ")
-                    }
-                ),
-            )
-            .with_expr(name)
-            .with_span(span)),
+            _ => {
+                let candidates: Vec<String> = several
+                    .iter()
+                    .map(|f| match f.metadata().get(RELATION_KEY) {
+                        Some(r) => format!("`{r}`.`{}`", f.name()),
+                        None => format!("`{}`", f.name()),
+                    })
+                    .collect();
+                Err(Error::analysis(
+                    Rule::AmbiguousReference,
+                    format!(
+                        "Reference `{name}` is ambiguous, could be: [{}]. Qualify it with its relation name, or \
+                         rename one of the columns in a subquery.",
+                        candidates.join(", ")
+                    ),
+                )
+                .with_expr(name)
+                .with_span(span))
+            }
         },
     }
 }
 
+/// A resolved reference to `field`: unqualified, unless another input column has the same name
+/// (then it keeps the field's relation as qualifier, so it stays unambiguous).
+fn resolved_column(field: &Field, schema: &Schema, span: crate::error::SourceSpan) -> Expr {
+    let duplicated = schema
+        .fields()
+        .iter()
+        .filter(|f| f.name() == field.name())
+        .count()
+        > 1;
+    let qualifier = if duplicated {
+        field.metadata().get(RELATION_KEY).cloned()
+    } else {
+        None
+    };
+    Expr::Column(Column {
+        qualifier,
+        name: field.name().clone(),
+        span,
+    })
+}
+
 fn resolve_column(column: &Column, input: &LogicalPlan) -> Result<Expr> {
     let schema = input.schema();
+    let span = column.span.get();
     match &column.qualifier {
         None => {
-            let field = find_field(schema, &column.name, column.span.get())?;
-            Ok(Expr::Column(Column {
-                qualifier: None,
-                name: field.name().clone(),
-                span: column.span,
-            }))
+            let field = find_field(schema, &column.name, None, span)?;
+            Ok(resolved_column(field, schema, column.span))
         }
         Some(qualifier) => {
             if input
@@ -116,27 +163,19 @@ fn resolve_column(column: &Column, input: &LogicalPlan) -> Result<Expr> {
                 .iter()
                 .any(|r| r.eq_ignore_ascii_case(qualifier))
             {
-                let field = find_field(schema, &column.name, column.span.get())?;
-                return Ok(Expr::Column(Column {
-                    qualifier: None,
-                    name: field.name().clone(),
-                    span: column.span,
-                }));
+                let field = find_field(schema, &column.name, Some(qualifier), span)?;
+                return Ok(resolved_column(field, schema, column.span));
             }
             // `w.start`: a field of a struct column.
-            match find_field(schema, qualifier, column.span.get()) {
+            match find_field(schema, qualifier, None, span) {
                 Ok(field) if matches!(field.data_type(), DataType::Struct(_)) => {
-                    let base = Expr::Column(Column {
-                        qualifier: None,
-                        name: field.name().clone(),
-                        span: column.span,
-                    });
+                    let base = resolved_column(field, schema, column.span);
                     resolve_get_field(base, field.data_type(), &column.name)
                 }
                 _ => Err(unresolved_column(
                     &format!("{qualifier}.{}", column.name),
                     schema,
-                    column.span.get(),
+                    span,
                 )),
             }
         }
@@ -948,7 +987,7 @@ pub fn expr_type(expr: &Expr, schema: &Schema) -> Result<(DataType, bool)> {
     let ty = |e: &Expr| expr_type(e, schema);
     Ok(match expr {
         Expr::Column(c) => {
-            let f = find_field(schema, &c.name, c.span.get())?;
+            let f = find_field(schema, &c.name, c.qualifier.as_deref(), c.span.get())?;
             (f.data_type().clone(), f.is_nullable())
         }
         Expr::Literal(v) => (v.data_type(), v.is_null()),

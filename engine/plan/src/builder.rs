@@ -17,8 +17,8 @@ use crate::analyzer::{
 use crate::error::{Error, Result, Rule, Span};
 use crate::expr::{Column, Expr, SortExpr, parse_duration, spark_type_name};
 use crate::plan::{
-    Aggregate, Deduplicate, Explode, Filter, Join, JoinType, Limit, LogicalPlan, Project, Sort,
-    Source, SubqueryAlias, Union, Watermark,
+    Aggregate, Deduplicate, Explode, Filter, Join, JoinType, Limit, LogicalPlan, Project,
+    RELATION_KEY, Sort, Source, SubqueryAlias, Union, Watermark,
 };
 
 /// Builds a resolved [`LogicalPlan`] one DataFrame operation at a time.
@@ -613,24 +613,12 @@ pub(crate) fn plan_join(
     join_type: JoinType,
     on: Option<Expr>,
 ) -> Result<LogicalPlan> {
-    let mut fields: Vec<Field> = left
-        .schema()
-        .fields()
-        .iter()
-        .map(|f| f.as_ref().clone())
-        .collect();
     let right_nullable = matches!(join_type, JoinType::LeftOuter | JoinType::FullOuter);
     let left_nullable = matches!(join_type, JoinType::RightOuter | JoinType::FullOuter);
-    if left_nullable {
-        fields = fields.into_iter().map(|f| f.with_nullable(true)).collect();
-    }
+    let fields = side_fields(&left, left_nullable);
     let semi = matches!(join_type, JoinType::LeftSemi | JoinType::LeftAnti);
     let mut both: Vec<Field> = fields.clone();
-    both.extend(right.schema().fields().iter().map(|f| {
-        f.as_ref()
-            .clone()
-            .with_nullable(f.is_nullable() || right_nullable)
-    }));
+    both.extend(side_fields(&right, right_nullable));
     let output = if semi { fields } else { both.clone() };
     // Resolve the condition against a join over both sides' columns.
     let condition = match on {
@@ -653,6 +641,42 @@ pub(crate) fn plan_join(
         condition,
         schema: schema_of(output),
     }))
+}
+
+/// One join side's fields, tagged with the relation they come from and made nullable when the
+/// join may pad that side with NULLs.
+fn side_fields(side: &LogicalPlan, nullable: bool) -> Vec<Field> {
+    let relation = side_relation(side);
+    side.schema()
+        .fields()
+        .iter()
+        .map(|f| {
+            let mut field = f
+                .as_ref()
+                .clone()
+                .with_nullable(f.is_nullable() || nullable);
+            if let Some(relation) = relation {
+                let mut metadata = field.metadata().clone();
+                metadata.insert(RELATION_KEY, relation);
+                field = field.with_metadata(metadata);
+            }
+            field
+        })
+        .collect()
+}
+
+/// The single relation name a join side's columns belong to, if it has one.
+fn side_relation(plan: &LogicalPlan) -> Option<&str> {
+    match plan {
+        LogicalPlan::Source(s) => Some(&s.name),
+        LogicalPlan::SubqueryAlias(a) => Some(&a.alias),
+        LogicalPlan::Filter(Filter { input, .. })
+        | LogicalPlan::Watermark(Watermark { input, .. })
+        | LogicalPlan::Sort(Sort { input, .. })
+        | LogicalPlan::Limit(Limit { input, .. })
+        | LogicalPlan::Deduplicate(Deduplicate { input, .. }) => side_relation(input),
+        _ => None,
+    }
 }
 
 /// Plan `SELECT select FROM input GROUP BY group_by HAVING having`: an [`Aggregate`] node with the

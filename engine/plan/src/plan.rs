@@ -22,6 +22,10 @@ pub const WATERMARK_DELAY_MS_KEY: &str = "spark.watermarkDelayMs";
 /// Field metadata key with the exact watermark delay in microseconds (weir's own precision).
 pub const WATERMARK_DELAY_US_KEY: &str = "weir.watermarkDelayUs";
 
+/// Field metadata key on a join's output columns naming the relation (source, table or alias) each
+/// comes from, so `a.id` and `b.id` can be told apart.
+pub const RELATION_KEY: &str = "weir.relation";
+
 /// Which rows of the result table reach the sink on each trigger (§1.2).
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize,
@@ -532,7 +536,7 @@ impl LogicalPlan {
         Ok(())
     }
 
-    /// The output schema as one line (`name: type, ...`, `?` after nullable types' names omitted),
+    /// The output schema as one line (`name: type, ...`, with ` not null` after non-nullable types),
     /// for explain output and snapshots.
     pub fn schema_description(&self) -> String {
         let fields: Vec<String> = self

@@ -65,7 +65,7 @@ rule_case!(unresolved_qualifier, Rule::UnresolvedColumn, None,
     pass: "SELECT b.price FROM bids b");
 rule_case!(ambiguous_reference, Rule::AmbiguousReference, None,
     fail: "SELECT id FROM events JOIN auctions ON user_id = seller",
-    pass: "SELECT id, item FROM events JOIN (SELECT id AS aid, item, seller FROM auctions) a ON user_id = seller");
+    pass: "SELECT e.id, a.id AS auction_id, item FROM events e JOIN auctions a ON e.user_id = a.id");
 rule_case!(unresolved_routine, Rule::UnresolvedRoutine, None,
     fail: "SELECT lowr(channel) FROM bids",
     pass: "SELECT lower(channel) FROM bids");

@@ -308,3 +308,16 @@ fn default_output_mode_for_ad_hoc_queries() {
         OutputMode::Complete
     );
 }
+
+#[test]
+fn qualified_names_tell_join_sides_apart() {
+    let catalog = common::catalog();
+    let plan = sql_to_plan(
+        &catalog,
+        "SELECT e.id, a.id AS auction_id FROM events e JOIN auctions a ON e.user_id = a.id AND a.id > 0",
+    )
+    .unwrap();
+    assert_eq!(plan.schema_description(), "id: string, auction_id: bigint");
+    let text = plan.to_string();
+    assert!(text.starts_with("Project [e.id, a.id AS auction_id]\n+- Join Inner, ((user_id = a.id) AND (a.id > CAST(0 AS bigint)))"), "{text}");
+}

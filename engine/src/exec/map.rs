@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, RecordBatch, RecordBatchOptions};
+use arrow::array::{Array, ArrayRef, RecordBatch, RecordBatchOptions};
 use arrow::datatypes::SchemaRef;
 use weir_jit::CompiledKernel;
 
@@ -93,5 +93,72 @@ impl MapStage {
             columns,
             &options,
         )?)
+    }
+}
+
+/// `explode(array)`: one output row per array element (rows with an empty or NULL array produce
+/// none, as Spark's `explode`); the array is computed by a kernel.
+pub(crate) struct ExplodeStage {
+    pub inputs: KernelInputs,
+    pub kernel_schema: SchemaRef,
+    pub kernel: Arc<CompiledKernel>,
+    pub output_schema: SchemaRef,
+    pub description: String,
+}
+
+impl ExplodeStage {
+    /// One line for explain.
+    pub fn describe(&self) -> String {
+        format!(
+            "Explode [{}]\n{}",
+            self.description,
+            self.kernel.report().to_string().trim_end()
+        )
+    }
+
+    /// Explodes every batch.
+    pub fn run(&self, batches: Vec<RecordBatch>, ctx: &BatchContext) -> Result<Vec<RecordBatch>> {
+        let ts_us = ctx.batch_timestamp_ms.saturating_mul(1000);
+        let mut out = Vec::with_capacity(batches.len());
+        for batch in &batches {
+            let input = self.inputs.project(batch, &self.kernel_schema, ts_us)?;
+            let arrays = self.kernel.run(&input)?;
+            let list = arrays.column(0);
+            let list = list
+                .as_any()
+                .downcast_ref::<arrow::array::ListArray>()
+                .ok_or_else(|| Error::Internal(format!("explode of a {} value", list.data_type())))?;
+            let offsets = list.value_offsets();
+            let mut parents: Vec<u32> = Vec::with_capacity(list.values().len());
+            let mut elements: Vec<u32> = Vec::with_capacity(list.values().len());
+            for row in 0..list.len() {
+                if list.is_null(row) {
+                    continue;
+                }
+                let (start, end) = (offsets[row] as usize, offsets[row + 1] as usize);
+                for e in start..end {
+                    parents.push(row as u32);
+                    elements.push(e as u32);
+                }
+            }
+            let parents = arrow::array::UInt32Array::from(parents);
+            let mut columns: Vec<ArrayRef> = batch
+                .columns()
+                .iter()
+                .map(|c| arrow::compute::take(c.as_ref(), &parents, None))
+                .collect::<std::result::Result<_, _>>()?;
+            columns.push(arrow::compute::take(
+                list.values().as_ref(),
+                &arrow::array::UInt32Array::from(elements),
+                None,
+            )?);
+            let options = RecordBatchOptions::new().with_row_count(Some(parents.len()));
+            out.push(RecordBatch::try_new_with_options(
+                self.output_schema.clone(),
+                columns,
+                &options,
+            )?);
+        }
+        Ok(out)
     }
 }

@@ -52,6 +52,11 @@ pub(crate) enum Node {
         input: Box<Node>,
         stage: map::MapStage,
     },
+    /// One row per element of an array expression.
+    Explode {
+        input: Box<Node>,
+        stage: map::ExplodeStage,
+    },
     /// Tracks the max event time of a column (Spark's EventTimeWatermark).
     Watermark {
         input: Box<Node>,
@@ -252,6 +257,7 @@ fn visit(node: &Node, f: &mut dyn FnMut(&Node)) {
     match node {
         Node::Scan { .. } => {}
         Node::Map { input, .. }
+        | Node::Explode { input, .. }
         | Node::Watermark { input, .. }
         | Node::Aggregate { input, .. }
         | Node::Dedup { input, .. }
@@ -266,6 +272,7 @@ fn visit_mut(node: &mut Node, f: &mut dyn FnMut(&mut Node)) {
     match node {
         Node::Scan { .. } => {}
         Node::Map { input, .. }
+        | Node::Explode { input, .. }
         | Node::Watermark { input, .. }
         | Node::Aggregate { input, .. }
         | Node::Dedup { input, .. }
@@ -299,6 +306,10 @@ fn execute_node(
             }
         }
         Node::Map { input, stage } => {
+            let rows = execute_node(input, inputs, trackers, ctx)?;
+            stage.run(rows, ctx)
+        }
+        Node::Explode { input, stage } => {
             let rows = execute_node(input, inputs, trackers, ctx)?;
             stage.run(rows, ctx)
         }
@@ -400,6 +411,10 @@ pub(crate) fn explain_node(node: &Node, depth: usize, out: &mut String) {
             let _ = writeln!(out, "{pad}Scan source #{index} columns {projection:?}");
         }
         Node::Map { input, stage } => {
+            let _ = writeln!(out, "{pad}{}", stage.describe().replace('\n', &format!("\n{pad}  ")));
+            explain_node(input, depth + 1, out);
+        }
+        Node::Explode { input, stage } => {
             let _ = writeln!(out, "{pad}{}", stage.describe().replace('\n', &format!("\n{pad}  ")));
             explain_node(input, depth + 1, out);
         }

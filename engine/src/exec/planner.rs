@@ -280,9 +280,33 @@ impl Planner<'_> {
                     per_batch: self.mode == OutputMode::Complete,
                 })
             }
-            LogicalPlan::Explode(_) => Err(Error::Unsupported(
-                "explode() is not supported in streaming execution yet".into(),
-            )),
+            LogicalPlan::Explode(e) => {
+                let input = self.build(&e.input)?;
+                let in_schema = e.input.schema().clone();
+                let mut inputs = KernelInputs::default();
+                collect_inputs(&e.expr, &in_schema, &mut inputs)?;
+                let kernel_schema = inputs.schema(&in_schema);
+                let mut builder = KernelSpec::builder(kernel_schema.clone());
+                builder.ansi(self.options.ansi);
+                let mut lowering = ExprLowering {
+                    builder: &mut builder,
+                    inputs: &inputs,
+                    ansi: self.options.ansi,
+                };
+                let id = lowering.lower(&e.expr)?;
+                builder.project(vec![(e.alias.clone(), id)]);
+                let kernel = self.jit.compile(&builder.build()?)?;
+                Ok(Node::Explode {
+                    input: Box::new(input),
+                    stage: super::map::ExplodeStage {
+                        inputs,
+                        kernel_schema,
+                        kernel,
+                        output_schema: e.schema.clone(),
+                        description: format!("{} AS {}", e.expr, e.alias),
+                    },
+                })
+            }
             LogicalPlan::Join(_) => Err(Error::Unsupported(
                 "joins are not supported in streaming execution yet".into(),
             )),

@@ -1,0 +1,214 @@
+//! File-to-sink throughput, side by side with Spark and the hand-written Rust ceiling.
+//!
+//! Runs the queries of `../shared/peers/spark_bench.py` on the same Parquet files (10 M Nexmark
+//! bids, one file per trigger, trigger availableNow, noop sink):
+//! q1 `0.908 * price` (decimal), q2 `auction % 123 = 0`, and a 10-second windowed count per auction
+//! with a 5-second watermark in update and append mode. Prints rows/s, the median trigger time and
+//! peak RSS for weir, then the ratios to Spark (measured in the same run when `--spark` is given,
+//! otherwise the figures recorded in `peers/RESULTS.md` on this machine) and to the ceiling program
+//! (run in the same run when it has been built). Never asserts on time.
+//!
+//! Data: `peers/.venv/bin/python peers/gen_data.py --rows 10000000` (see peers/README.md).
+//! Run: `cargo bench --bench file_queries [-- --spark]`.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use weir::plan::sql::{Catalog, StatementResult, parse_sql};
+use weir::{Session, SessionConfig, Trigger};
+
+/// Spark 4.3 rows/s (trigger time) from peers/RESULTS.md §1, measured on this machine.
+const SPARK_RECORDED: [(&str, f64); 4] = [
+    ("q1", 2_268_603.0),
+    ("q2", 3_671_072.0),
+    ("win_update", 1_494_098.0),
+    ("win_append", 1_427_348.0),
+];
+
+fn peers_dir() -> PathBuf {
+    std::env::var_os("WEIR_PEERS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/peers"))
+}
+
+fn peak_rss_mb() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|kb| kb.parse::<f64>().ok())
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+fn reset_peak_rss() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+struct Run {
+    rows: u64,
+    out_rows: i64,
+    wall_s: f64,
+    trigger_rows_per_s: f64,
+    median_trigger_ms: u64,
+    peak_rss_mb: f64,
+}
+
+fn run_weir(data: &Path, query: &str, mode: &str, work: &Path) -> Run {
+    let ddl = format!(
+        "CREATE SOURCE bids (auction BIGINT, bidder BIGINT, price BIGINT, channel STRING, url STRING,
+                             date_time TIMESTAMP, extra STRING,
+                             WATERMARK FOR date_time AS date_time - INTERVAL '5' SECOND)
+           WITH (format = 'parquet', path = '{}', maxFilesPerTrigger = '1');",
+        data.display()
+    );
+    let mut catalog = Catalog::new();
+    catalog.execute_script(&ddl).expect("DDL");
+    let statements = parse_sql(query).expect("query parses");
+    let StatementResult::Query(plan) = catalog.execute(&statements[0]).expect("query plans") else {
+        panic!("not a query")
+    };
+    let session = Session::with_config(SessionConfig {
+        fsync: true,
+        ..Default::default()
+    })
+    .expect("session");
+    let ck = work.join(format!("ck-{}", uuid_like()));
+    reset_peak_rss();
+    let t0 = Instant::now();
+    let q = session
+        .dataframe(plan)
+        .write_stream()
+        .format("noop")
+        .output_mode(mode)
+        .trigger(Trigger::AvailableNow)
+        .option("checkpointLocation", ck.display())
+        .start()
+        .expect("start");
+    q.await_termination().expect("query");
+    let wall_s = t0.elapsed().as_secs_f64();
+    let progress = q.recent_progress();
+    let rows: u64 = progress.iter().map(|p| p.num_input_rows).sum();
+    let out_rows: i64 = progress.iter().map(|p| p.sink.num_output_rows).sum();
+    let trigger_ms: u64 = progress.iter().map(|p| p.duration_ms["triggerExecution"]).sum();
+    let mut with_data: Vec<u64> = progress
+        .iter()
+        .filter(|p| p.num_input_rows > 0)
+        .map(|p| p.duration_ms["triggerExecution"])
+        .collect();
+    with_data.sort_unstable();
+    let _ = std::fs::remove_dir_all(&ck);
+    Run {
+        rows,
+        out_rows,
+        wall_s,
+        trigger_rows_per_s: rows as f64 / (trigger_ms.max(1) as f64 / 1000.0),
+        median_trigger_ms: with_data.get(with_data.len() / 2).copied().unwrap_or(0),
+        peak_rss_mb: peak_rss_mb(),
+    }
+}
+
+fn uuid_like() -> String {
+    format!("{}-{}", std::process::id(), Instant::now().elapsed().as_nanos())
+}
+
+/// rows/s of the ceiling program for a query, when it has been built.
+fn run_ceiling(peers: &Path, data: &Path, query: &str) -> Option<f64> {
+    let bin = peers.join("ceiling/target/release/ceiling");
+    if !bin.exists() {
+        return None;
+    }
+    let out = Command::new(bin).args([data.to_str()?, query, "2"]).output().ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.split_whitespace()
+        .find_map(|w| w.strip_prefix("rows/s="))
+        .and_then(|v| v.parse().ok())
+}
+
+/// rows/s (trigger time) of Spark for each query, measured now.
+fn run_spark(peers: &Path, queries: &[&str]) -> Vec<(String, f64)> {
+    let python = peers.join(".venv/bin/python");
+    if !python.exists() {
+        eprintln!("(Spark venv missing: bash peers/setup.sh spark)");
+        return Vec::new();
+    }
+    let out = Command::new(python)
+        .arg(peers.join("spark_bench.py"))
+        .args(["--rows", "10000000", "--warmup-rows", "100000", "--queries", &queries.join(",")])
+        .output();
+    let Ok(out) = out else { return Vec::new() };
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter_map(|v| Some((v["query"].as_str()?.to_string(), v["rows_per_s_trigger"].as_f64()?)))
+        .collect()
+}
+
+fn main() {
+    let with_spark = std::env::args().any(|a| a == "--spark");
+    let peers = peers_dir();
+    let data = peers.join("data/bids_10000000/parquet");
+    if !data.is_dir() {
+        println!(
+            "no benchmark data at {}: run `{}/.venv/bin/python {}/gen_data.py --rows 10000000` first",
+            data.display(),
+            peers.display(),
+            peers.display()
+        );
+        return;
+    }
+    let work = std::env::temp_dir().join("weir-bench");
+    let _ = std::fs::create_dir_all(&work);
+    let queries = [
+        ("q1", "SELECT auction, bidder, 0.908 * price AS price, date_time, extra FROM bids", "append", "q1"),
+        ("q2", "SELECT auction, price FROM bids WHERE auction % 123 = 0", "append", "q2"),
+        (
+            "win_update",
+            "SELECT window(date_time, '10 seconds') AS window, auction, count(*) AS count FROM bids \
+             GROUP BY window(date_time, '10 seconds'), auction",
+            "update",
+            "win",
+        ),
+        (
+            "win_append",
+            "SELECT window(date_time, '10 seconds') AS window, auction, count(*) AS count FROM bids \
+             GROUP BY window(date_time, '10 seconds'), auction",
+            "append",
+            "win",
+        ),
+    ];
+    let spark_now = if with_spark {
+        run_spark(&peers, &queries.iter().map(|q| q.0).collect::<Vec<_>>())
+    } else {
+        Vec::new()
+    };
+    println!(
+        "| query | rows | out rows | weir wall s | weir rows/s (trigger) | median trigger ms | peak RSS MB | Spark rows/s | weir/Spark | ceiling rows/s (2 thr) | weir/ceiling |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
+    for (name, sql, mode, ceiling_query) in queries {
+        let r = run_weir(&data, sql, mode, &work);
+        let (spark, spark_src) = match spark_now.iter().find(|(q, _)| q == name) {
+            Some((_, v)) => (*v, "now"),
+            None => (
+                SPARK_RECORDED.iter().find(|(q, _)| *q == name).map_or(f64::NAN, |(_, v)| *v),
+                "RESULTS.md",
+            ),
+        };
+        let ceiling = run_ceiling(&peers, &data, ceiling_query);
+        println!(
+            "| {name} | {} | {} | {:.2} | {:.0} | {} | {:.0} | {:.0} ({spark_src}) | {:.1}× | {} | {} |",
+            r.rows,
+            r.out_rows,
+            r.wall_s,
+            r.trigger_rows_per_s,
+            r.median_trigger_ms,
+            r.peak_rss_mb,
+            spark,
+            r.trigger_rows_per_s / spark,
+            ceiling.map_or("not built".to_string(), |c| format!("{c:.0}")),
+            ceiling.map_or("-".to_string(), |c| format!("{:.2}", r.trigger_rows_per_s / c)),
+        );
+    }
+}
