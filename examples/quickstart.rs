@@ -26,6 +26,7 @@ fn main() -> weir::Result<()> {
         .output_mode("append")
         .trigger(Trigger::ProcessingTime(std::time::Duration::from_millis(200)))
         .option("checkpointLocation", checkpoint.display())
+        .option("truncate", false)
         .start()?;
     // Run for a few seconds of processing time, then stop cleanly.
     std::thread::sleep(std::time::Duration::from_secs(4));

@@ -209,7 +209,7 @@ impl CompiledKernel {
         }
         let out_cols: Vec<OutCol> =
             out_values.iter_mut().map(|b| OutCol { values: b.values_ptr(), validity: b.valid.as_mut_ptr() }).collect();
-        let mut sel: Vec<u32> = vec![0; rows.max(1)];
+        let mut sel: Vec<u32> = Vec::with_capacity(rows.max(1));
         let out = OutView { sel: sel.as_mut_ptr(), cols: out_cols.as_ptr() };
         let one: i64 = 1;
         let view = inputs.batch_view(rows, &one, 0, native.plan.consts.as_ptr());
@@ -221,8 +221,10 @@ impl CompiledKernel {
         if status != abi::STATUS_OK {
             return Err(runtime_error(&rt, &inputs));
         }
-        let n = rt.out_rows as usize;
-        let sel_array = UInt32Array::from(sel[..n].to_vec());
+        let n = (rt.out_rows as usize).min(rows);
+        // SAFETY: the kernel wrote the selection vector for rows 0..n.
+        unsafe { sel.set_len(n) };
+        let sel_array = UInt32Array::from(sel);
         let mut cols: Vec<ArrayRef> = vec![];
         let schema = self.interp.output_schema();
         let mut natives = out_values.into_iter();
@@ -230,7 +232,8 @@ impl CompiledKernel {
             match o {
                 OutputPlan::Native(_) => {
                     let buf = natives.next().ok_or_else(|| JitError::Compile("missing output buffer".into()))?;
-                    cols.push(buf.finish(field.data_type(), n)?);
+                    // SAFETY: the kernel finished with STATUS_OK and wrote rows 0..n of every native output.
+                    cols.push(unsafe { buf.finish(field.data_type(), n)? });
                 }
                 OutputPlan::Take(c) => {
                     let col = inputs.column(*c);
@@ -416,7 +419,8 @@ pub(crate) extern "C" fn rt_intern(ctx: *mut AggCtx, n: u64) -> u32 {
     if result.is_ok() { 0 } else { 1 }
 }
 
-/// A preallocated native output column.
+/// A preallocated native output column. Capacity is reserved for every input row but nothing is
+/// initialised up front: the kernel writes rows 0..k and only those become the array.
 struct OutBuf {
     words: Vec<u64>,
     wide: Vec<i128>,
@@ -427,16 +431,36 @@ impl OutBuf {
     fn new(t: &DataType, rows: usize) -> Self {
         let n = rows.max(1);
         match t {
-            DataType::Decimal128(..) => OutBuf { words: vec![], wide: vec![0; n], valid: vec![0; n] },
-            _ => OutBuf { words: vec![0; n], wide: vec![], valid: vec![0; n] },
+            DataType::Decimal128(..) => OutBuf { words: vec![], wide: Vec::with_capacity(n), valid: Vec::with_capacity(n) },
+            _ => OutBuf { words: Vec::with_capacity(n), wide: vec![], valid: Vec::with_capacity(n) },
         }
     }
 
     fn values_ptr(&mut self) -> *mut u8 {
-        if self.wide.is_empty() { self.words.as_mut_ptr() as *mut u8 } else { self.wide.as_mut_ptr() as *mut u8 }
+        if self.wide.capacity() == 0 { self.words.as_mut_ptr() as *mut u8 } else { self.wide.as_mut_ptr() as *mut u8 }
     }
 
-    fn finish(self, t: &DataType, n: usize) -> Result<ArrayRef> {
+    /// Takes ownership of the first `n` rows the kernel wrote.
+    ///
+    /// # Safety
+    /// The kernel must have written values and validity of rows 0..n (it writes every output
+    /// row it counts in `RtCtx::out_rows`).
+    unsafe fn finish(mut self, t: &DataType, n: usize) -> Result<ArrayRef> {
+        // SAFETY: rows 0..n were written by the kernel (caller contract); capacity >= n.
+        unsafe {
+            self.valid.set_len(n);
+            if self.wide.capacity() == 0 {
+                // Values narrower than 8 bytes occupy n * width bytes of the u64 words.
+                let width = t.primitive_width().unwrap_or(1);
+                let bytes = n * width;
+                let words = bytes.div_ceil(8);
+                // Zero the tail of the last word so every byte of the words is initialised.
+                std::ptr::write_bytes((self.words.as_mut_ptr() as *mut u8).add(bytes), 0, words * 8 - bytes);
+                self.words.set_len(words);
+            } else {
+                self.wide.set_len(n);
+            }
+        }
         let nulls = NullBuffer::new(BooleanBuffer::collect_bool(n, |i| self.valid[i] != 0));
         let nulls = (nulls.null_count() > 0).then_some(nulls);
         if *t == DataType::Boolean {
@@ -444,7 +468,7 @@ impl OutBuf {
             let values = BooleanBuffer::collect_bool(n, |i| bytes[i] != 0);
             return Ok(Arc::new(BooleanArray::new(values, nulls)));
         }
-        let buffer = if self.wide.is_empty() { Buffer::from_vec(self.words) } else { Buffer::from_vec(self.wide) };
+        let buffer = if self.wide.capacity() == 0 { Buffer::from_vec(self.words) } else { Buffer::from_vec(self.wide) };
         let data = ArrayData::builder(t.clone()).len(n).add_buffer(buffer).nulls(nulls).build()?;
         Ok(make_array(data))
     }

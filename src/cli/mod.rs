@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
@@ -17,7 +17,7 @@ use weir::engine::query::listener::StreamingQueryListener;
 use weir::engine::source::rate_schema;
 use weir::plan::plan::{LogicalPlan, Source};
 use weir::plan::sql::{Catalog, StatementResult, parse_sql};
-use weir::plan::OutputMode;
+use weir::plan::{OutputMode, check_streaming};
 use weir::{Session, StreamingQuery, StreamingQueryProgress, Trigger};
 
 /// weir: streaming SQL over Arrow, compiled to native kernels.
@@ -59,8 +59,8 @@ enum Command {
         /// Rows shown per batch in table format.
         #[arg(long, default_value_t = 20)]
         num_rows: usize,
-        /// Stop after this many batches.
-        #[arg(long)]
+        /// Stop after this many batches (at least 1).
+        #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
         max_batches: Option<u64>,
         #[command(flatten)]
         common: CommonArgs,
@@ -210,23 +210,9 @@ fn session(common: &CommonArgs) -> Result<Session, String> {
     .map_err(|e| e.to_string())
 }
 
-fn has_aggregate(plan: &LogicalPlan) -> bool {
-    matches!(plan, LogicalPlan::Aggregate(_)) || plan.inputs().into_iter().any(|i| has_aggregate(i))
-}
-
-fn has_sort(plan: &LogicalPlan) -> bool {
-    matches!(plan, LogicalPlan::Sort(_)) || plan.inputs().into_iter().any(|i| has_sort(i))
-}
-
 /// The mode a user at a terminal expects: update for aggregations, complete when sorted.
 fn default_ad_hoc_mode(plan: &LogicalPlan) -> OutputMode {
-    if has_sort(plan) {
-        OutputMode::Complete
-    } else if has_aggregate(plan) {
-        OutputMode::Update
-    } else {
-        OutputMode::Append
-    }
+    weir::plan::analyzer::default_output_mode(plan)
 }
 
 fn mode_name(m: OutputMode) -> &'static str {
@@ -237,12 +223,54 @@ fn mode_name(m: OutputMode) -> &'static str {
     }
 }
 
+/// `--max-batches`: stops the query from its own thread when the last allowed batch reports
+/// progress, so no further batch starts (a stop requested by the polling main thread would let
+/// one or more extra batches run and print).
+struct BatchLimit {
+    max: u64,
+    query: Mutex<Option<StreamingQuery>>,
+    query_started: Condvar,
+}
+
+impl BatchLimit {
+    fn new(max: u64) -> Self {
+        BatchLimit {
+            max,
+            query: Mutex::new(None),
+            query_started: Condvar::new(),
+        }
+    }
+
+    /// Hands over the started query; a limit reached before this waits for it.
+    fn set_query(&self, query: StreamingQuery) {
+        *self.query.lock().unwrap_or_else(|p| p.into_inner()) = Some(query);
+        self.query_started.notify_all();
+    }
+
+    /// Called on the query thread after batch number `n` (1-based) finished.
+    fn after_batch(&self, n: u64) {
+        if n != self.max {
+            return;
+        }
+        let mut query = self.query.lock().unwrap_or_else(|p| p.into_inner());
+        while query.is_none() {
+            query = self
+                .query_started
+                .wait(query)
+                .unwrap_or_else(|p| p.into_inner());
+        }
+        if let Some(q) = query.as_ref() {
+            // On the query's own thread `stop` only flags the loop, which exits before the next batch.
+            let _ = q.stop();
+        }
+    }
+}
+
 /// Prints progress to stderr and counts batches.
 struct ProgressPrinter {
     format: ProgressFormat,
     batches: AtomicU64,
-    max_batches: Option<u64>,
-    on_limit: Mutex<Option<Arc<AtomicBool>>>,
+    limit: Option<Arc<BatchLimit>>,
     terminal: bool,
 }
 
@@ -273,10 +301,9 @@ impl StreamingQueryListener for ProgressPrinter {
             }
             ProgressFormat::None => {}
         }
-        if self.max_batches.is_some_and(|m| n >= m) {
-            if let Some(flag) = self.on_limit.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
-                flag.store(true, Ordering::SeqCst);
-            }
+        drop(err);
+        if let Some(limit) = &self.limit {
+            limit.after_batch(n);
         }
     }
 }
@@ -347,11 +374,11 @@ fn run_sql(args: &SqlArgs) -> Result<(), String> {
     let trigger = Trigger::parse(&args.trigger).map_err(|e| e.to_string())?;
     let s = session(&args.common)?;
     let stop = Arc::new(AtomicBool::new(false));
+    let limit = args.max_batches.map(|max| Arc::new(BatchLimit::new(max)));
     let printer = Arc::new(ProgressPrinter {
         format: args.common.progress,
         batches: AtomicU64::new(0),
-        max_batches: args.max_batches,
-        on_limit: Mutex::new(Some(stop.clone())),
+        limit: limit.clone(),
         terminal: std::io::stderr().is_terminal(),
     });
     s.add_listener(printer);
@@ -372,6 +399,9 @@ fn run_sql(args: &SqlArgs) -> Result<(), String> {
         )
         .start()
         .map_err(|e| engine_error(e, &args.query))?;
+    if let Some(limit) = &limit {
+        limit.set_query(query.clone());
+    }
     let result = wait_for(std::slice::from_ref(&query), &stop);
     if args.common.progress == ProgressFormat::Line && std::io::stderr().is_terminal() {
         eprintln!();
@@ -391,7 +421,9 @@ fn run_script(path: &Path, checkpoint_root: Option<&Path>, common: &CommonArgs) 
             }
             StatementResult::Explain { plan, .. } => {
                 let s = session(common)?;
-                println!("{}", s.explain(plan, None).map_err(|e| engine_error(e, &text))?);
+                let mode = default_ad_hoc_mode(plan);
+                check_streaming(plan, mode).map_err(|e| sql_error(&e, &text))?;
+                println!("{}", s.explain(plan, Some(mode)).map_err(|e| engine_error(e, &text))?);
             }
             _ => {}
         }
@@ -405,8 +437,7 @@ fn run_script(path: &Path, checkpoint_root: Option<&Path>, common: &CommonArgs) 
     s.add_listener(Arc::new(ProgressPrinter {
         format: common.progress,
         batches: AtomicU64::new(0),
-        max_batches: None,
-        on_limit: Mutex::new(None),
+        limit: None,
         terminal: std::io::stderr().is_terminal(),
     }));
     install_ctrlc(stop.clone());
@@ -457,16 +488,18 @@ fn explain(target: &str, output_mode: Option<&str>) -> Result<(), String> {
     for r in results {
         if let StatementResult::Query(plan) | StatementResult::Explain { plan, .. } = r {
             let m = mode.unwrap_or_else(|| default_ad_hoc_mode(&plan));
+            check_streaming(&plan, m).map_err(|e| sql_error(&e, &text))?;
             println!("{}", s.explain(&plan, Some(m)).map_err(|e| engine_error(e, &text))?);
             printed = true;
         }
     }
     for sink in catalog.sinks() {
+        let m = mode.unwrap_or(sink.output_mode);
+        check_streaming(&sink.plan, m).map_err(|e| sql_error(&e, &text))?;
         println!("-- sink {}", sink.name);
         println!(
             "{}",
-            s.explain(&sink.plan, Some(mode.unwrap_or(sink.output_mode)))
-                .map_err(|e| engine_error(e, &text))?
+            s.explain(&sink.plan, Some(m)).map_err(|e| engine_error(e, &text))?
         );
         printed = true;
     }

@@ -11,6 +11,7 @@ pub mod dedup;
 pub mod lower;
 pub mod map;
 pub mod planner;
+pub mod session;
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -74,6 +75,11 @@ pub(crate) enum Node {
     Dedup {
         input: Box<Node>,
         op: Box<dedup::DedupOp>,
+    },
+    /// Stateful aggregation over session windows.
+    SessionWindow {
+        input: Box<Node>,
+        op: Box<session::SessionWindowOp>,
     },
     /// Sort of the whole result (complete mode only).
     Sort {
@@ -199,6 +205,7 @@ impl PhysicalPlan {
         visit(&self.root, &mut |n| match n {
             Node::Aggregate { op, .. } => needed |= op.would_evict(watermark_ms),
             Node::Dedup { op, .. } => needed |= op.would_evict(watermark_ms),
+            Node::SessionWindow { op, .. } => needed |= op.would_evict(watermark_ms),
             _ => {}
         });
         needed
@@ -215,6 +222,7 @@ impl PhysicalPlan {
             result = match n {
                 Node::Aggregate { op, .. } => op.restore(state_root, version, fsync),
                 Node::Dedup { op, .. } => op.restore(state_root, version, fsync),
+                Node::SessionWindow { op, .. } => op.restore(state_root, version, fsync),
                 _ => Ok(()),
             };
         });
@@ -232,6 +240,7 @@ impl PhysicalPlan {
             let r = match n {
                 Node::Aggregate { op, .. } => op.commit(state_root, version),
                 Node::Dedup { op, .. } => op.commit(state_root, version),
+                Node::SessionWindow { op, .. } => op.commit(state_root, version),
                 _ => return,
             };
             match r {
@@ -247,6 +256,7 @@ impl PhysicalPlan {
         visit_mut(&mut self.root, &mut |n| match n {
             Node::Aggregate { op, .. } => op.fsync = fsync,
             Node::Dedup { op, .. } => op.fsync = fsync,
+            Node::SessionWindow { op, .. } => op.fsync = fsync,
             _ => {}
         });
     }
@@ -261,6 +271,7 @@ fn visit(node: &Node, f: &mut dyn FnMut(&Node)) {
         | Node::Watermark { input, .. }
         | Node::Aggregate { input, .. }
         | Node::Dedup { input, .. }
+        | Node::SessionWindow { input, .. }
         | Node::Sort { input, .. }
         | Node::Limit { input, .. } => visit(input, f),
         Node::Union { inputs } => inputs.iter().for_each(|i| visit(i, f)),
@@ -276,6 +287,7 @@ fn visit_mut(node: &mut Node, f: &mut dyn FnMut(&mut Node)) {
         | Node::Watermark { input, .. }
         | Node::Aggregate { input, .. }
         | Node::Dedup { input, .. }
+        | Node::SessionWindow { input, .. }
         | Node::Sort { input, .. }
         | Node::Limit { input, .. } => visit_mut(input, f),
         Node::Union { inputs } => inputs.iter_mut().for_each(|i| visit_mut(i, f)),
@@ -333,6 +345,10 @@ fn execute_node(
             op.process(rows, ctx)
         }
         Node::Dedup { input, op } => {
+            let rows = execute_node(input, inputs, trackers, ctx)?;
+            op.process(rows, ctx)
+        }
+        Node::SessionWindow { input, op } => {
             let rows = execute_node(input, inputs, trackers, ctx)?;
             op.process(rows, ctx)
         }
@@ -434,6 +450,10 @@ pub(crate) fn explain_node(node: &Node, depth: usize, out: &mut String) {
         }
         Node::Dedup { input, op } => {
             let _ = writeln!(out, "{pad}{}", op.describe());
+            explain_node(input, depth + 1, out);
+        }
+        Node::SessionWindow { input, op } => {
+            let _ = writeln!(out, "{pad}{}", op.describe().replace('\n', &format!("\n{pad}  ")));
             explain_node(input, depth + 1, out);
         }
         Node::Sort { input, keys } => {

@@ -217,10 +217,16 @@ impl StreamingQuery {
 
     /// Stops the query after the batch in flight (if any) finishes and waits for its thread.
     pub fn stop(&self) -> Result<()> {
-        self.shared.stop_requested.store(true, Ordering::SeqCst);
-        self.shared.stop.set();
+        self.request_stop();
         self.join();
         Ok(())
+    }
+
+    /// Asks the query to stop after the batch in flight, without waiting (safe to call from a
+    /// listener, which runs on the query's own thread).
+    pub fn request_stop(&self) {
+        self.shared.stop_requested.store(true, Ordering::SeqCst);
+        self.shared.stop.set();
     }
 
     /// Waits until the query terminates; returns its failure as an error.
