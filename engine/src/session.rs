@@ -178,17 +178,13 @@ impl Session {
         let mut physical = plan_query(&plan, mode, &self.inner.jit, &self.planner_options())?;
         physical.set_fsync(config.fsync);
 
-        if let Some(name) = &writer.query_name {
-            if self
-                .active_queries()
-                .iter()
-                .any(|q| q.name() == Some(name.as_str()))
-            {
-                return Err(Error::option(
-                    "queryName",
-                    format!("Cannot start query with name {name} as a query with that name is already active in this session"),
-                ));
-            }
+        if let Some(name) = &writer.query_name
+            && self.active_queries().iter().any(|q| q.name() == Some(name.as_str()))
+        {
+            return Err(Error::option(
+                "queryName",
+                format!("Cannot start query with name {name} as a query with that name is already active in this session"),
+            ));
         }
 
         // Checkpoint: required for durable sinks; a temporary one for console/memory/noop/foreachBatch.
@@ -210,8 +206,7 @@ impl Session {
                          or SparkSession.conf.set(\"spark.sql.streaming.checkpointLocation\", ...)",
                     ));
                 }
-                let dir = std::env::temp_dir().join(format!("weir-temporary-{}", uuid::Uuid::new_v4()));
-                dir
+                std::env::temp_dir().join(format!("weir-temporary-{}", uuid::Uuid::new_v4()))
             }
         };
         let mut checkpoint = Checkpoint::open(&checkpoint_dir, CheckpointOptions { fsync: config.fsync })?;

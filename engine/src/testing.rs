@@ -20,6 +20,9 @@ use crate::query::trigger::{ManualClock, Trigger};
 use crate::sink::{Sink, SinkOutputMode};
 use crate::source::MemoryStream;
 
+/// A check run on the query by [`Action::AssertOnQuery`].
+pub type QueryCheck = Box<dyn Fn(&StreamingQuery) -> std::result::Result<(), String>>;
+
 /// One step of a [`StreamTest`].
 pub enum Action {
     /// Adds rows to a memory stream.
@@ -40,7 +43,7 @@ pub enum Action {
     /// Waits for the query to fail with a message containing this text.
     ExpectFailure(String),
     /// Processes everything available, then runs a check on the query.
-    AssertOnQuery(Box<dyn Fn(&StreamingQuery) -> std::result::Result<(), String>>),
+    AssertOnQuery(QueryCheck),
 }
 
 /// Shorthand for `Action::CheckAnswer` with string rows.

@@ -246,6 +246,8 @@ pub(crate) struct AccColumn {
 pub struct GroupState {
     layout: Arc<AggLayout>,
     keys: Vec<KeyColumn>,
+    /// Fixed-width key tuples packed row-wise (when no key is a string): one memcmp per probe.
+    packed: Option<PackedKeys>,
     pub(crate) accs: Vec<AccColumn>,
     index: HashTable<u32>,
     hashes: Vec<u64>,
@@ -255,6 +257,91 @@ pub struct GroupState {
 }
 
 const NULL_KEY: u64 = 0x6e75_6c6c_6b65_79;
+
+/// Most u64 words of a packed key tuple (null mask + values).
+const MAX_PACKED_WORDS: usize = 16;
+
+/// Row-wise fixed-width keys: word 0 is the null mask, then one word per I64/F64 key and two
+/// per I128 key (lo, hi); NULL keys store zeros.
+#[derive(Debug, Clone)]
+struct PackedKeys {
+    stride: usize,
+    words: Vec<u64>,
+}
+
+fn packed_stride(layout: &AggLayout) -> Option<usize> {
+    if layout.keys.len() > 63 {
+        return None;
+    }
+    let mut stride = 1;
+    for k in &layout.keys {
+        stride += match k.kind {
+            KeyKind::I64 | KeyKind::F64 => 1,
+            KeyKind::I128 => 2,
+            KeyKind::Str => return None,
+        };
+    }
+    (stride <= MAX_PACKED_WORDS).then_some(stride)
+}
+
+fn decode_keys(kinds: &[KeyDesc], enc: &[u64], out: &mut Vec<KeyRef<'static>>) {
+    let mut w = 1;
+    for (c, k) in kinds.iter().enumerate() {
+        let null = enc[0] & (1 << c) != 0;
+        let r = match k.kind {
+            KeyKind::I128 => {
+                let v = ((enc[w + 1] as u128) << 64 | enc[w] as u128) as i128;
+                w += 2;
+                KeyRef::I128(v)
+            }
+            KeyKind::F64 => {
+                w += 1;
+                KeyRef::F64(enc[w - 1])
+            }
+            _ => {
+                w += 1;
+                KeyRef::I64(enc[w - 1] as i64)
+            }
+        };
+        out.push(if null { KeyRef::Null } else { r });
+    }
+}
+
+fn hash_words(words: &[u64]) -> u64 {
+    words.iter().fold(0x243f_6a88_85a3_08d3, |h, w| mix(h, *w))
+}
+
+/// Encodes a key tuple into packed words; returns the number of words.
+fn encode_keys(kinds: &[KeyDesc], keys: &[KeyRef<'_>], out: &mut [u64; MAX_PACKED_WORDS]) -> usize {
+    let mut mask = 0u64;
+    let mut n = 1;
+    for (c, (k, desc)) in keys.iter().zip(kinds).enumerate() {
+        match k {
+            KeyRef::Null => {
+                mask |= 1 << c;
+                let w = if desc.kind == KeyKind::I128 { 2 } else { 1 };
+                out[n..n + w].fill(0);
+                n += w;
+            }
+            KeyRef::I64(v) => {
+                out[n] = *v as u64;
+                n += 1;
+            }
+            KeyRef::F64(b) => {
+                out[n] = *b;
+                n += 1;
+            }
+            KeyRef::I128(v) => {
+                out[n] = *v as u64;
+                out[n + 1] = (*v >> 64) as u64;
+                n += 2;
+            }
+            KeyRef::Str(_) => {}
+        }
+    }
+    out[0] = mask;
+    n
+}
 
 fn hash_keys(keys: &[KeyRef<'_>]) -> u64 {
     let mut h = 0x243f_6a88_85a3_08d3;
@@ -300,9 +387,11 @@ impl GroupState {
                 flags: vec![],
             })
             .collect();
+        let packed = packed_stride(&layout).map(|stride| PackedKeys { stride, words: vec![] });
         GroupState {
             layout,
             keys,
+            packed,
             accs,
             index: HashTable::new(),
             hashes: vec![],
@@ -366,6 +455,11 @@ impl GroupState {
 
     /// Finds or creates the group of a key tuple; marks it dirty.
     pub(crate) fn intern(&mut self, keys: &[KeyRef<'_>]) -> u32 {
+        if self.packed.is_some() {
+            let mut enc = [0u64; MAX_PACKED_WORDS];
+            let n = encode_keys(&self.layout.keys, keys, &mut enc);
+            return self.intern_packed(&enc[..n], keys);
+        }
         let h = hash_keys(keys);
         let found = {
             let this = &*self;
@@ -373,19 +467,48 @@ impl GroupState {
         };
         let gid = match found {
             Some(g) => g,
-            None => {
-                let g = self.len as u32;
-                self.push_group(keys, h);
-                let hashes = &self.hashes;
-                self.index.insert_unique(h, g, |&x| hashes[x as usize]);
-                g
-            }
+            None => self.insert_group(keys, h, None),
         };
+        self.mark_dirty(gid);
+        gid
+    }
+
+    /// Interns an already packed key tuple (`keys` is used only to create a new group).
+    fn intern_packed(&mut self, enc: &[u64], keys: &[KeyRef<'_>]) -> u32 {
+        let h = hash_words(enc);
+        let found = match &self.packed {
+            Some(p) => {
+                let stride = p.stride;
+                let words = &p.words;
+                self.index.find(h, |&g| &words[g as usize * stride..(g as usize + 1) * stride] == enc).copied()
+            }
+            None => None,
+        };
+        let gid = match found {
+            Some(g) => g,
+            None => self.insert_group(keys, h, Some(enc)),
+        };
+        self.mark_dirty(gid);
+        gid
+    }
+
+    fn insert_group(&mut self, keys: &[KeyRef<'_>], h: u64, enc: Option<&[u64]>) -> u32 {
+        let g = self.len as u32;
+        self.push_group(keys, h);
+        if let (Some(p), Some(enc)) = (&mut self.packed, enc) {
+            p.words.extend_from_slice(enc);
+        }
+        let hashes = &self.hashes;
+        self.index.insert_unique(h, g, |&x| hashes[x as usize]);
+        g
+    }
+
+    #[inline]
+    fn mark_dirty(&mut self, gid: u32) {
         if !self.dirty[gid as usize] {
             self.dirty[gid as usize] = true;
             self.dirty_list.push(gid);
         }
-        gid
     }
 
     fn push_group(&mut self, keys: &[KeyRef<'_>], h: u64) {
@@ -450,6 +573,59 @@ impl GroupState {
     pub(crate) unsafe fn intern_chunk(&mut self, key_vals: &[*const u64], key_valid: &[*const u8], n: usize, gids: *mut u32) {
         let layout = self.layout.clone();
         let mut refs: Vec<KeyRef<'_>> = Vec::with_capacity(layout.keys.len());
+        if self.packed.is_some() {
+            let mut enc = [0u64; MAX_PACKED_WORDS];
+            for row in 0..n {
+                let mut mask = 0u64;
+                let mut w = 1;
+                for (c, k) in layout.keys.iter().enumerate() {
+                    // SAFETY: the caller guarantees n rows of scratch per key column (2 words per row for I128).
+                    unsafe {
+                        let valid = *key_valid[c].add(row) != 0;
+                        match k.kind {
+                            KeyKind::I128 => {
+                                let (lo, hi) = if valid { (*key_vals[c].add(2 * row), *key_vals[c].add(2 * row + 1)) } else { (0, 0) };
+                                enc[w] = lo;
+                                enc[w + 1] = hi;
+                                w += 2;
+                            }
+                            kind => {
+                                let raw = if valid { *key_vals[c].add(row) } else { 0 };
+                                enc[w] = if valid && kind == KeyKind::F64 { normalize_float_bits(f64::from_bits(raw)) } else { raw };
+                                w += 1;
+                            }
+                        }
+                        if !valid {
+                            mask |= 1 << c;
+                        }
+                    }
+                }
+                enc[0] = mask;
+                let h = hash_words(&enc[..w]);
+                let found = match &self.packed {
+                    Some(p) => {
+                        let stride = p.stride;
+                        let words = &p.words;
+                        self.index.find(h, |&g| &words[g as usize * stride..(g as usize + 1) * stride] == &enc[..w]).copied()
+                    }
+                    None => None,
+                };
+                let g = match found {
+                    Some(g) => {
+                        self.mark_dirty(g);
+                        g
+                    }
+                    None => {
+                        refs.clear();
+                        decode_keys(&layout.keys, &enc[..w], &mut refs);
+                        self.intern_packed(&enc[..w], &refs)
+                    }
+                };
+                // SAFETY: gids has room for n entries.
+                unsafe { *gids.add(row) = g };
+            }
+            return;
+        }
         for row in 0..n {
             refs.clear();
             for (c, k) in layout.keys.iter().enumerate() {
@@ -750,6 +926,10 @@ impl GroupState {
             };
             a.count = keep.iter().map(|g| a.count[*g]).collect();
             a.flags = keep.iter().map(|g| a.flags[*g]).collect();
+        }
+        if let Some(p) = &mut self.packed {
+            let stride = p.stride;
+            p.words = keep.iter().flat_map(|g| p.words[g * stride..(g + 1) * stride].iter().copied()).collect();
         }
         self.hashes = keep.iter().map(|g| self.hashes[*g]).collect();
         self.len = keep.len();

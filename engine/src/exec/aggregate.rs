@@ -307,7 +307,7 @@ impl AggregateOp {
     pub fn commit(&mut self, state_root: &Path, version: u64) -> Result<StateOperatorProgress> {
         let t = Instant::now();
         let pending = self.pending.take();
-        let full = if version % 10 == 0 {
+        let full = if version.is_multiple_of(10) {
             Some(self.state_mut()?.to_record_batch()?)
         } else {
             None
@@ -325,7 +325,7 @@ impl AggregateOp {
         if let Some(full) = full {
             store.maybe_snapshot(version, &full)?;
         }
-        if version % 10 == 0 {
+        if version.is_multiple_of(10) {
             store.purge()?;
         }
         self.metrics.commit_time_ms = t.elapsed().as_millis() as u64;

@@ -106,12 +106,12 @@ impl DedupOp {
             let mut keep = Vec::with_capacity(batch.num_rows());
             for (i, row) in encoded.iter().enumerate() {
                 let event_us = times.as_ref().and_then(|t| t.is_valid(i).then(|| t.value(i)));
-                if let (Some(late), Some(ts)) = (late_us, event_us) {
-                    if ts <= late {
-                        dropped_late += 1;
-                        keep.push(false);
-                        continue;
-                    }
+                if let (Some(late), Some(ts)) = (late_us, event_us)
+                    && ts <= late
+                {
+                    dropped_late += 1;
+                    keep.push(false);
+                    continue;
                 }
                 let bytes: Box<[u8]> = row.as_ref().into();
                 if self.seen.contains_key(&bytes) {
@@ -224,7 +224,7 @@ impl DedupOp {
             std::mem::take(&mut self.pending_removals).into_iter().map(|k| (k, None)).collect();
         let removals = self.to_batch(&removed)?;
         let removals = removals.project(&(0..self.key_columns.len()).collect::<Vec<_>>())?;
-        let full = if version % 10 == 0 {
+        let full = if version.is_multiple_of(10) {
             let all: Vec<(Box<[u8]>, Option<i64>)> = self.seen.iter().map(|(k, e)| (k.clone(), *e)).collect();
             Some(self.to_batch(&all)?)
         } else {

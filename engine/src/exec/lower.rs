@@ -128,11 +128,11 @@ pub fn collect_inputs(expr: &Expr, input: &Schema, inputs: &mut KernelInputs) ->
         Expr::GetField { expr, field } => {
             if let Expr::Column(c) = expr.as_ref() {
                 let i = column_index(input, &c.name)?;
-                if let DataType::Struct(children) = input.field(i).data_type() {
-                    if let Some(j) = children.iter().position(|f| f.name() == field) {
-                        inputs.index_of(&format!("{}.{}", c.name, field), InputSource::StructField(i, j));
-                        return Ok(());
-                    }
+                if let DataType::Struct(children) = input.field(i).data_type()
+                    && let Some(j) = children.iter().position(|f| f.name() == field)
+                {
+                    inputs.index_of(&format!("{}.{}", c.name, field), InputSource::StructField(i, j));
+                    return Ok(());
                 }
                 return Err(Error::Unsupported(format!(
                     "field '{field}' of column '{}' does not exist",

@@ -466,22 +466,20 @@ impl Planner<'_> {
                     }
                 }
                 Expr::SessionWindow { .. } => {
-                    return Err(Error::Unsupported(
-                        "session_window() aggregation is not supported yet; use window()".into(),
-                    ));
+                    return self.session_aggregate(a, input, &in_schema, &filters);
                 }
                 other => {
-                    if let Expr::Column(c) = other {
-                        if let Ok(idx) = in_schema.index_of(&c.name) {
-                            if analyzer::has_watermark(in_schema.field(idx)) && event_time.is_none() {
-                                event_time = Some(EventTimeKey {
-                                    key: i,
-                                    size_us: 0,
-                                    start_us: 0,
-                                });
-                                late_time_column = Some(idx);
-                            }
-                        }
+                    if let Expr::Column(c) = other
+                        && let Ok(idx) = in_schema.index_of(&c.name)
+                        && analyzer::has_watermark(in_schema.field(idx))
+                        && event_time.is_none()
+                    {
+                        event_time = Some(EventTimeKey {
+                            key: i,
+                            size_us: 0,
+                            start_us: 0,
+                        });
+                        late_time_column = Some(idx);
                     }
                     keys.push(KeyKind::Plain);
                     key_exprs.push(other.clone());
@@ -638,4 +636,185 @@ fn describe_stage(filters: &[Expr], exprs: &[Expr]) -> String {
         exprs.iter().map(|e| e.to_string()).collect::<Vec<_>>().join(", ")
     );
     s
+}
+
+impl Planner<'_> {
+    /// Plans an aggregation whose grouping contains `session_window` (see [`super::session`]):
+    /// a stage projecting the other keys, the event time and the aggregate arguments (with the
+    /// filters below the aggregation fused in), and a kernel aggregating emitted sessions grouped
+    /// by the keys and the session bounds.
+    fn session_aggregate(
+        &mut self,
+        a: &weir_plan::plan::Aggregate,
+        input: Node,
+        in_schema: &SchemaRef,
+        filters: &[Expr],
+    ) -> Result<Node> {
+        use super::session::{SESSION_END_COLUMN, SESSION_START_COLUMN, SessionKernel, SessionLayout, SessionWindowOp};
+        use weir_plan::SessionGap;
+
+        let mut session = None;
+        let mut plain_keys: Vec<Expr> = Vec::new();
+        for (position, g) in a.group_by.iter().enumerate() {
+            match strip_alias(g) {
+                Expr::SessionWindow { time, gap } => {
+                    if session.is_some() {
+                        return Err(Error::Unsupported(format!(
+                            "{g}: only one session_window per aggregation is supported"
+                        )));
+                    }
+                    let gap_us = match gap {
+                        SessionGap::Fixed(us) => *us,
+                        SessionGap::Dynamic(e) => {
+                            return Err(Error::Unsupported(format!(
+                                "session_window with a per-row gap ({e}) is not supported yet; use a fixed gap such as '5 minutes'"
+                            )));
+                        }
+                    };
+                    session = Some((position, time.as_ref().clone(), gap_us));
+                }
+                Expr::Window { .. } => {
+                    return Err(Error::Unsupported(format!(
+                        "{g}: window() cannot be combined with session_window() in one aggregation"
+                    )));
+                }
+                other => plain_keys.push(other.clone()),
+            }
+        }
+        let (session_position, time, gap_us) =
+            session.ok_or_else(|| Error::Internal("session aggregation without a session_window key".into()))?;
+
+        let agg_specs = a.aggregates.iter().map(streaming_agg_call).collect::<Result<Vec<_>>>()?;
+
+        // Stage: keys, event time, aggregate arguments.
+        let mut stage_exprs: Vec<Expr> = Vec::new();
+        let mut stage_fields: Vec<Field> = Vec::new();
+        for (i, k) in plain_keys.iter().enumerate() {
+            let f = weir_plan::analyzer::expr_field(k, in_schema)?;
+            stage_fields.push(Field::new(format!("__k{i}"), f.data_type().clone(), true));
+            stage_exprs.push(k.clone());
+        }
+        let time_field = weir_plan::analyzer::expr_field(&time, in_schema)?;
+        if !matches!(time_field.data_type(), DataType::Timestamp(..)) {
+            return Err(Error::Unsupported(format!(
+                "session_window({time}, ..): the time must be a TIMESTAMP, found {}",
+                time_field.data_type()
+            )));
+        }
+        let watermarked = analyzer::has_watermark(&time_field);
+        stage_fields.push(Field::new("__event_time", timestamp_type(), true));
+        stage_exprs.push(time.clone());
+        let mut kernel_fields: Vec<Field> = stage_fields[..plain_keys.len()].to_vec();
+        kernel_fields.push(Field::new(SESSION_START_COLUMN, timestamp_type(), true));
+        kernel_fields.push(Field::new(SESSION_END_COLUMN, timestamp_type(), true));
+        let mut arg_columns: Vec<Option<String>> = Vec::new();
+        for (_, arg) in &agg_specs {
+            match arg {
+                Some(arg) => {
+                    let name = format!("__a{}", stage_exprs.len() - plain_keys.len() - 1);
+                    let f = weir_plan::analyzer::expr_field(arg, in_schema)?;
+                    stage_fields.push(Field::new(&name, f.data_type().clone(), true));
+                    kernel_fields.push(Field::new(&name, f.data_type().clone(), true));
+                    stage_exprs.push(arg.clone());
+                    arg_columns.push(Some(name));
+                }
+                None => arg_columns.push(None),
+            }
+        }
+        let stage_schema = Arc::new(Schema::new(stage_fields));
+        let stage = self.map_stage(in_schema, filters, &stage_exprs, &stage_schema)?;
+
+        // Kernel over emitted rows: group by the keys and the session bounds.
+        let kernel_input_schema = Arc::new(Schema::new(kernel_fields));
+        let mut inputs = KernelInputs::default();
+        for f in kernel_input_schema.fields() {
+            collect_inputs(&weir_plan::expr::col(f.name()), &kernel_input_schema, &mut inputs)?;
+        }
+        let kernel_schema = inputs.schema(&kernel_input_schema);
+        let mut builder = KernelSpec::builder(kernel_schema.clone());
+        builder.ansi(self.options.ansi);
+        let mut lowering = ExprLowering {
+            builder: &mut builder,
+            inputs: &inputs,
+            ansi: self.options.ansi,
+        };
+        let mut key_ids = Vec::new();
+        for (i, f) in kernel_input_schema.fields()[..plain_keys.len() + 2].iter().enumerate() {
+            key_ids.push((format!("k{i}"), lowering.lower(&weir_plan::expr::col(f.name()))?));
+        }
+        let mut agg_ids = Vec::new();
+        for (j, ((f, _), column)) in agg_specs.iter().zip(&arg_columns).enumerate() {
+            let id = column
+                .as_ref()
+                .map(|c| lowering.lower(&weir_plan::expr::col(c)))
+                .transpose()?;
+            agg_ids.push((format!("a{j}"), *f, id));
+        }
+        builder.aggregate(key_ids, agg_ids);
+        let kernel = self.jit.compile(&builder.build()?)?;
+
+        let op_id = self.next_op;
+        self.next_op += 1;
+        let description = format!(
+            "keys=[{}], aggs=[{}]",
+            a.group_by.iter().map(|e| e.to_string()).collect::<Vec<_>>().join(", "),
+            a.aggregates.iter().map(|e| e.to_string()).collect::<Vec<_>>().join(", ")
+        );
+        let _ = writeln!(self.fingerprint, "op {op_id}: session aggregate {description}");
+        let op = SessionWindowOp::new(
+            op_id,
+            SessionLayout {
+                stage,
+                plain_keys: plain_keys.len(),
+                session_position,
+                gap_us,
+                watermarked,
+            },
+            SessionKernel {
+                kernel,
+                inputs,
+                kernel_schema,
+            },
+            self.mode,
+            a.schema.clone(),
+            description,
+        );
+        Ok(Node::SessionWindow {
+            input: Box::new(input),
+            op: Box::new(op),
+        })
+    }
+}
+
+/// The weir-jit aggregate function and argument of one streaming aggregate call.
+fn streaming_agg_call(e: &Expr) -> Result<(AggFunc, Option<Expr>)> {
+    let Expr::Aggregate { func, args, distinct, .. } = strip_alias(e) else {
+        return Err(Error::Unsupported(format!(
+            "{e} in an aggregation's output must be an aggregate call"
+        )));
+    };
+    if *distinct {
+        return Err(Error::Unsupported(format!(
+            "{e}: distinct aggregations are not supported on streaming DataFrames; use approx_count_distinct"
+        )));
+    }
+    let arg = args.first().cloned();
+    Ok(match func {
+        AggregateFunction::Count => match &arg {
+            None => (AggFunc::CountStar, None),
+            Some(Expr::Literal(v)) if !v.is_null() => (AggFunc::CountStar, None),
+            Some(_) => (AggFunc::Count, arg),
+        },
+        AggregateFunction::Sum => (AggFunc::Sum, arg),
+        AggregateFunction::Avg => (AggFunc::Avg, arg),
+        AggregateFunction::Min => (AggFunc::Min, arg),
+        AggregateFunction::Max => (AggFunc::Max, arg),
+        AggregateFunction::First => (AggFunc::First, arg),
+        AggregateFunction::Last => (AggFunc::Last, arg),
+        AggregateFunction::ApproxCountDistinct => {
+            return Err(Error::Unsupported(
+                "approx_count_distinct() is not supported in streaming execution yet".into(),
+            ));
+        }
+    })
 }

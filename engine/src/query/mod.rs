@@ -300,10 +300,10 @@ impl StreamingQuery {
 
     fn join(&self) {
         let handle = lock(&self.thread).take();
-        if let Some(h) = handle {
-            if h.thread().id() != std::thread::current().id() {
-                let _ = h.join();
-            }
+        if let Some(h) = handle
+            && h.thread().id() != std::thread::current().id()
+        {
+            let _ = h.join();
         }
     }
 }

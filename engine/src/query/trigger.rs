@@ -74,7 +74,7 @@ pub fn parse_duration(text: &str) -> std::result::Result<Duration, String> {
         other => return Err(format!("unknown time unit '{other}'")),
     };
     let ms = value * per_unit_ms;
-    if !ms.is_finite() || ms < 0.0 || ms > 1e15 {
+    if !ms.is_finite() || !(0.0..=1e15).contains(&ms) {
         return Err(format!("interval '{text}' is out of range"));
     }
     Ok(Duration::from_micros((ms * 1000.0) as u64))
