@@ -1,0 +1,167 @@
+//! Latency of the micro-batch loop, printed beside the disk's own atomic-write latency.
+//!
+//! 1. Trigger overhead: a `rate-micro-batch` stream of one row per batch into the noop sink, with
+//!    fsync off — the time between consecutive batches is what the engine itself costs per trigger
+//!    (offsets WAL, read, kernel, sink, commit, progress).
+//! 2. File drop → committed: a JSON file is atomically renamed into a watched directory; we time
+//!    until the file sink's `_spark_metadata/<batch>` entry for it exists (the moment Spark and
+//!    weir readers can see the output), with fsync off and on. Polling delay is 1 ms.
+//! 3. One atomic file write on the same disk (write, fsync, rename, directory fsync): the floor for
+//!    any durable commit, printed beside (2).
+//!
+//! Prints p50/p90 and ratios; never asserts on time. Run: `cargo bench --bench latency`.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use weir::arrow::datatypes::{DataType, Field, Schema};
+use weir::engine::query::listener::StreamingQueryListener;
+use weir::{Session, SessionConfig, StreamingQueryProgress};
+
+fn percentile(v: &mut [f64], p: f64) -> f64 {
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[((v.len() as f64 - 1.0) * p).round() as usize]
+}
+
+struct BatchTimes(Mutex<Vec<Instant>>);
+
+impl StreamingQueryListener for BatchTimes {
+    fn on_query_progress(&self, _p: &StreamingQueryProgress) {
+        self.0.lock().unwrap().push(Instant::now());
+    }
+}
+
+fn session(fsync: bool) -> Session {
+    Session::with_config(SessionConfig {
+        fsync,
+        polling_delay: Duration::from_millis(1),
+        ..Default::default()
+    })
+    .expect("session")
+}
+
+fn trigger_overhead_ms(batches: usize) -> Vec<f64> {
+    let s = session(false);
+    let times = Arc::new(BatchTimes(Mutex::new(Vec::new())));
+    s.add_listener(times.clone());
+    let df = s
+        .read_stream()
+        .format("rate-micro-batch")
+        .option("rowsPerBatch", 1)
+        .load()
+        .expect("rate source")
+        .select_expr(&["value * 2 AS v", "timestamp"])
+        .expect("projection");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let q = df
+        .write_stream()
+        .format("noop")
+        .option("checkpointLocation", dir.path().join("ck").display())
+        .start()
+        .expect("start");
+    while times.0.lock().unwrap().len() < batches + 1 {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    q.stop().expect("stop");
+    let t = times.0.lock().unwrap();
+    t.windows(2).skip(1).map(|w| (w[1] - w[0]).as_secs_f64() * 1e3).collect()
+}
+
+fn file_drop_to_commit_ms(fsync: bool, drops: usize) -> Vec<f64> {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let input = dir.path().join("in");
+    let staging = dir.path().join("staging");
+    let output = dir.path().join("out");
+    std::fs::create_dir_all(&input).unwrap();
+    std::fs::create_dir_all(&staging).unwrap();
+    let s = session(fsync);
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("id", DataType::Int64, true),
+        Field::new("name", DataType::Utf8, true),
+    ]));
+    let q = s
+        .read_stream()
+        .format("json")
+        .schema(schema)
+        .load_path(Some(input.to_str().unwrap()))
+        .expect("json source")
+        .select_expr(&["id", "upper(name) AS name"])
+        .expect("projection")
+        .write_stream()
+        .format("json")
+        .option("path", output.display())
+        .option("checkpointLocation", dir.path().join("ck").display())
+        .start()
+        .expect("start");
+    let mut latencies = Vec::with_capacity(drops);
+    for i in 0..drops {
+        let staged = staging.join(format!("f{i}.json"));
+        std::fs::write(&staged, format!("{{\"id\":{i},\"name\":\"n{i}\"}}\n")).unwrap();
+        let log_entry = output.join("_spark_metadata").join(i.to_string());
+        let t0 = Instant::now();
+        std::fs::rename(&staged, input.join(format!("f{i}.json"))).unwrap();
+        while !log_entry.exists() {
+            if t0.elapsed() > Duration::from_secs(10) {
+                panic!("file {i} was not committed within 10 s");
+            }
+            std::hint::spin_loop();
+        }
+        latencies.push(t0.elapsed().as_secs_f64() * 1e3);
+        std::thread::sleep(Duration::from_millis(3));
+    }
+    q.stop().expect("stop");
+    latencies
+}
+
+fn atomic_write_ms(dir: &Path, n: usize) -> Vec<f64> {
+    (0..n)
+        .map(|i| {
+            let t0 = Instant::now();
+            weir::engine::checkpoint::atomic_write(&dir.join(format!("w{i}")), b"v1\n{\"nextBatchWatermarkMs\":0}", true)
+                .expect("atomic write");
+            t0.elapsed().as_secs_f64() * 1e3
+        })
+        .collect()
+}
+
+fn main() {
+    let mut overhead = trigger_overhead_ms(500);
+    let mut drop_off = file_drop_to_commit_ms(false, 100);
+    let mut drop_on = file_drop_to_commit_ms(true, 100);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut atomic = atomic_write_ms(dir.path(), 100);
+    let atomic_p50 = percentile(&mut atomic, 0.5);
+    println!("| measurement | p50 ms | p90 ms | target | p50 vs target |");
+    println!("|---|---|---|---|---|");
+    let p50 = percentile(&mut overhead, 0.5);
+    println!(
+        "| trigger overhead, rate-micro-batch, fsync off | {:.3} | {:.3} | ≤ 1 ms | {:.2}× |",
+        p50,
+        percentile(&mut overhead, 0.9),
+        p50 / 1.0
+    );
+    let p50 = percentile(&mut drop_off, 0.5);
+    println!(
+        "| file drop → committed, fsync off | {:.3} | {:.3} | ≤ 2 ms | {:.2}× |",
+        p50,
+        percentile(&mut drop_off, 0.9),
+        p50 / 2.0
+    );
+    let p50 = percentile(&mut drop_on, 0.5);
+    println!(
+        "| file drop → committed, fsync on | {:.3} | {:.3} | ≤ 2 atomic writes ({:.3} ms) | {:.2}× one atomic write |",
+        p50,
+        percentile(&mut drop_on, 0.9),
+        2.0 * atomic_p50,
+        p50 / atomic_p50
+    );
+    println!(
+        "| one atomic write (write, fsync, rename, dir fsync) | {:.3} | {:.3} | | |",
+        atomic_p50,
+        percentile(&mut atomic, 0.9)
+    );
+}
