@@ -23,7 +23,9 @@ use std::sync::Arc;
 
 use arrow::array::{Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
-use weir_engine::testing::{Action, StreamTest, check_answer, check_new_answer};
+use std::sync::Mutex;
+
+use weir_engine::testing::{Action, StreamTest, check_answer, check_new_answer, format_rows};
 use weir_engine::{DataFrame, Session, SessionConfig, StreamingQuery, Trigger};
 use weir_plan::expr::{AggregateFunction, Expr, SessionGap, aggregate, col, count_star, lit, session_window};
 
@@ -84,20 +86,76 @@ fn sessions_per_word(s: &Session) -> (weir_engine::source::MemoryStream, DataFra
     (input, df)
 }
 
-fn batch0() -> RecordBatch {
-    events(&[(10, "a"), (15, "a"), (30, "b"), (40, "b")])
-}
-fn batch1() -> RecordBatch {
-    events(&[(5, "c"), (20, "a"), (55, "e")])
-}
-fn batch2() -> RecordBatch {
-    events(&[(12, "d"), (47, "b"), (60, "e")])
-}
-fn batch3() -> RecordBatch {
-    events(&[(100, "f")])
+const ORACLE_BATCHES: [&[(i64, &str)]; 4] = [
+    &[(10, "a"), (15, "a"), (30, "b"), (40, "b")],
+    &[(5, "c"), (20, "a"), (55, "e")],
+    &[(12, "d"), (47, "b"), (60, "e")],
+    &[(100, "f")],
+];
+
+/// Writes `batches[first..]` as one JSON file each (oldest first) into `dir/in`, so a file source
+/// with `maxFilesPerTrigger = 1` reads one per trigger, as in the Spark run.
+fn write_files(dir: &std::path::Path, first: usize, batches: &[&[(i64, &str)]]) {
+    let input = dir.join("in");
+    std::fs::create_dir_all(&input).unwrap();
+    for (i, rows) in batches.iter().enumerate().skip(first) {
+        let path = input.join(format!("f{i:03}.json"));
+        let text: String = rows
+            .iter()
+            .map(|(ts, w)| format!("{{\"ts\":\"1970-01-01T00:{:02}:{:02}Z\",\"word\":\"{w}\",\"v\":{ts}}}\n", ts / 60, ts % 60))
+            .collect();
+        std::fs::write(&path, text).unwrap();
+        let mtime = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_000 + i as u64);
+        std::fs::File::options().write(true).open(&path).unwrap().set_modified(mtime).unwrap();
+    }
 }
 
-fn session_metrics(q: &StreamingQuery) -> Vec<(u64, u64, u64, u64, u64, u64)> {
+type Metrics = (u64, u64, u64, u64, u64, u64);
+
+/// Runs the session query over `dir/in` with availableNow on the checkpoint `dir/ck`: returns
+/// each batch's sorted rows and (batch, input rows, dropped late, sessions in state, sessions
+/// updated, sessions removed).
+fn run_files(dir: &std::path::Path, mode: &str) -> (Vec<(u64, Vec<String>)>, Vec<Metrics>) {
+    let s = session();
+    let df = s
+        .read_stream()
+        .format("json")
+        .schema(events_schema())
+        .option("maxFilesPerTrigger", 1)
+        .load_path(Some(dir.join("in").to_str().unwrap()))
+        .unwrap()
+        .with_watermark("ts", "10 seconds")
+        .unwrap()
+        .group_by([session_window(col("ts"), "10 seconds").unwrap(), col("word")])
+        .agg([
+            count_star().alias("n"),
+            aggregate(AggregateFunction::Sum, col("v")).alias("s"),
+        ])
+        .unwrap();
+    let out: Arc<Mutex<Vec<(u64, Vec<String>)>>> = Arc::default();
+    let sink_out = out.clone();
+    let q = df
+        .write_stream()
+        .output_mode(mode)
+        .trigger(Trigger::AvailableNow)
+        .option("checkpointLocation", dir.join("ck").display())
+        .foreach_batch(move |batches, id| {
+            let mut rows = Vec::new();
+            for b in batches {
+                rows.extend(format_rows(b)?);
+            }
+            rows.sort();
+            sink_out.lock().unwrap().push((id, rows));
+            Ok(())
+        })
+        .start()
+        .unwrap();
+    q.await_termination().unwrap();
+    let batches = out.lock().unwrap().clone();
+    (batches, session_metrics(&q))
+}
+
+fn session_metrics(q: &StreamingQuery) -> Vec<Metrics> {
     q.recent_progress()
         .iter()
         .map(|p| {
@@ -114,118 +172,126 @@ fn session_metrics(q: &StreamingQuery) -> Vec<(u64, u64, u64, u64, u64, u64)> {
         .collect()
 }
 
-#[test]
-fn append_mode_emits_closed_sessions_merged_across_batches_like_spark() {
-    let s = session();
-    let (input, df) = sessions_per_word(&s);
-    let mut t = StreamTest::new(df, "append").unwrap();
-    t.run(vec![
-        Action::AddData(input.clone(), batch0()),
-        check_new_answer(&[]),
-        Action::AddData(input.clone(), batch1()),
-        check_new_answer(&rows(&[row(5, 15, "c", 1, 5), row(10, 30, "a", 3, 45)])),
-        Action::AddData(input.clone(), batch2()),
-        check_new_answer(&[]),
-        // Batch 3 moves the watermark to 90: a no-data batch closes b (merged with 47 across
-        // batches) and e.
-        Action::AddData(input.clone(), batch3()),
-        check_new_answer(&rows(&[row(30, 57, "b", 3, 117), row(55, 70, "e", 2, 115)])),
-        Action::AssertOnQuery(Box::new(|q| {
-            // (batch, input rows, dropped late, sessions in state, sessions updated, removed),
-            // as Spark reported them.
-            let expected = vec![
-                (0, 4, 0, 2, 2, 0),
-                (1, 3, 0, 2, 3, 2),
-                (2, 3, 1, 2, 2, 0),
-                (3, 1, 0, 3, 1, 0),
-                (4, 0, 0, 1, 0, 2),
-            ];
-            let actual = session_metrics(q);
-            if actual == expected {
-                Ok(())
-            } else {
-                Err(format!("metrics: expected {expected:?}, got {actual:?}"))
-            }
-        })),
-    ])
-    .unwrap();
+fn sorted(mut r: Vec<String>) -> Vec<String> {
+    r.sort();
+    r
 }
 
 #[test]
-fn complete_mode_emits_every_session_and_still_drops_late_rows_like_spark() {
-    let s = session();
-    let (input, df) = sessions_per_word(&s);
-    let mut t = StreamTest::new(df, "complete").unwrap();
-    t.run(vec![
-        Action::AddData(input.clone(), batch0()),
-        check_answer(&rows(&[row(10, 25, "a", 2, 25), row(30, 50, "b", 2, 70)])),
-        Action::AddData(input.clone(), batch1()),
-        check_answer(&rows(&[
-            row(5, 15, "c", 1, 5),
-            row(10, 30, "a", 3, 45),
-            row(30, 50, "b", 2, 70),
-            row(55, 65, "e", 1, 55),
-        ])),
-        Action::AddData(input.clone(), batch2()),
-        check_answer(&rows(&[
-            row(5, 15, "c", 1, 5),
-            row(10, 30, "a", 3, 45),
-            row(30, 57, "b", 3, 117),
-            row(55, 70, "e", 2, 115),
-        ])),
-        Action::AddData(input.clone(), batch3()),
-        check_answer(&rows(&[
-            row(5, 15, "c", 1, 5),
-            row(10, 30, "a", 3, 45),
-            row(30, 57, "b", 3, 117),
-            row(55, 70, "e", 2, 115),
-            row(100, 110, "f", 1, 100),
-        ])),
-        Action::AssertOnQuery(Box::new(|q| {
-            // Complete mode keeps every session and runs no no-data batch (Spark: 4 batches,
-            // sessions in state 2, 4, 4, 5; one late row dropped in batch 2).
-            let expected = vec![
-                (0, 4, 0, 2, 2, 0),
-                (1, 3, 0, 4, 3, 0),
-                (2, 3, 1, 4, 2, 0),
-                (3, 1, 0, 5, 1, 0),
-            ];
-            let actual = session_metrics(q);
-            if actual == expected {
-                Ok(())
-            } else {
-                Err(format!("metrics: expected {expected:?}, got {actual:?}"))
-            }
-        })),
-    ])
-    .unwrap();
+fn append_mode_matches_spark_batch_by_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    write_files(dir.path(), 0, &ORACLE_BATCHES);
+    let (batches, metrics) = run_files(dir.path(), "append");
+    let expected = vec![
+        (0, vec![]),
+        (1, sorted(vec![row(5, 15, "c", 1, 5), row(10, 30, "a", 3, 45)])),
+        (2, vec![]),
+        (3, vec![]),
+        // The no-data batch at watermark 90 closes b (merged with 47 across batches) and e.
+        (4, sorted(vec![row(30, 57, "b", 3, 117), row(55, 70, "e", 2, 115)])),
+    ];
+    assert_eq!(batches, expected);
+    // (batch, input rows, dropped late, sessions in state, sessions updated, removed), as Spark
+    // reported them.
+    assert_eq!(
+        metrics,
+        vec![
+            (0, 4, 0, 2, 2, 0),
+            (1, 3, 0, 2, 3, 2),
+            (2, 3, 1, 2, 2, 0),
+            (3, 1, 0, 3, 1, 0),
+            (4, 0, 0, 1, 0, 2),
+        ]
+    );
 }
 
-/// Open sessions survive a restart on the same checkpoint: b's session from batch 0 merges
-/// with the row at 47 added after the restart, and the result equals the uninterrupted run's.
+#[test]
+fn complete_mode_matches_spark_batch_by_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    write_files(dir.path(), 0, &ORACLE_BATCHES);
+    let (batches, metrics) = run_files(dir.path(), "complete");
+    let c = row(5, 15, "c", 1, 5);
+    let a = row(10, 30, "a", 3, 45);
+    let b = row(30, 57, "b", 3, 117);
+    let e = row(55, 70, "e", 2, 115);
+    let expected = vec![
+        (0, sorted(vec![row(10, 25, "a", 2, 25), row(30, 50, "b", 2, 70)])),
+        (1, sorted(vec![c.clone(), a.clone(), row(30, 50, "b", 2, 70), row(55, 65, "e", 1, 55)])),
+        (2, sorted(vec![c.clone(), a.clone(), b.clone(), e.clone()])),
+        (3, sorted(vec![c, a, b, e, row(100, 110, "f", 1, 100)])),
+    ];
+    assert_eq!(batches, expected);
+    // Complete mode keeps every session, drops the late row all the same, and runs no
+    // no-data batch.
+    assert_eq!(
+        metrics,
+        vec![(0, 4, 0, 2, 2, 0), (1, 3, 0, 4, 3, 0), (2, 3, 1, 4, 2, 0), (3, 1, 0, 5, 1, 0)]
+    );
+}
+
+/// Stopping after batch 1 and restarting on the same checkpoint gives batch for batch what the
+/// uninterrupted run gives: b's open session from batch 0 merges with the row at 47 read after
+/// the restart.
 #[test]
 fn restart_on_the_same_checkpoint_keeps_open_sessions() {
+    let dir = tempfile::tempdir().unwrap();
+    write_files(dir.path(), 0, &ORACLE_BATCHES[..2]);
+    let (first, _) = run_files(dir.path(), "append");
+    assert_eq!(
+        first,
+        vec![(0, vec![]), (1, sorted(vec![row(5, 15, "c", 1, 5), row(10, 30, "a", 3, 45)]))]
+    );
+    write_files(dir.path(), 2, &ORACLE_BATCHES);
+    let (second, metrics) = run_files(dir.path(), "append");
+    assert_eq!(
+        second,
+        vec![
+            (2, vec![]),
+            (3, vec![]),
+            (4, sorted(vec![row(30, 57, "b", 3, 117), row(55, 70, "e", 2, 115)])),
+        ]
+    );
+    let totals: Vec<(u64, u64)> = metrics.iter().map(|m| (m.0, m.3)).collect();
+    assert_eq!(totals, vec![(2, 2), (3, 3), (4, 1)]);
+}
+
+/// With memory streams every trigger drains what is available, so no-data batches run between
+/// additions: the session of `a` closes as soon as the watermark passes its end, `b`'s session
+/// keeps growing across batches, and a row whose session would end behind the previous
+/// watermark is dropped.
+#[test]
+fn sessions_merge_across_memory_stream_batches_and_late_rows_are_dropped() {
     let s = session();
     let (input, df) = sessions_per_word(&s);
     let mut t = StreamTest::new(df, "append").unwrap();
     t.run(vec![
-        Action::AddData(input.clone(), batch0()),
-        Action::AddData(input.clone(), batch1()),
-        check_new_answer(&rows(&[row(5, 15, "c", 1, 5), row(10, 30, "a", 3, 45)])),
-        Action::StopStream,
-        Action::StartStream(Trigger::Default),
-        Action::AddData(input.clone(), batch2()),
+        Action::AddData(input.clone(), events(&[(10, "a"), (15, "a"), (30, "b"), (40, "b")])),
+        // Watermark 30 after the batch: a no-data batch closes [10, 25).
+        check_new_answer(&rows(&[row(10, 25, "a", 2, 25)])),
+        // 45 and 52 extend b's session [30, 50) to [30, 62); watermark 42.
+        Action::AddData(input.clone(), events(&[(45, "b"), (52, "b")])),
         check_new_answer(&[]),
         Action::StopStream,
         Action::StartStream(Trigger::Default),
-        Action::AddData(input.clone(), batch3()),
-        check_new_answer(&rows(&[row(30, 57, "b", 3, 117), row(55, 70, "e", 2, 115)])),
-        Action::StopStream,
-        // After a restart the remaining session (f) is still there and closes when later data
-        // moves the watermark.
-        Action::StartStream(Trigger::Default),
-        Action::AddData(input.clone(), events(&[(105, "f"), (200, "g")])),
-        check_new_answer(&rows(&[row(100, 115, "f", 2, 205)])),
+        // 3 + 10 <= 30 (the previous watermark): late. 80 moves the watermark to 70.
+        Action::AddData(input.clone(), events(&[(3, "z"), (80, "c")])),
+        check_new_answer(&rows(&[row(30, 62, "b", 4, 167)])),
+        Action::AssertOnQuery(Box::new(|q| {
+            let progress = q.recent_progress();
+            let dropped: u64 = progress
+                .iter()
+                .flat_map(|p| p.state_operators.iter())
+                .map(|o| o.num_rows_dropped_by_watermark)
+                .sum();
+            let last = progress.last().ok_or("no progress")?;
+            if dropped != 1 {
+                return Err(format!("expected 1 row dropped by the watermark, got {dropped}"));
+            }
+            if last.num_input_rows != 0 || last.state_operators[0].num_rows_total != 1 {
+                return Err(format!("the last batch should be a no-data batch leaving c open: {}", last.json()));
+            }
+            Ok(())
+        })),
     ])
     .unwrap();
 }

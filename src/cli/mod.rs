@@ -482,7 +482,12 @@ fn explain(target: &str, output_mode: Option<&str>) -> Result<(), String> {
         .transpose()?;
     let mut catalog = builtin_catalog()?;
     let path = Path::new(target);
-    let text = if path.is_file() { read_script(path)? } else { target.to_string() };
+    // A target that names a script (exists, or ends in .sql) is read as one; anything else is SQL.
+    let names_script = path.is_file()
+        || path
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("sql"));
+    let text = if names_script { read_script(path)? } else { target.to_string() };
     let results = catalog.execute_script(&text).map_err(|e| sql_error(&e, &text))?;
     let mut printed = false;
     for r in results {
