@@ -870,3 +870,41 @@ fn every_built_in_source_honours_projection() {
     mem.push_projection(&[5]);
     assert_eq!(mem.read(None, &end).unwrap()[0].schema(), schema_ab());
 }
+
+#[test]
+fn available_now_never_passes_its_starting_snapshot() {
+    let tmp = tempfile::tempdir().unwrap();
+    let input = tmp.path().join("in");
+    fs::create_dir(&input).unwrap();
+    let base = now_s() - 100;
+    write_file(&input, "f1.json", b"{\"a\":1}\n", base);
+    let mut src = file_source(tmp.path(), "json", Some(schema_ab()), &[]).unwrap();
+    let stop = src.available_now_offset().unwrap().unwrap();
+    write_file(&input, "f2.json", b"{\"a\":2}\n", base + 1);
+    let end = src.latest_offset(None, ReadLimit::All).unwrap().unwrap();
+    assert_eq!(end, stop);
+    assert_eq!(
+        src.latest_offset(Some(&end), ReadLimit::All).unwrap(),
+        Some(end)
+    );
+
+    // rate-micro-batch restarted at a committed offset: the frozen stop is one batch beyond it.
+    let mut rate = create_source(
+        "rate-micro-batch",
+        &opts(&[("rowsPerBatch", "5")]),
+        None,
+        ctx(tmp.path()),
+    )
+    .unwrap();
+    rate.available_now_offset().unwrap();
+    let committed = Offset("{\"offset\":10,\"timestamp\":2000}".into());
+    let next = rate
+        .latest_offset(Some(&committed), ReadLimit::All)
+        .unwrap()
+        .unwrap();
+    assert_eq!(next.as_str(), "{\"offset\":15,\"timestamp\":3000}");
+    assert_eq!(
+        rate.latest_offset(Some(&next), ReadLimit::All).unwrap(),
+        Some(next)
+    );
+}

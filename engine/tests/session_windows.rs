@@ -361,3 +361,108 @@ fn a_dynamic_gap_is_refused_with_a_clear_error() {
         .expect("a dynamic gap must be refused");
     assert!(err.to_string().contains("per-row gap"), "unexpected error: {err}");
 }
+
+/// The sessions of all `events` (key, second) with `gap_s`, as `StreamTest` formats the output
+/// of `group_by(word, session_window(ts, gap)).agg(count(*), sum(v))`, computed directly.
+fn reference_sessions(events: &[(String, i64)], gap_s: i64) -> Vec<String> {
+    let mut sorted = events.to_vec();
+    sorted.sort();
+    let mut out = Vec::new();
+    let mut current: Option<(String, i64, i64, i64, i64)> = None;
+    for (word, t) in sorted {
+        current = match current {
+            Some((w, start, end, n, sum)) if w == word && t <= end => Some((w, start, end.max(t + gap_s), n + 1, sum + t)),
+            other => {
+                if let Some((w, start, end, n, sum)) = other {
+                    out.push(keyed_row(&w, start, end, n, sum));
+                }
+                Some((word, t, t + gap_s, 1, t))
+            }
+        };
+    }
+    if let Some((w, start, end, n, sum)) = current {
+        out.push(keyed_row(&w, start, end, n, sum));
+    }
+    out
+}
+
+fn keyed_row(word: &str, start: i64, end: i64, n: i64, sum: i64) -> String {
+    let t = |s: i64| format!("1970-01-01 00:{:02}:{:02}", s / 60, s % 60);
+    format!("{word}, [{}, {}), {n}, {sum}", t(start), t(end))
+}
+
+fn keyed_sessions(s: &Session, gap: &str) -> (weir_engine::source::MemoryStream, DataFrame) {
+    let (input, df) = s.read_stream().memory(events_schema()).unwrap();
+    let df = df
+        .group_by([col("word"), session_window(col("ts"), gap).unwrap()])
+        .agg([
+            count_star().alias("n"),
+            aggregate(AggregateFunction::Sum, col("v")).alias("s"),
+        ])
+        .unwrap();
+    (input, df)
+}
+
+/// More than ten batches make the state store write a snapshot (version 10); a restart then
+/// loads the snapshot plus the later deltas, and the sessions are still whole.
+#[test]
+fn restart_after_a_state_snapshot_keeps_every_session() {
+    let s = session();
+    let (input, df) = keyed_sessions(&s, "10 seconds");
+    let mut t = StreamTest::new(df, "complete").unwrap();
+    let mut all = Vec::new();
+    let mut actions = Vec::new();
+    for i in 0..12i64 {
+        let batch = [(i * 7, "a"), (i * 13 % 60, "b")];
+        all.extend(batch.iter().map(|(ts, w)| (w.to_string(), *ts)));
+        actions.push(Action::AddData(input.clone(), events(&batch)));
+        actions.push(check_answer(&rows(&reference_sessions(&all, 10))));
+    }
+    actions.push(Action::StopStream);
+    t.run(actions).unwrap();
+    let snapshot = t.checkpoint_dir().join("state/0/0/10.snapshot");
+    assert!(snapshot.exists(), "{} should exist", snapshot.display());
+    all.push(("b".to_string(), 200));
+    all.push(("a".to_string(), 84));
+    t.run(vec![
+        Action::StartStream(Trigger::Default),
+        Action::AddData(input.clone(), events(&[(200, "b"), (84, "a")])),
+        check_answer(&rows(&reference_sessions(&all, 10))),
+    ])
+    .unwrap();
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig { cases: 24, ..Default::default() })]
+
+    /// Incremental equals batch: random events split at random into micro-batches (with a
+    /// restart somewhere) give, in complete mode, the sessions of all events at once.
+    #[test]
+    fn incremental_sessions_equal_the_sessions_of_all_events(
+        batches in proptest::collection::vec(
+            proptest::collection::vec((0usize..3, 0i64..120), 0..6),
+            1..8,
+        ),
+        gap_s in 1i64..15,
+        restart_at in 0usize..8,
+    ) {
+        let s = session();
+        let (input, df) = keyed_sessions(&s, &format!("{gap_s} seconds"));
+        let mut t = StreamTest::new(df, "complete").unwrap();
+        let words = ["a", "b", "c"];
+        let mut all = Vec::new();
+        let mut actions = Vec::new();
+        for (i, batch) in batches.iter().enumerate() {
+            if i == restart_at {
+                actions.push(Action::StopStream);
+                actions.push(Action::StartStream(Trigger::Default));
+            }
+            let rows_in: Vec<(i64, &str)> = batch.iter().map(|(k, ts)| (*ts, words[*k])).collect();
+            all.extend(rows_in.iter().map(|(ts, w)| (w.to_string(), *ts)));
+            actions.push(Action::AddData(input.clone(), events(&rows_in)));
+        }
+        let expected = reference_sessions(&all, gap_s);
+        actions.push(check_answer(&rows(&expected)));
+        t.run(actions).map_err(proptest::test_runner::TestCaseError::fail)?;
+    }
+}

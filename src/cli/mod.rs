@@ -260,8 +260,8 @@ impl BatchLimit {
                 .unwrap_or_else(|p| p.into_inner());
         }
         if let Some(q) = query.as_ref() {
-            // On the query's own thread `stop` only flags the loop, which exits before the next batch.
-            let _ = q.stop();
+            // Only flags the loop (we are on the query's own thread): it exits before the next batch.
+            q.request_stop();
         }
     }
 }
@@ -454,10 +454,10 @@ fn run_script(path: &Path, checkpoint_root: Option<&Path>, common: &CommonArgs) 
             None => Trigger::Default,
         };
         take(&mut options, "outputMode");
-        if !options.keys().any(|k| k.eq_ignore_ascii_case("checkpointLocation")) {
-            if let Some(root) = checkpoint_root {
-                options.insert("checkpointLocation".into(), root.join(&sink.name).display().to_string());
-            }
+        if !options.keys().any(|k| k.eq_ignore_ascii_case("checkpointLocation"))
+            && let Some(root) = checkpoint_root
+        {
+            options.insert("checkpointLocation".into(), root.join(&sink.name).display().to_string());
         }
         let mut writer = s
             .dataframe(sink.plan.clone())

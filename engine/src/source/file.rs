@@ -64,6 +64,9 @@ pub struct FileSource {
     latest_timestamp: i64,
     last_purge_timestamp: i64,
     projection: Option<Vec<usize>>,
+    /// Set by `available_now_offset`: every file then known is in the log, and no new file is
+    /// admitted afterwards (Spark's availableNow never reads past its starting snapshot).
+    frozen: bool,
 }
 
 impl std::fmt::Debug for FileSource {
@@ -189,6 +192,7 @@ impl FileSource {
             latest_timestamp: 0,
             last_purge_timestamp: i64::MIN,
             projection: None,
+            frozen: false,
         };
         source.restore()?;
         Ok(source)
@@ -507,6 +511,9 @@ impl Source for FileSource {
                 head
             )));
         }
+        if self.frozen {
+            return Ok(start.cloned());
+        }
         let files = self.new_files()?;
         if files.is_empty() {
             return Ok(start.cloned());
@@ -526,6 +533,7 @@ impl Source for FileSource {
             self.admit(next, &rest[..take])?;
             rest = &rest[take..];
         }
+        self.frozen = true;
         Ok(self.log_head().map(log_offset))
     }
 

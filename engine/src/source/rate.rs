@@ -81,6 +81,8 @@ pub struct RateSource {
     creation_time_ms: i64,
     last_time_ms: i64,
     projection: Option<Vec<usize>>,
+    /// The availableNow stop point (seconds); later offsets never pass it.
+    stop_seconds: Option<i64>,
 }
 
 impl RateSource {
@@ -115,6 +117,7 @@ impl RateSource {
             creation_time_ms,
             last_time_ms: creation_time_ms,
             projection: None,
+            stop_seconds: None,
         })
     }
 
@@ -180,15 +183,20 @@ impl Source for RateSource {
         _limit: ReadLimit,
     ) -> Result<Option<Offset>> {
         let start_seconds = start.map(|o| self.parse(o)).transpose()?.unwrap_or(0);
-        let seconds = self.current_seconds();
+        let mut seconds = self.current_seconds();
+        if let Some(stop) = self.stop_seconds {
+            seconds = seconds.min(stop);
+        }
         if seconds <= start_seconds {
             return Ok(start.cloned());
         }
         Ok(Some(Offset(seconds.to_string())))
     }
 
+    /// The seconds elapsed so far; `latest_offset` never goes past this point afterwards.
     fn available_now_offset(&mut self) -> Result<Option<Offset>> {
         let seconds = self.current_seconds();
+        self.stop_seconds = Some(seconds);
         Ok((seconds > 0).then(|| Offset(seconds.to_string())))
     }
 
@@ -338,17 +346,27 @@ impl Source for RateMicroBatchSource {
         start: Option<&Offset>,
         _limit: ReadLimit,
     ) -> Result<Option<Offset>> {
-        if let Some(frozen) = &self.available_now {
-            return Ok(Some(frozen.clone()));
-        }
         let start = self.start_of(start)?;
         self.note(start);
+        if let Some(frozen) = &self.available_now {
+            let frozen_at = self.parse(frozen)?;
+            // Frozen before the committed position was known (no `commit` or `read` yet after
+            // a restart): re-freeze one batch beyond it.
+            if frozen_at.0 >= start.0 {
+                return Ok(Some(frozen.clone()));
+            }
+            let end = Self::format(self.next_after(start));
+            self.available_now = Some(end.clone());
+            return Ok(Some(end));
+        }
         let end = self.next_after(start);
         Ok(Some(Self::format(end)))
     }
 
     /// One batch beyond the newest offset this source has seen (Spark freezes its latest offset
-    /// under availableNow the same way); later `latest_offset` calls return this offset.
+    /// under availableNow the same way); later `latest_offset` calls return this offset. After a
+    /// restart, call `commit` with the recovered committed offset first, so the source knows
+    /// where the query stands.
     fn available_now_offset(&mut self) -> Result<Option<Offset>> {
         let base = self.last_known.unwrap_or((0, self.start_timestamp));
         let end = Self::format(self.next_after(base));
