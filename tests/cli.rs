@@ -77,17 +77,28 @@ impl Outcome {
     }
 }
 
-fn weir(args: &[&str]) -> Outcome {
-    let out = Command::new(env!("CARGO_BIN_EXE_weir"))
-        .args(args)
-        .env_remove("RUST_BACKTRACE")
-        .output()
-        .expect("the weir binary runs");
-    Outcome {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+impl From<std::process::Output> for Outcome {
+    fn from(out: std::process::Output) -> Self {
+        Outcome {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
     }
+}
+
+/// The binary, with backtraces off as a user would have them.
+fn weir_command(args: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_weir"));
+    command.args(args).env_remove("RUST_BACKTRACE");
+    command
+}
+
+fn weir(args: &[&str]) -> Outcome {
+    weir_command(args)
+        .output()
+        .expect("the weir binary runs")
+        .into()
 }
 
 fn path_str(path: &Path) -> &str {
@@ -742,6 +753,47 @@ fn sql_output_mode_flag_overrides_the_default() {
 }
 
 #[test]
+fn sql_explain_statements_follow_the_output_mode_flag() {
+    let query = "EXPLAIN SELECT value, count(*) AS n FROM rate GROUP BY value";
+    let complete = weir(&["sql", query, "--output-mode", "complete"]);
+    complete.assert_success();
+    assert!(
+        complete
+            .stdout
+            .contains("== Incremental Plan (output mode Complete) =="),
+        "{}",
+        complete.describe()
+    );
+    let append = weir(&["sql", query, "--output-mode", "append"]);
+    append.assert_failure();
+    assert!(append.stderr.contains("[STREAMING_WATERMARK_REQUIRED]"));
+    append.assert_caret(1, query, 56);
+}
+
+#[test]
+fn sql_lists_objects_and_refuses_definitions() {
+    let show = weir(&["sql", "SHOW SOURCES"]);
+    show.assert_success();
+    assert_eq!(show.stdout, "rate\nrate_micro_batch\n");
+
+    let create = weir(&["sql", "CREATE VIEW v AS SELECT value FROM rate"]);
+    create.assert_failure();
+    assert_eq!(
+        create.stderr,
+        "error: weir sql runs one query; CREATE VIEW `v` belongs in a script: \
+         pass it with --script, or run the script with weir run\n"
+    );
+    let drop = weir(&["sql", "DROP SOURCE rate"]);
+    drop.assert_failure();
+    assert!(
+        drop.stderr
+            .contains("DROP SOURCE `rate` belongs in a script"),
+        "{}",
+        drop.describe()
+    );
+}
+
+#[test]
 fn sql_runs_explain_statements() {
     let out = weir(&[
         "sql",
@@ -852,6 +904,53 @@ fn script_errors_point_at_the_line_of_the_script() {
     );
     out.assert_caret(4, query, 54);
     assert!(!dir.path().join("ck").exists(), "nothing may start");
+}
+
+#[test]
+fn a_failing_query_stops_the_script_with_its_error() {
+    use std::process::Stdio;
+    use std::time::{Duration, Instant};
+
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in");
+    std::fs::create_dir_all(&input).unwrap();
+    std::fs::write(input.join("a.csv"), "1,x\n2,12\n").unwrap();
+    // `good` has the default trigger and would run forever; `bad` fails on its first batch
+    // (ANSI cast of 'x' to INT).
+    let script = write_script(
+        dir.path(),
+        "job.sql",
+        &format!(
+            "CREATE SOURCE s (id BIGINT, v STRING) WITH (format = 'csv', path = '{}');\n\
+             CREATE SINK good WITH (format = 'json', path = '{}', checkpointLocation = '{}')\n  \
+               AS SELECT id FROM s;\n\
+             CREATE SINK bad WITH (format = 'json', path = '{}', checkpointLocation = '{}')\n  \
+               AS SELECT CAST(v AS INT) AS n FROM s;\n",
+            input.display(),
+            dir.path().join("out1").display(),
+            dir.path().join("ck1").display(),
+            dir.path().join("out2").display(),
+            dir.path().join("ck2").display(),
+        ),
+    );
+    let mut child = weir_command(&["run", path_str(&script), "--progress", "none", "--no-fsync"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if started.elapsed() > Duration::from_secs(10) {
+            let _ = child.kill();
+            panic!("weir run kept running after a query failed");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = Outcome::from(child.wait_with_output().unwrap());
+    out.assert_failure();
+    assert!(out.stderr.contains("query bad: "), "{}", out.describe());
+    assert!(out.stderr.contains("'x'"), "{}", out.describe());
+    assert!(!out.stderr.contains("query good"), "{}", out.describe());
 }
 
 #[test]
@@ -1079,4 +1178,124 @@ fn explain_without_a_query_is_an_error() {
         "{}",
         out.describe()
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Ctrl-C
+// ---------------------------------------------------------------------------------------------
+
+/// Starts `weir` with `args`, waits for its first progress JSON line on stderr, sends SIGINT
+/// (what Ctrl-C sends) and returns the outcome once it exits, which must be within 10 s.
+fn interrupt_after_first_batch(args: &[&str]) -> Outcome {
+    use std::io::{BufRead, BufReader, Read};
+    use std::process::Stdio;
+    use std::time::{Duration, Instant};
+
+    let mut child = weir_command(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the weir binary runs");
+    let mut stdout = child.stdout.take().unwrap();
+    let stdout_reader = std::thread::spawn(move || {
+        let mut text = String::new();
+        stdout.read_to_string(&mut text).unwrap();
+        text
+    });
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut first_line = String::new();
+    stderr.read_line(&mut first_line).unwrap();
+    assert!(
+        first_line.starts_with('{'),
+        "expected a progress line first, got: {first_line}"
+    );
+    let pid = child.id().to_string();
+    let kill = Command::new("kill").args(["-INT", &pid]).status().unwrap();
+    assert!(kill.success());
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > Duration::from_secs(10) {
+            let _ = child.kill();
+            panic!("weir did not stop within 10 s of SIGINT");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut rest = String::new();
+    stderr.read_to_string(&mut rest).unwrap();
+    Outcome {
+        code: status.code().unwrap_or(-1),
+        stdout: stdout_reader.join().unwrap(),
+        stderr: first_line + &rest,
+    }
+}
+
+#[test]
+fn ctrl_c_stops_an_ad_hoc_query_cleanly() {
+    let out = interrupt_after_first_batch(&[
+        "sql",
+        "SELECT value FROM rate_micro_batch",
+        "--trigger",
+        "200 milliseconds",
+        "--progress",
+        "json",
+    ]);
+    out.assert_success();
+    assert!(out.stdout.contains("Batch: 0"), "{}", out.describe());
+}
+
+#[test]
+fn ctrl_c_stops_a_continuous_script_cleanly_and_keeps_its_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in");
+    let output = dir.path().join("out");
+    let checkpoint = dir.path().join("ck");
+    write_csv_inputs(&input);
+    // No trigger option: the default trigger runs until stopped.
+    let script = write_script(
+        dir.path(),
+        "job.sql",
+        &format!(
+            "{}CREATE SINK ids WITH (format = 'json', path = '{}', checkpointLocation = '{}')\n  \
+             AS SELECT id FROM events;\n",
+            csv_source(&input, false),
+            output.display(),
+            checkpoint.display()
+        ),
+    );
+    let out = interrupt_after_first_batch(&[
+        "run",
+        path_str(&script),
+        "--progress",
+        "json",
+        "--no-fsync",
+    ]);
+    out.assert_success();
+    assert!(
+        checkpoint.join("commits").join("0").is_file(),
+        "{}",
+        out.describe()
+    );
+    let before = committed_rows(&output).len();
+    assert!((1..=6).contains(&before), "{before} rows committed");
+
+    // The same query and checkpoint with availableNow: it resumes where the stop left it, so
+    // every row is committed exactly once.
+    let resume = write_script(
+        dir.path(),
+        "resume.sql",
+        &(csv_source(&input, false)
+            + &file_sink(
+                "ids",
+                &output,
+                Some(&checkpoint),
+                "append",
+                "SELECT id FROM events",
+            )),
+    );
+    run_script(&resume, &[]).assert_success();
+    let ids: Vec<Value> = (1..=6).map(|id| json!({ "id": id })).collect();
+    assert_eq!(sorted(committed_rows(&output)), sorted(ids));
 }

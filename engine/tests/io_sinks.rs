@@ -438,3 +438,48 @@ fn foreach_batch_gets_rows_and_batch_ids_and_reports_errors() {
     let noop = create_sink("noop", &opts(&[]), SinkContext::default()).unwrap();
     assert_eq!(noop.description(), "NoopTable");
 }
+
+/// Continues a `_spark_metadata` log written by Spark 4.3.0 with compactInterval=2
+/// (`spark-formats/d-sink-log-compaction`): weir reads it like Spark (newest compaction plus
+/// later batches) and keeps Spark's interval when it appends.
+#[test]
+fn continues_a_spark_written_sink_log() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    let meta = out.join("_spark_metadata");
+    fs::create_dir_all(&meta).unwrap();
+    fs::write(meta.join("0"), r#"v1
+{"path":"file:///OUTPUT/part-00000-9ee1963e-c488-461e-b9f4-4e5d49bde4bf-c000.snappy.parquet","size":962,"isDir":false,"modificationTime":1795497235695,"blockReplication":1,"blockSize":33554432,"action":"add"}"#).unwrap();
+    fs::write(meta.join("1.compact"), r#"v1
+{"path":"file:///OUTPUT/part-00000-9ee1963e-c488-461e-b9f4-4e5d49bde4bf-c000.snappy.parquet","size":962,"isDir":false,"modificationTime":1795497235695,"blockReplication":1,"blockSize":33554432,"action":"add"}
+{"path":"file:///OUTPUT/part-00000-a3fdf372-61e9-4e90-9edd-14dce73c0174-c000.snappy.parquet","size":962,"isDir":false,"modificationTime":1795497235911,"blockReplication":1,"blockSize":33554432,"action":"add"}"#).unwrap();
+    fs::write(meta.join("2"), r#"v1
+{"path":"file:///OUTPUT/part-00000-5b509cc9-2159-4cad-89d9-0e5dee808621-c000.snappy.parquet","size":962,"isDir":false,"modificationTime":1795497236095,"blockReplication":1,"blockSize":33554432,"action":"add"}"#).unwrap();
+    fs::write(meta.join("3.compact"), r#"v1
+{"path":"file:///OUTPUT/part-00000-9ee1963e-c488-461e-b9f4-4e5d49bde4bf-c000.snappy.parquet","size":962,"isDir":false,"modificationTime":1795497235695,"blockReplication":1,"blockSize":33554432,"action":"add"}
+{"path":"file:///OUTPUT/part-00000-a3fdf372-61e9-4e90-9edd-14dce73c0174-c000.snappy.parquet","size":962,"isDir":false,"modificationTime":1795497235911,"blockReplication":1,"blockSize":33554432,"action":"add"}
+{"path":"file:///OUTPUT/part-00000-5b509cc9-2159-4cad-89d9-0e5dee808621-c000.snappy.parquet","size":962,"isDir":false,"modificationTime":1795497236095,"blockReplication":1,"blockSize":33554432,"action":"add"}
+{"path":"file:///OUTPUT/part-00000-0926a586-c4ad-4be3-964b-a5948325c5c9-c000.snappy.parquet","size":962,"isDir":false,"modificationTime":1795497236311,"blockReplication":1,"blockSize":33554432,"action":"add"}"#).unwrap();
+    fs::write(meta.join("4"), r#"v1
+{"path":"file:///OUTPUT/part-00000-f1242434-9fcb-4a1d-b4f5-a491f7b5ffa4-c000.snappy.parquet","size":962,"isDir":false,"modificationTime":1795497236491,"blockReplication":1,"blockSize":33554432,"action":"add"}"#).unwrap();
+    let listed = weir_engine::sink::committed_files(&out).unwrap();
+    assert_eq!(listed.len(), 5, "3.compact (4 files) + 4 (1 file)");
+    assert_eq!(listed[4].modification_time, 1_795_497_236_491);
+    let mut sink = file_sink("parquet", &out);
+    sink.add_batch(4, &schema(), &[], SinkOutputMode::Append)
+        .unwrap();
+    sink.add_batch(
+        5,
+        &schema(),
+        &[batch(&[Some("x")], &[Some(1)])],
+        SinkOutputMode::Append,
+    )
+    .unwrap();
+    let compact = fs::read_to_string(meta.join("5.compact")).unwrap();
+    assert_eq!(
+        compact.lines().count(),
+        1 + 6,
+        "Spark's interval 2 is kept: 5 is a compaction"
+    );
+    assert!(compact.starts_with(&fs::read_to_string(meta.join("3.compact")).unwrap()));
+}

@@ -574,6 +574,19 @@ impl<'a, 'b> Codegen<'a, 'b> {
                     let v = self.compare(*op, a, &lt, b, &rt);
                     return Lv { v, len: None, valid, err };
                 }
+                if matches!(op, BinaryOp::Div | BinaryOp::Mod)
+                    && self.const_divisor(*right).is_some()
+                {
+                    // A literal divisor that is neither 0 nor -1 needs no guard (and lets
+                    // Cranelift strength-reduce the division).
+                    let v = match (op, is_signed(&lt)) {
+                        (BinaryOp::Div, true) => self.b.ins().sdiv(a.v, b.v),
+                        (BinaryOp::Div, false) => self.b.ins().udiv(a.v, b.v),
+                        (_, true) => self.b.ins().srem(a.v, b.v),
+                        (_, false) => self.b.ins().urem(a.v, b.v),
+                    };
+                    return Lv { v, len: None, valid, err };
+                }
                 self.arith(*op, a, b, &lt, &rt, self.ty(id).clone(), valid, err)
             }
             Expr::Cast { expr, to, ansi } => {
@@ -657,6 +670,29 @@ impl<'a, 'b> Codegen<'a, 'b> {
             }
             Expr::Call { func, args } => self.call(id, *func, args),
         }
+    }
+
+    /// The value of an integer literal divisor that can never trap (not 0, not -1 when signed).
+    fn const_divisor(&self, e: ExprId) -> Option<i128> {
+        if self.plan.precomputed.contains_key(&e) {
+            return None;
+        }
+        let v = match &self.plan.spec.exprs[e as usize] {
+            Expr::Literal(s) => match s {
+                Scalar::Int8(v) => *v as i128,
+                Scalar::Int16(v) => *v as i128,
+                Scalar::Int32(v) => *v as i128,
+                Scalar::Int64(v) => *v as i128,
+                Scalar::UInt8(v) => *v as i128,
+                Scalar::UInt16(v) => *v as i128,
+                Scalar::UInt32(v) => *v as i128,
+                Scalar::UInt64(v) => *v as i128,
+                _ => return None,
+            },
+            _ => return None,
+        };
+        let signed = is_signed(self.ty(e));
+        (v != 0 && !(signed && v == -1)).then_some(v)
     }
 
     fn int_min(&mut self, t: &DataType) -> Value {

@@ -16,7 +16,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use weir::engine::query::listener::StreamingQueryListener;
 use weir::engine::source::rate_schema;
 use weir::plan::plan::{LogicalPlan, Source};
-use weir::plan::sql::{Catalog, StatementResult, parse_sql};
+use weir::plan::sql::{Catalog, ObjectKind, StatementResult, parse_sql};
 use weir::plan::{OutputMode, check_streaming};
 use weir::{Session, StreamingQuery, StreamingQueryProgress, Trigger};
 
@@ -313,10 +313,13 @@ fn install_ctrlc(flag: Arc<AtomicBool>) {
     let _ = ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst));
 }
 
-/// Waits until every query terminated, or the stop flag is set (then stops them cleanly).
+/// Waits until every query terminated. When the stop flag is set (Ctrl-C) or one query failed,
+/// stops the others cleanly: a failure is reported at once rather than when the rest end, which
+/// for queries with a processing-time trigger would be never.
 fn wait_for(queries: &[StreamingQuery], stop: &AtomicBool) -> Result<(), String> {
     loop {
-        if stop.load(Ordering::SeqCst) {
+        let one_failed = queries.iter().any(|q| q.exception().is_some());
+        if stop.load(Ordering::SeqCst) || one_failed {
             for q in queries {
                 q.stop().map_err(|e| e.to_string())?;
             }
@@ -340,6 +343,14 @@ fn wait_for(queries: &[StreamingQuery], stop: &AtomicBool) -> Result<(), String>
     }
 }
 
+/// The error for a DDL statement given to `weir sql`.
+fn not_a_query(verb: &str, kind: ObjectKind, name: &str) -> String {
+    format!(
+        "weir sql runs one query; {verb} {} `{name}` belongs in a script: pass it with --script, or run the script with weir run",
+        kind.name().to_ascii_uppercase()
+    )
+}
+
 fn run_sql(args: &SqlArgs) -> Result<(), String> {
     let mut catalog = builtin_catalog()?;
     if let Some(path) = &args.script {
@@ -353,24 +364,28 @@ fn run_sql(args: &SqlArgs) -> Result<(), String> {
             statements.len()
         ));
     };
+    let output_mode = args
+        .output_mode
+        .as_deref()
+        .map(|m| m.parse::<OutputMode>().map_err(|e| e.to_string()))
+        .transpose()?;
     let plan = match catalog.execute(statement).map_err(|e| sql_error(&e, &args.query))? {
         StatementResult::Query(plan) => plan,
         StatementResult::Explain { plan, .. } => {
             let s = session(&args.common)?;
-            let mode = default_ad_hoc_mode(&plan);
+            let mode = output_mode.unwrap_or_else(|| default_ad_hoc_mode(&plan));
+            check_streaming(&plan, mode).map_err(|e| sql_error(&e, &args.query))?;
             println!("{}", s.explain(&plan, Some(mode)).map_err(|e| engine_error(e, &args.query))?);
             return Ok(());
         }
-        other => {
-            return Err(format!(
-                "weir sql runs a query; {other:?} belongs in a script (weir run, or --script)"
-            ));
+        StatementResult::Listed(names) => {
+            println!("{}", names.join("\n"));
+            return Ok(());
         }
+        StatementResult::Created { kind, name } => return Err(not_a_query("CREATE", kind, &name)),
+        StatementResult::Dropped { kind, name } => return Err(not_a_query("DROP", kind, &name)),
     };
-    let mode = match &args.output_mode {
-        Some(m) => m.parse::<OutputMode>().map_err(|e| e.to_string())?,
-        None => default_ad_hoc_mode(&plan),
-    };
+    let mode = output_mode.unwrap_or_else(|| default_ad_hoc_mode(&plan));
     let trigger = Trigger::parse(&args.trigger).map_err(|e| e.to_string())?;
     let s = session(&args.common)?;
     let stop = Arc::new(AtomicBool::new(false));

@@ -650,7 +650,9 @@ impl Planner<'_> {
         in_schema: &SchemaRef,
         filters: &[Expr],
     ) -> Result<Node> {
-        use super::session::{SESSION_END_COLUMN, SESSION_START_COLUMN, SessionKernel, SessionLayout, SessionWindowOp};
+        use super::session::{
+            SESSION_END_COLUMN, SESSION_START_COLUMN, SessionKernel, SessionLayout, SessionWindowOp,
+        };
         use weir_plan::SessionGap;
 
         let mut session = None;
@@ -681,10 +683,15 @@ impl Planner<'_> {
                 other => plain_keys.push(other.clone()),
             }
         }
-        let (session_position, time, gap_us) =
-            session.ok_or_else(|| Error::Internal("session aggregation without a session_window key".into()))?;
+        let (session_position, time, gap_us) = session.ok_or_else(|| {
+            Error::Internal("session aggregation without a session_window key".into())
+        })?;
 
-        let agg_specs = a.aggregates.iter().map(streaming_agg_call).collect::<Result<Vec<_>>>()?;
+        let agg_specs = a
+            .aggregates
+            .iter()
+            .map(streaming_agg_call)
+            .collect::<Result<Vec<_>>>()?;
 
         // Stage: keys, event time, aggregate arguments.
         let mut stage_exprs: Vec<Expr> = Vec::new();
@@ -728,7 +735,11 @@ impl Planner<'_> {
         let kernel_input_schema = Arc::new(Schema::new(kernel_fields));
         let mut inputs = KernelInputs::default();
         for f in kernel_input_schema.fields() {
-            collect_inputs(&weir_plan::expr::col(f.name()), &kernel_input_schema, &mut inputs)?;
+            collect_inputs(
+                &weir_plan::expr::col(f.name()),
+                &kernel_input_schema,
+                &mut inputs,
+            )?;
         }
         let kernel_schema = inputs.schema(&kernel_input_schema);
         let mut builder = KernelSpec::builder(kernel_schema.clone());
@@ -739,8 +750,14 @@ impl Planner<'_> {
             ansi: self.options.ansi,
         };
         let mut key_ids = Vec::new();
-        for (i, f) in kernel_input_schema.fields()[..plain_keys.len() + 2].iter().enumerate() {
-            key_ids.push((format!("k{i}"), lowering.lower(&weir_plan::expr::col(f.name()))?));
+        for (i, f) in kernel_input_schema.fields()[..plain_keys.len() + 2]
+            .iter()
+            .enumerate()
+        {
+            key_ids.push((
+                format!("k{i}"),
+                lowering.lower(&weir_plan::expr::col(f.name()))?,
+            ));
         }
         let mut agg_ids = Vec::new();
         for (j, ((f, _), column)) in agg_specs.iter().zip(&arg_columns).enumerate() {
@@ -757,10 +774,21 @@ impl Planner<'_> {
         self.next_op += 1;
         let description = format!(
             "keys=[{}], aggs=[{}]",
-            a.group_by.iter().map(|e| e.to_string()).collect::<Vec<_>>().join(", "),
-            a.aggregates.iter().map(|e| e.to_string()).collect::<Vec<_>>().join(", ")
+            a.group_by
+                .iter()
+                .map(|e| e.to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
+            a.aggregates
+                .iter()
+                .map(|e| e.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
         );
-        let _ = writeln!(self.fingerprint, "op {op_id}: session aggregate {description}");
+        let _ = writeln!(
+            self.fingerprint,
+            "op {op_id}: session aggregate {description}"
+        );
         let op = SessionWindowOp::new(
             op_id,
             SessionLayout {
@@ -788,7 +816,13 @@ impl Planner<'_> {
 
 /// The weir-jit aggregate function and argument of one streaming aggregate call.
 fn streaming_agg_call(e: &Expr) -> Result<(AggFunc, Option<Expr>)> {
-    let Expr::Aggregate { func, args, distinct, .. } = strip_alias(e) else {
+    let Expr::Aggregate {
+        func,
+        args,
+        distinct,
+        ..
+    } = strip_alias(e)
+    else {
         return Err(Error::Unsupported(format!(
             "{e} in an aggregation's output must be an aggregate call"
         )));

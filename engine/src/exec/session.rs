@@ -21,8 +21,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use arrow::array::{
-    Array, ArrayRef, BooleanArray, Int64Array, RecordBatch, RecordBatchOptions, TimestampMicrosecondArray,
-    UInt32Array,
+    Array, ArrayRef, BooleanArray, Int64Array, RecordBatch, RecordBatchOptions,
+    TimestampMicrosecondArray, UInt32Array,
 };
 use arrow::compute;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
@@ -167,7 +167,11 @@ impl SessionWindowOp {
     }
 
     /// Runs one batch: returns the rows to emit.
-    pub fn process(&mut self, rows: Vec<RecordBatch>, ctx: &BatchContext) -> Result<Vec<RecordBatch>> {
+    pub fn process(
+        &mut self,
+        rows: Vec<RecordBatch>,
+        ctx: &BatchContext,
+    ) -> Result<Vec<RecordBatch>> {
         let t_update = Instant::now();
         let projected = self.layout.stage.run(rows, ctx)?;
         let late_us = (self.layout.watermarked && ctx.late_watermark_ms > 0)
@@ -188,7 +192,8 @@ impl SessionWindowOp {
 
         let t_remove = Instant::now();
         let watermark_us = ctx.watermark_ms.saturating_mul(1000);
-        let evicting = self.mode == OutputMode::Append && self.layout.watermarked && ctx.watermark_ms > 0;
+        let evicting =
+            self.mode == OutputMode::Append && self.layout.watermarked && ctx.watermark_ms > 0;
         let emit: Vec<bool> = cut
             .sessions
             .iter()
@@ -218,7 +223,13 @@ impl SessionWindowOp {
         let removals = compute::filter_record_batch(&cut.rows.project(&[0])?, &removed_mask)?;
         self.pending = Some((upserts, removals));
 
-        let open: Vec<&Session> = cut.sessions.iter().zip(&evict).filter(|(_, e)| !**e).map(|(s, _)| s).collect();
+        let open: Vec<&Session> = cut
+            .sessions
+            .iter()
+            .zip(&evict)
+            .filter(|(_, e)| !**e)
+            .map(|(s, _)| s)
+            .collect();
         self.min_open_end_us = open.iter().map(|s| s.end_us).min();
         self.open_sessions = open.len() as u64;
         self.buffer = remaining;
@@ -234,7 +245,11 @@ impl SessionWindowOp {
     /// Drops rows without an event time (they belong to no session) and late rows, whose
     /// session `[t, t + gap)` ends at or before `late_us`; returns the kept rows and the number
     /// of late rows.
-    fn keep_on_time(&self, batch: &RecordBatch, late_us: Option<i64>) -> Result<(RecordBatch, u64)> {
+    fn keep_on_time(
+        &self,
+        batch: &RecordBatch,
+        late_us: Option<i64>,
+    ) -> Result<(RecordBatch, u64)> {
         let times = timestamps(batch.column(self.layout.plain_keys))?;
         let gap = self.layout.gap_us;
         let mut late = 0u64;
@@ -257,7 +272,9 @@ impl SessionWindowOp {
     /// Prepends fresh sequence numbers to projected rows, giving a batch of the state schema.
     fn with_sequence_numbers(&mut self, batch: &RecordBatch) -> Result<RecordBatch> {
         let n = batch.num_rows() as i64;
-        let seq: ArrayRef = Arc::new(Int64Array::from_iter_values(self.next_seq..self.next_seq + n));
+        let seq: ArrayRef = Arc::new(Int64Array::from_iter_values(
+            self.next_seq..self.next_seq + n,
+        ));
         self.next_seq += n;
         let mut columns = vec![seq];
         columns.extend(batch.columns().iter().cloned());
@@ -285,7 +302,12 @@ impl SessionWindowOp {
             rows.clone()
         };
         let key_columns: Vec<ArrayRef> = (1..=keys).map(|i| sorted.column(i).clone()).collect();
-        let converter = RowConverter::new(key_columns.iter().map(|c| SortField::new(c.data_type().clone())).collect())?;
+        let converter = RowConverter::new(
+            key_columns
+                .iter()
+                .map(|c| SortField::new(c.data_type().clone()))
+                .collect(),
+        )?;
         let encoded = converter.convert_columns(&key_columns)?;
         let times = timestamps(sorted.column(self.time_column()))?;
         let seqs = sequence_numbers(&sorted)?;
@@ -317,7 +339,12 @@ impl SessionWindowOp {
     }
 
     /// Aggregates the rows of the sessions marked in `emit`, in the plan's output schema.
-    fn aggregate_sessions(&self, cut: &Sessionized, emit: &[bool], ctx: &BatchContext) -> Result<Vec<RecordBatch>> {
+    fn aggregate_sessions(
+        &self,
+        cut: &Sessionized,
+        emit: &[bool],
+        ctx: &BatchContext,
+    ) -> Result<Vec<RecordBatch>> {
         let indices: Vec<u32> = (0..cut.rows.num_rows())
             .filter(|i| emit[cut.row_session[*i]])
             .map(|i| i as u32)
@@ -353,10 +380,11 @@ impl SessionWindowOp {
             columns.push(rows.column(i).clone());
         }
         let emitted = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)?;
-        let input = self
-            .agg
-            .inputs
-            .project(&emitted, &self.agg.kernel_schema, ctx.batch_timestamp_ms.saturating_mul(1000))?;
+        let input = self.agg.inputs.project(
+            &emitted,
+            &self.agg.kernel_schema,
+            ctx.batch_timestamp_ms.saturating_mul(1000),
+        )?;
         let mut state = self.agg.kernel.new_group_state();
         self.agg.kernel.update(&mut state, &input)?;
         let raw = state.output_all()?;
@@ -405,7 +433,9 @@ impl SessionWindowOp {
                 .collect::<Vec<Field>>(),
         ));
         let options = RecordBatchOptions::new().with_row_count(Some(raw.num_rows()));
-        Ok(RecordBatch::try_new_with_options(relaxed, columns, &options)?)
+        Ok(RecordBatch::try_new_with_options(
+            relaxed, columns, &options,
+        )?)
     }
 
     /// Whether a batch at `watermark_ms` would close (emit and evict) a session.
@@ -459,7 +489,7 @@ impl SessionWindowOp {
                 (empty.clone(), empty)
             }
         };
-        let full = (version % 10 == 0).then(|| self.buffer.clone());
+        let full = version.is_multiple_of(10).then(|| self.buffer.clone());
         let fsync = self.fsync;
         let store = self.open_store(state_root, fsync)?;
         store.commit(version, &upserts, &removals)?;

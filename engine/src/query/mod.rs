@@ -439,6 +439,13 @@ impl MicroBatchExecution {
         }
 
         let trigger = self.config.trigger;
+        // Tell each source where the committed part of the stream ends (a restarted source
+        // knows nothing of the previous run until then).
+        for (i, s) in self.sources.iter_mut().enumerate() {
+            if let Some(end) = &committed[i] {
+                s.commit(end)?;
+            }
+        }
         // availableNow and once fix their stop point now; the sources then never go past it.
         let mut stop_offsets: Vec<Option<Offset>> = Vec::new();
         if matches!(trigger, Trigger::AvailableNow | Trigger::Once) {
