@@ -954,6 +954,52 @@ fn a_failing_query_stops_the_script_with_its_error() {
 }
 
 #[test]
+fn a_sink_that_cannot_start_stops_the_sinks_already_started() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in");
+    let checkpoint = dir.path().join("ck");
+    write_csv_inputs(&input);
+    // Sinks start in name order: `a_ids` (default trigger, runs until stopped) starts, then
+    // `b_broken` is refused.
+    let script = write_script(
+        dir.path(),
+        "job.sql",
+        &format!(
+            "{}CREATE SINK a_ids WITH (format = 'json', path = '{}', checkpointLocation = '{}')\n  \
+               AS SELECT id FROM events;\n\
+             CREATE SINK b_broken WITH (format = 'deltalake', path = '{}', checkpointLocation = '{}')\n  \
+               AS SELECT id FROM events;\n",
+            csv_source(&input, false),
+            dir.path().join("out").display(),
+            checkpoint.display(),
+            dir.path().join("out2").display(),
+            dir.path().join("ck2").display(),
+        ),
+    );
+    let out = run_script(&script, &[]);
+    out.assert_failure();
+    assert!(
+        out.stderr
+            .contains("sink b_broken: unknown streaming sink format 'deltalake'"),
+        "{}",
+        out.describe()
+    );
+    // A clean stop finishes the batch in flight: every planned batch is committed.
+    let batches = |log: &str| -> BTreeSet<String> {
+        std::fs::read_dir(checkpoint.join(log))
+            .map(|entries| {
+                entries
+                    .flatten()
+                    .map(|e| e.file_name().to_string_lossy().to_string())
+                    .filter(|n| n.chars().all(|c| c.is_ascii_digit()))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    assert_eq!(batches("offsets"), batches("commits"));
+}
+
+#[test]
 fn missing_source_path_fails_with_the_path() {
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("no-such-dir");

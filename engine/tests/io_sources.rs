@@ -908,3 +908,36 @@ fn available_now_never_passes_its_starting_snapshot() {
         Some(next)
     );
 }
+
+#[test]
+fn parquet_with_many_row_groups_is_read_in_file_order() {
+    let tmp = tempfile::tempdir().unwrap();
+    let input = tmp.path().join("in");
+    fs::create_dir_all(&input).unwrap();
+    let file_schema = Arc::new(Schema::new(vec![
+        Field::new("a", DataType::Int64, true),
+        Field::new("b", DataType::Utf8, true),
+    ]));
+    let n = 1000i64;
+    let batch = RecordBatch::try_new(
+        file_schema.clone(),
+        vec![
+            Arc::new(Int64Array::from((0..n).collect::<Vec<_>>())),
+            Arc::new(StringArray::from((0..n).map(|i| format!("s{i}")).collect::<Vec<_>>())),
+        ],
+    )
+    .unwrap();
+    let props = parquet::file::properties::WriterProperties::builder()
+        .set_max_row_group_row_count(Some(70))
+        .build();
+    let file = fs::File::create(input.join("part-0.parquet")).unwrap();
+    let mut writer = parquet::arrow::ArrowWriter::try_new(file, file_schema, Some(props)).unwrap();
+    writer.write(&batch).unwrap();
+    writer.close().unwrap();
+    let mut pq = file_source(tmp.path(), "parquet", Some(schema_ab()), &[]).unwrap();
+    let batches = read_all(&mut pq);
+    let a = col_i64(&batches, 0);
+    assert_eq!(a, (0..n).map(Some).collect::<Vec<_>>());
+    let b = col_str(&batches, 1);
+    assert_eq!(b[999].as_deref(), Some("s999"));
+}

@@ -595,7 +595,13 @@ fn null_event_times_are_skipped_and_null_keys_form_sessions_like_spark() {
         Action::AssertOnQuery(Box::new(|q| {
             let p = q.last_progress().ok_or("no progress")?;
             let op = &p.state_operators[0];
-            if (op.num_rows_total, op.num_rows_dropped_by_watermark) == (2, 0) {
+            // Spark names the operator sessionWindowStateStoreSaveExec in progress reports.
+            if (
+                op.operator_name.as_str(),
+                op.num_rows_total,
+                op.num_rows_dropped_by_watermark,
+            ) == ("sessionWindowStateStoreSaveExec", 2, 0)
+            {
                 Ok(())
             } else {
                 Err(format!("expected 2 sessions and no late row: {}", p.json()))

@@ -16,7 +16,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use weir::engine::query::listener::StreamingQueryListener;
 use weir::engine::source::rate_schema;
 use weir::plan::plan::{LogicalPlan, Source};
-use weir::plan::sql::{Catalog, ObjectKind, StatementResult, parse_sql};
+use weir::plan::sql::{Catalog, ObjectKind, SinkDefinition, StatementResult, parse_sql};
 use weir::plan::{OutputMode, check_streaming};
 use weir::{Session, StreamingQuery, StreamingQueryProgress, Trigger};
 
@@ -457,37 +457,58 @@ fn run_script(path: &Path, checkpoint_root: Option<&Path>, common: &CommonArgs) 
     }));
     install_ctrlc(stop.clone());
     let mut queries = Vec::new();
-    for sink in sinks {
-        let mut options: BTreeMap<String, String> = sink.options.clone();
-        let take = |options: &mut BTreeMap<String, String>, key: &str| {
-            let k = options.keys().find(|k| k.eq_ignore_ascii_case(key)).cloned();
-            k.and_then(|k| options.remove(&k))
-        };
-        let format = take(&mut options, "format").unwrap_or_else(|| "console".into());
-        let trigger = match take(&mut options, "trigger") {
-            Some(t) => Trigger::parse(&t).map_err(|e| format!("sink {}: {e}", sink.name))?,
-            None => Trigger::Default,
-        };
-        take(&mut options, "outputMode");
-        if !options.keys().any(|k| k.eq_ignore_ascii_case("checkpointLocation"))
-            && let Some(root) = checkpoint_root
-        {
-            options.insert("checkpointLocation".into(), root.join(&sink.name).display().to_string());
+    for sink in &sinks {
+        match start_sink(&s, sink, checkpoint_root, &text) {
+            Ok(q) => queries.push(q),
+            Err(e) => {
+                // Stop the sinks already started cleanly rather than killing them mid-batch.
+                for q in &queries {
+                    let _ = q.stop();
+                }
+                return Err(e);
+            }
         }
-        let mut writer = s
-            .dataframe(sink.plan.clone())
-            .write_stream()
-            .format(&format)
-            .output_mode(mode_name(sink.output_mode))
-            .trigger(trigger)
-            .query_name(&sink.name);
-        for (k, v) in &options {
-            writer = writer.option(k, v);
-        }
-        let q = writer.start().map_err(|e| format!("sink {}: {}", sink.name, engine_error(e, &text)))?;
-        queries.push(q);
     }
     wait_for(&queries, &stop)
+}
+
+/// Starts one `CREATE SINK` of a script: its `format`, `trigger` and `outputMode` options
+/// configure the writer, the rest are passed to the sink as they are.
+fn start_sink(
+    s: &Session,
+    sink: &SinkDefinition,
+    checkpoint_root: Option<&Path>,
+    text: &str,
+) -> Result<StreamingQuery, String> {
+    let mut options: BTreeMap<String, String> = sink.options.clone();
+    let take = |options: &mut BTreeMap<String, String>, key: &str| {
+        let k = options.keys().find(|k| k.eq_ignore_ascii_case(key)).cloned();
+        k.and_then(|k| options.remove(&k))
+    };
+    let format = take(&mut options, "format").unwrap_or_else(|| "console".into());
+    let trigger = match take(&mut options, "trigger") {
+        Some(t) => Trigger::parse(&t).map_err(|e| format!("sink {}: {e}", sink.name))?,
+        None => Trigger::Default,
+    };
+    take(&mut options, "outputMode");
+    if !options.keys().any(|k| k.eq_ignore_ascii_case("checkpointLocation"))
+        && let Some(root) = checkpoint_root
+    {
+        options.insert("checkpointLocation".into(), root.join(&sink.name).display().to_string());
+    }
+    let mut writer = s
+        .dataframe(sink.plan.clone())
+        .write_stream()
+        .format(&format)
+        .output_mode(mode_name(sink.output_mode))
+        .trigger(trigger)
+        .query_name(&sink.name);
+    for (k, v) in &options {
+        writer = writer.option(k, v);
+    }
+    writer
+        .start()
+        .map_err(|e| format!("sink {}: {}", sink.name, engine_error(e, text)))
 }
 
 fn explain(target: &str, output_mode: Option<&str>) -> Result<(), String> {

@@ -2,9 +2,10 @@
 //!
 //! Owns the physical operator tree built from an analysed logical plan ([`planner`]): fused
 //! stateless kernels ([`map`]), watermark trackers, unions, and the stateful operators
-//! ([`aggregate`], [`dedup`]) with their state stores. Per batch it takes each source's rows and
-//! returns the rows for the sink, following the output mode. It does not decide when batches run,
-//! write offsets or commits, or talk to sources and sinks (that is [`crate::query`]).
+//! ([`aggregate`], [`dedup`], [`session`]) with their state stores. Per batch it takes each
+//! source's rows and returns the rows for the sink, following the output mode. It does not decide
+//! when batches run, write offsets or commits, or talk to sources and sinks (that is
+//! [`crate::query`]).
 
 pub mod aggregate;
 pub mod dedup;

@@ -903,12 +903,68 @@ fn read_parquet(
         Some(cols) => Arc::new(schema.project(cols)?),
         None => schema.clone(),
     };
-    let file = File::open(path).map_err(|e| Error::io(path, e))?;
     let damaged = |e: parquet::errors::ParquetError| Error::MalformedRecord {
         location: path.display().to_string(),
         message: format!("not a readable Parquet file: {e}"),
     };
-    let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(damaged)?;
+    let open = || -> Result<ParquetRecordBatchReaderBuilder<File>> {
+        let file = File::open(path).map_err(|e| Error::io(path, e))?;
+        ParquetRecordBatchReaderBuilder::try_new(file).map_err(damaged)
+    };
+    let builder = open()?;
+    let row_groups = builder.metadata().num_row_groups();
+    // Row groups are decoded in parallel, in contiguous ranges, so batch order is file order.
+    let workers = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(row_groups.max(1));
+    if workers <= 1 {
+        return decode_parquet(path, builder, None, &wanted);
+    }
+    let per_worker = row_groups.div_ceil(workers);
+    let ranges: Vec<Vec<usize>> = (0..row_groups)
+        .collect::<Vec<_>>()
+        .chunks(per_worker)
+        .map(<[usize]>::to_vec)
+        .collect();
+    let parts: Vec<Result<Vec<RecordBatch>>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = ranges
+            .into_iter()
+            .map(|groups| {
+                let wanted = &wanted;
+                let open = &open;
+                scope.spawn(move || decode_parquet(path, open()?, Some(groups), wanted))
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join().unwrap_or_else(|_| {
+                    Err(Error::Internal(format!(
+                        "a Parquet decoding thread panicked on {}",
+                        path.display()
+                    )))
+                })
+            })
+            .collect()
+    });
+    let mut out = Vec::new();
+    for part in parts {
+        out.extend(part?);
+    }
+    Ok(out)
+}
+
+/// Decodes the `row_groups` (all when `None`) of a Parquet file into batches of `wanted`.
+fn decode_parquet(
+    path: &Path,
+    builder: ParquetRecordBatchReaderBuilder<File>,
+    row_groups: Option<Vec<usize>>,
+    wanted: &SchemaRef,
+) -> Result<Vec<RecordBatch>> {
+    let damaged = |e: parquet::errors::ParquetError| Error::MalformedRecord {
+        location: path.display().to_string(),
+        message: format!("not a readable Parquet file: {e}"),
+    };
     let file_schema = builder.schema().clone();
     let mut roots: Vec<usize> = wanted
         .fields()
@@ -918,11 +974,11 @@ fn read_parquet(
     roots.sort_unstable();
     roots.dedup();
     let mask = ProjectionMask::roots(builder.parquet_schema(), roots);
-    let reader = builder
-        .with_projection(mask)
-        .with_batch_size(BATCH_ROWS)
-        .build()
-        .map_err(damaged)?;
+    let mut builder = builder.with_projection(mask).with_batch_size(BATCH_ROWS);
+    if let Some(groups) = row_groups {
+        builder = builder.with_row_groups(groups);
+    }
+    let reader = builder.build().map_err(damaged)?;
     let mut out = Vec::new();
     for batch in reader {
         let batch = batch.map_err(|e| Error::MalformedRecord {
