@@ -502,7 +502,6 @@ fn drop_duplicates_within_watermark_matches_spark() {
 /// query has a watermarked deduplication (`shouldRunAnotherBatch` looks only at the watermark),
 /// even when no key would be evicted: here batch 5 at watermark 51 evicts nothing.
 #[test]
-#[ignore = "weir runs a no-data batch only when a key would be evicted (DedupOp::would_evict); Spark runs one whenever the watermark moved — see the report"]
 fn drop_duplicates_within_watermark_runs_the_same_no_data_batch_as_spark() {
     let (batches, metrics) = dedup_within_run();
     assert_eq!(batches.last(), Some(&(5, vec![])));
@@ -536,7 +535,8 @@ fn a_no_data_batch_emits_the_final_window() {
     let df = windowed_count(df, "10 seconds");
     let mut t = StreamTest::new(df, "append").unwrap();
     t.run(vec![
-        // Watermark 11 after this batch: [10, 20) is still open, no extra batch.
+        // Watermark 11 after this batch: [10, 20) is still open; the no-data batch that follows
+        // (the watermark moved, as in Spark) emits nothing.
         Action::AddData(input.clone(), events(&[(12, "a"), (14, "a"), (21, "b")])),
         check_new_answer(&[]),
         // Watermark 25 after this batch: a no-data batch closes [10, 20).
@@ -548,13 +548,13 @@ fn a_no_data_batch_emits_the_final_window() {
                 .iter()
                 .map(|p| (p.batch_id, p.num_input_rows, p.sink.num_output_rows))
                 .collect();
-            let expected = vec![(0, 3, 0), (1, 1, 0), (2, 0, 1)];
+            let expected = vec![(0, 3, 0), (1, 0, 0), (2, 1, 0), (3, 0, 1)];
             if shape != expected {
                 return Err(format!(
                     "(batch, input rows, output rows): expected {expected:?}, got {shape:?}"
                 ));
             }
-            let watermark = progress[2]
+            let watermark = progress[3]
                 .event_time
                 .get("watermark")
                 .cloned()
@@ -575,7 +575,6 @@ fn a_no_data_batch_emits_the_final_window() {
 /// .shouldRunAnotherBatch` looks only at the watermark): one file (12, a), (14, a) with a 10 s
 /// window and delay gives batch 0 and a no-data batch 1 at watermark 4 s that emits nothing.
 #[test]
-#[ignore = "weir runs a no-data batch only when a window would close (AggregateOp::would_evict); Spark runs one whenever the watermark moved — see the report"]
 fn windowed_append_runs_the_same_no_data_batch_as_spark() {
     let dir = tempfile::tempdir().unwrap();
     write_files(dir.path(), 0, &[&[(12, "a"), (14, "a")]]);

@@ -30,7 +30,11 @@ fn schema() -> SchemaRef {
     Arc::new(Schema::new(vec![
         Field::new("auction", DataType::Int64, false),
         Field::new("price", DataType::Decimal128(10, 2), false),
-        Field::new("ts", DataType::Timestamp(TimeUnit::Microsecond, None), false),
+        Field::new(
+            "ts",
+            DataType::Timestamp(TimeUnit::Microsecond, None),
+            false,
+        ),
     ]))
 }
 
@@ -52,11 +56,17 @@ fn batches() -> Vec<RecordBatch> {
             price.push(((x >> 20) % 1_000_000) as i128);
             ts.push(((row + i) as i64) * 1_000);
         }
-        let price = Decimal128Array::from(price).with_precision_and_scale(10, 2).expect("decimal");
+        let price = Decimal128Array::from(price)
+            .with_precision_and_scale(10, 2)
+            .expect("decimal");
         out.push(
             RecordBatch::try_new(
                 schema(),
-                vec![Arc::new(Int64Array::from(auction)), Arc::new(price), Arc::new(TimestampMicrosecondArray::from(ts))],
+                vec![
+                    Arc::new(Int64Array::from(auction)),
+                    Arc::new(price),
+                    Arc::new(TimestampMicrosecondArray::from(ts)),
+                ],
             )
             .expect("batch"),
         );
@@ -67,7 +77,9 @@ fn batches() -> Vec<RecordBatch> {
 
 /// Runs the variants interleaved, REPEATS rounds, and keeps each one's best time (the machine
 /// is shared, so interleaving spreads the noise evenly).
-fn best_of_interleaved<const N: usize>(mut variants: [&mut dyn FnMut() -> usize; N]) -> [(Duration, usize); N] {
+fn best_of_interleaved<const N: usize>(
+    mut variants: [&mut dyn FnMut() -> usize; N],
+) -> [(Duration, usize); N] {
     let mut best = [(Duration::MAX, 0usize); N];
     for _ in 0..REPEATS {
         for (i, f) in variants.iter_mut().enumerate() {
@@ -96,7 +108,8 @@ fn filter_project_spec() -> KernelSpec {
     let price = b.column(1).expect("column");
     let rate = b.literal(Scalar::Decimal128(908, 3, 3)).expect("literal");
     let eur = b.binary(BinaryOp::Mul, price, rate).expect("mul");
-    b.filter(pred).project(vec![("auction".into(), auction), ("eur".into(), eur)]);
+    b.filter(pred)
+        .project(vec![("auction".into(), auction), ("eur".into(), eur)]);
     b.build().expect("spec")
 }
 
@@ -105,7 +118,10 @@ fn window_count_spec() -> KernelSpec {
     let ts = b.column(2).expect("column");
     let w = b.window_start(ts, WINDOW_US, WINDOW_US, 0).expect("window");
     let auction = b.column(0).expect("column");
-    b.aggregate(vec![("window".into(), w), ("auction".into(), auction)], vec![("n".into(), AggFunc::CountStar, None)]);
+    b.aggregate(
+        vec![("window".into(), w), ("auction".into(), auction)],
+        vec![("n".into(), AggFunc::CountStar, None)],
+    );
     b.build().expect("spec")
 }
 
@@ -114,12 +130,18 @@ fn arrow_filter_project(batch: &RecordBatch) -> usize {
     let rem = numeric::rem(auction, &Int64Array::new_scalar(123)).expect("rem");
     let keep = cmp::eq(&rem, &Int64Array::new_scalar(0)).expect("eq");
     let kept = filter_record_batch(batch, &keep).expect("filter");
-    let rate = Decimal128Array::from(vec![908]).with_precision_and_scale(3, 3).expect("decimal");
+    let rate = Decimal128Array::from(vec![908])
+        .with_precision_and_scale(3, 3)
+        .expect("decimal");
     let eur = numeric::mul(kept.column(1), &ArrowScalar::new(rate)).expect("mul");
     black_box((kept.column(0).clone(), eur)).1.len()
 }
 
-fn arrow_window_count(batch: &RecordBatch, groups: &mut HashMap<Vec<u8>, i64>, conv: &RowConverter) {
+fn arrow_window_count(
+    batch: &RecordBatch,
+    groups: &mut HashMap<Vec<u8>, i64>,
+    conv: &RowConverter,
+) {
     let ts = cast(batch.column(2), &DataType::Int64).expect("cast");
     let rem = numeric::rem(&ts, &Int64Array::new_scalar(WINDOW_US)).expect("rem");
     let start = numeric::sub(&ts, &rem).expect("sub");
@@ -131,7 +153,10 @@ fn arrow_window_count(batch: &RecordBatch, groups: &mut HashMap<Vec<u8>, i64>, c
 }
 
 fn rust_window_count(batch: &RecordBatch, groups: &mut HashMap<(i64, i64), i64>) {
-    let ts = batch.column(2).as_primitive::<arrow::datatypes::TimestampMicrosecondType>().values();
+    let ts = batch
+        .column(2)
+        .as_primitive::<arrow::datatypes::TimestampMicrosecondType>()
+        .values();
     let auction = batch.column(0).as_primitive::<Int64Type>().values();
     for (t, a) in ts.iter().zip(auction.iter()) {
         let w = t - t.rem_euclid(WINDOW_US);
@@ -141,12 +166,25 @@ fn rust_window_count(batch: &RecordBatch, groups: &mut HashMap<(i64, i64), i64>)
 
 fn main() {
     let data = batches();
-    println!("weir-jit kernel benchmark: {ROWS} rows in {}-row batches, best of {REPEATS} interleaved rounds", BATCH);
-    let engine = JitEngine::new(JitOptions { verify: false, ..JitOptions::default() }).expect("engine");
-    let compile_opts = JitOptions { verify: false, ..JitOptions::default() };
+    println!(
+        "weir-jit kernel benchmark: {ROWS} rows in {}-row batches, best of {REPEATS} interleaved rounds",
+        BATCH
+    );
+    let engine = JitEngine::new(JitOptions {
+        verify: false,
+        ..JitOptions::default()
+    })
+    .expect("engine");
+    let compile_opts = JitOptions {
+        verify: false,
+        ..JitOptions::default()
+    };
 
     // Compile times (fresh engines so the cache does not answer).
-    for (name, spec) in [("filter+project", filter_project_spec()), ("window+count", window_count_spec())] {
+    for (name, spec) in [
+        ("filter+project", filter_project_spec()),
+        ("window+count", window_count_spec()),
+    ] {
         let mut times = vec![];
         for _ in 0..20 {
             let e = JitEngine::new(compile_opts.clone()).expect("engine");
@@ -156,12 +194,19 @@ fn main() {
             black_box(k);
         }
         times.sort();
-        println!("compile {name:<15} median {:>7.1} µs  (min {:.1} µs)", times[10].as_secs_f64() * 1e6, times[0].as_secs_f64() * 1e6);
+        println!(
+            "compile {name:<15} median {:>7.1} µs  (min {:.1} µs)",
+            times[10].as_secs_f64() * 1e6,
+            times[0].as_secs_f64() * 1e6
+        );
     }
 
     // (a) filter + decimal projection.
     let k = engine.compile(&filter_project_spec()).expect("compile");
-    println!("(a) kernel: {}", k.report().to_string().lines().next().unwrap_or(""));
+    println!(
+        "(a) kernel: {}",
+        k.report().to_string().lines().next().unwrap_or("")
+    );
     let mut jit = || data.iter().map(|b| k.run(b).expect("run").num_rows()).sum();
     let mut chain = || data.iter().map(arrow_filter_project).sum();
     let [(jit_a, jit_rows), (arrow_a, arrow_rows)] = best_of_interleaved([&mut jit, &mut chain]);
@@ -175,8 +220,15 @@ fn main() {
 
     // (b) tumbling window + count grouped by (window, auction).
     let k = engine.compile(&window_count_spec()).expect("compile");
-    println!("(b) kernel: {}", k.report().to_string().lines().next().unwrap_or(""));
-    let conv = RowConverter::new(vec![SortField::new(DataType::Int64), SortField::new(DataType::Int64)]).expect("rows");
+    println!(
+        "(b) kernel: {}",
+        k.report().to_string().lines().next().unwrap_or("")
+    );
+    let conv = RowConverter::new(vec![
+        SortField::new(DataType::Int64),
+        SortField::new(DataType::Int64),
+    ])
+    .expect("rows");
     let mut jit = || {
         let mut st = k.new_group_state();
         for b in &data {
@@ -198,8 +250,11 @@ fn main() {
         }
         groups.len()
     };
-    let [(jit_b, jit_groups), (arrow_b, arrow_groups), (rust_b, rust_groups)] =
-        best_of_interleaved([&mut jit, &mut chain, &mut plain]);
+    let [
+        (jit_b, jit_groups),
+        (arrow_b, arrow_groups),
+        (rust_b, rust_groups),
+    ] = best_of_interleaved([&mut jit, &mut chain, &mut plain]);
     assert_eq!(jit_groups, arrow_groups);
     assert_eq!(jit_groups, rust_groups);
     println!(

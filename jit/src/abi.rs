@@ -113,8 +113,12 @@ pub const ERR_HELPER_PANIC: u32 = 4;
 pub const ERR_PRECOMPUTED_BASE: u32 = 100;
 
 /// The single kernel signature.
-pub type KernelFn =
-    unsafe extern "C" fn(batch: *const BatchView, agg: *mut AggCtx, out: *const OutView, rt: *mut RtCtx) -> u32;
+pub type KernelFn = unsafe extern "C" fn(
+    batch: *const BatchView,
+    agg: *mut AggCtx,
+    out: *const OutView,
+    rt: *mut RtCtx,
+) -> u32;
 
 /// The intern helper: interns `n` scratch rows, writes group ids and refreshes accumulator pointers.
 pub type InternFn = unsafe extern "C" fn(agg: *mut AggCtx, n: u64) -> u32;

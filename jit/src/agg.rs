@@ -11,7 +11,9 @@ use arrow::array::{
     Array, ArrayRef, AsArray, Decimal128Array, Float64Array, Int64Array, RecordBatch, StringArray,
     UInt8Array,
 };
-use arrow::datatypes::{DataType, Decimal128Type, Field, Float64Type, Int64Type, Schema, SchemaRef};
+use arrow::datatypes::{
+    DataType, Decimal128Type, Field, Float64Type, Int64Type, Schema, SchemaRef,
+};
 use hashbrown::HashTable;
 
 use crate::error::{JitError, Result};
@@ -112,29 +114,58 @@ fn value_kind(func: AggFunc, t: &DataType) -> ValueKind {
 impl AggLayout {
     /// Derives the layout of a validated aggregation spec.
     pub fn new(spec: &KernelSpec) -> Result<Self> {
-        let (keys, aggs) = spec.aggregate().ok_or_else(|| JitError::Unsupported("spec has no aggregate stage".into()))?;
+        let (keys, aggs) = spec
+            .aggregate()
+            .ok_or_else(|| JitError::Unsupported("spec has no aggregate stage".into()))?;
         let keys: Vec<KeyDesc> = keys
             .iter()
             .map(|(n, e)| {
                 let t = spec.types[*e as usize].clone();
-                KeyDesc { name: n.clone(), kind: key_kind(&t), data_type: t }
+                KeyDesc {
+                    name: n.clone(),
+                    kind: key_kind(&t),
+                    data_type: t,
+                }
             })
             .collect();
         let mut descs = vec![];
         for a in aggs {
-            let arg_type = a.arg.map(|e| spec.types[e as usize].clone()).unwrap_or(DataType::Int64);
+            let arg_type = a
+                .arg
+                .map(|e| spec.types[e as usize].clone())
+                .unwrap_or(DataType::Int64);
             let out_type = agg_output_type(a.func, &arg_type).map_err(JitError::InvalidSpec)?;
-            descs.push(AggDesc { name: a.name.clone(), func: a.func, value: value_kind(a.func, &arg_type), arg_type, out_type });
+            descs.push(AggDesc {
+                name: a.name.clone(),
+                func: a.func,
+                value: value_kind(a.func, &arg_type),
+                arg_type,
+                out_type,
+            });
         }
-        let mut state_fields: Vec<Field> = keys.iter().map(|k| Field::new(&k.name, k.data_type.clone(), true)).collect();
+        let mut state_fields: Vec<Field> = keys
+            .iter()
+            .map(|k| Field::new(&k.name, k.data_type.clone(), true))
+            .collect();
         for a in &descs {
             if let Some(t) = value_state_type(a) {
                 state_fields.push(Field::new(format!("{}$value", a.name), t, true));
             }
-            state_fields.push(Field::new(format!("{}$count", a.name), DataType::Int64, false));
-            state_fields.push(Field::new(format!("{}$flags", a.name), DataType::UInt8, false));
+            state_fields.push(Field::new(
+                format!("{}$count", a.name),
+                DataType::Int64,
+                false,
+            ));
+            state_fields.push(Field::new(
+                format!("{}$flags", a.name),
+                DataType::UInt8,
+                false,
+            ));
         }
-        let mut out_fields: Vec<Field> = keys.iter().map(|k| Field::new(&k.name, k.data_type.clone(), true)).collect();
+        let mut out_fields: Vec<Field> = keys
+            .iter()
+            .map(|k| Field::new(&k.name, k.data_type.clone(), true))
+            .collect();
         for a in &descs {
             let nullable = !matches!(a.func, AggFunc::Count | AggFunc::CountStar);
             out_fields.push(Field::new(&a.name, a.out_type.clone(), nullable));
@@ -149,7 +180,12 @@ impl AggLayout {
 
     /// Whether every aggregate can be retracted (count/sum/avg).
     pub fn invertible(&self) -> bool {
-        self.aggs.iter().all(|a| matches!(a.func, AggFunc::CountStar | AggFunc::Count | AggFunc::Sum | AggFunc::Avg))
+        self.aggs.iter().all(|a| {
+            matches!(
+                a.func,
+                AggFunc::CountStar | AggFunc::Count | AggFunc::Sum | AggFunc::Avg
+            )
+        })
     }
 }
 
@@ -169,7 +205,10 @@ fn value_state_type(a: &AggDesc) -> Option<DataType> {
 /// Rejects weights other than +1 when an aggregate cannot be retracted.
 pub fn check_weights(layout: &AggLayout, weights: &Int64Array, rows: usize) -> Result<()> {
     if weights.len() != rows {
-        return Err(JitError::SchemaMismatch(format!("{} weights for {rows} rows", weights.len())));
+        return Err(JitError::SchemaMismatch(format!(
+            "{} weights for {rows} rows",
+            weights.len()
+        )));
     }
     if weights.null_count() > 0 {
         return Err(JitError::SchemaMismatch("weights must not be NULL".into()));
@@ -256,7 +295,7 @@ pub struct GroupState {
     len: usize,
 }
 
-const NULL_KEY: u64 = 0x6e75_6c6c_6b65_79;
+const NULL_KEY: u64 = 0x006e_756c_6c6b_6579;
 
 /// Most u64 words of a packed key tuple (null mask + values).
 const MAX_PACKED_WORDS: usize = 16;
@@ -368,7 +407,10 @@ impl GroupState {
                     KeyKind::I64 => KeyData::I64(vec![]),
                     KeyKind::F64 => KeyData::F64(vec![]),
                     KeyKind::I128 => KeyData::I128(vec![]),
-                    KeyKind::Str => KeyData::Str { offsets: vec![0], bytes: vec![] },
+                    KeyKind::Str => KeyData::Str {
+                        offsets: vec![0],
+                        bytes: vec![],
+                    },
                 },
             })
             .collect();
@@ -387,7 +429,10 @@ impl GroupState {
                 flags: vec![],
             })
             .collect();
-        let packed = packed_stride(&layout).map(|stride| PackedKeys { stride, words: vec![] });
+        let packed = packed_stride(&layout).map(|stride| PackedKeys {
+            stride,
+            words: vec![],
+        });
         GroupState {
             layout,
             keys,
@@ -409,7 +454,9 @@ impl GroupState {
         if Arc::ptr_eq(&self.layout, layout) || self.layout.state_schema == layout.state_schema {
             Ok(())
         } else {
-            Err(JitError::State("this state was created for a different aggregation kernel".into()))
+            Err(JitError::State(
+                "this state was created for a different aggregation kernel".into(),
+            ))
         }
     }
 
@@ -443,14 +490,16 @@ impl GroupState {
     }
 
     fn keys_equal(&self, gid: usize, keys: &[KeyRef<'_>]) -> bool {
-        keys.iter().enumerate().all(|(c, k)| match (self.key_ref(c, gid), k) {
-            (KeyRef::Null, KeyRef::Null) => true,
-            (KeyRef::I64(a), KeyRef::I64(b)) => a == *b,
-            (KeyRef::F64(a), KeyRef::F64(b)) => a == *b,
-            (KeyRef::I128(a), KeyRef::I128(b)) => a == *b,
-            (KeyRef::Str(a), KeyRef::Str(b)) => a == *b,
-            _ => false,
-        })
+        keys.iter()
+            .enumerate()
+            .all(|(c, k)| match (self.key_ref(c, gid), k) {
+                (KeyRef::Null, KeyRef::Null) => true,
+                (KeyRef::I64(a), KeyRef::I64(b)) => a == *b,
+                (KeyRef::F64(a), KeyRef::F64(b)) => a == *b,
+                (KeyRef::I128(a), KeyRef::I128(b)) => a == *b,
+                (KeyRef::Str(a), KeyRef::Str(b)) => a == *b,
+                _ => false,
+            })
     }
 
     /// Finds or creates the group of a key tuple; marks it dirty.
@@ -463,7 +512,9 @@ impl GroupState {
         let h = hash_keys(keys);
         let found = {
             let this = &*self;
-            this.index.find(h, |&g| this.keys_equal(g as usize, keys)).copied()
+            this.index
+                .find(h, |&g| this.keys_equal(g as usize, keys))
+                .copied()
         };
         let gid = match found {
             Some(g) => g,
@@ -480,7 +531,11 @@ impl GroupState {
             Some(p) => {
                 let stride = p.stride;
                 let words = &p.words;
-                self.index.find(h, |&g| &words[g as usize * stride..(g as usize + 1) * stride] == enc).copied()
+                self.index
+                    .find(h, |&g| {
+                        &words[g as usize * stride..(g as usize + 1) * stride] == enc
+                    })
+                    .copied()
             }
             None => None,
         };
@@ -560,8 +615,12 @@ impl GroupState {
     /// Interns a key tuple given as interpreter values.
     pub(crate) fn intern_values(&mut self, keys: &[V]) -> Result<u32> {
         let layout = self.layout.clone();
-        let refs: Vec<KeyRef<'_>> =
-            layout.keys.iter().zip(keys).map(|(k, v)| Self::key_from_value(k.kind, v)).collect();
+        let refs: Vec<KeyRef<'_>> = layout
+            .keys
+            .iter()
+            .zip(keys)
+            .map(|(k, v)| Self::key_from_value(k.kind, v))
+            .collect();
         Ok(self.intern(&refs))
     }
 
@@ -570,7 +629,13 @@ impl GroupState {
     ///
     /// # Safety
     /// Every pointer must be valid for `n` rows, and string (ptr, len) pairs must point to live bytes.
-    pub(crate) unsafe fn intern_chunk(&mut self, key_vals: &[*const u64], key_valid: &[*const u8], n: usize, gids: *mut u32) {
+    pub(crate) unsafe fn intern_chunk(
+        &mut self,
+        key_vals: &[*const u64],
+        key_valid: &[*const u8],
+        n: usize,
+        gids: *mut u32,
+    ) {
         let layout = self.layout.clone();
         let mut refs: Vec<KeyRef<'_>> = Vec::with_capacity(layout.keys.len());
         if self.packed.is_some() {
@@ -584,14 +649,22 @@ impl GroupState {
                         let valid = *key_valid[c].add(row) != 0;
                         match k.kind {
                             KeyKind::I128 => {
-                                let (lo, hi) = if valid { (*key_vals[c].add(2 * row), *key_vals[c].add(2 * row + 1)) } else { (0, 0) };
+                                let (lo, hi) = if valid {
+                                    (*key_vals[c].add(2 * row), *key_vals[c].add(2 * row + 1))
+                                } else {
+                                    (0, 0)
+                                };
                                 enc[w] = lo;
                                 enc[w + 1] = hi;
                                 w += 2;
                             }
                             kind => {
                                 let raw = if valid { *key_vals[c].add(row) } else { 0 };
-                                enc[w] = if valid && kind == KeyKind::F64 { normalize_float_bits(f64::from_bits(raw)) } else { raw };
+                                enc[w] = if valid && kind == KeyKind::F64 {
+                                    normalize_float_bits(f64::from_bits(raw))
+                                } else {
+                                    raw
+                                };
                                 w += 1;
                             }
                         }
@@ -606,7 +679,11 @@ impl GroupState {
                     Some(p) => {
                         let stride = p.stride;
                         let words = &p.words;
-                        self.index.find(h, |&g| &words[g as usize * stride..(g as usize + 1) * stride] == &enc[..w]).copied()
+                        self.index
+                            .find(h, |&g| {
+                                words[g as usize * stride..(g as usize + 1) * stride] == enc[..w]
+                            })
+                            .copied()
                     }
                     None => None,
                 };
@@ -639,7 +716,9 @@ impl GroupState {
                 let r = unsafe {
                     match k.kind {
                         KeyKind::I64 => KeyRef::I64(*key_vals[c].add(row) as i64),
-                        KeyKind::F64 => KeyRef::F64(normalize_float_bits(f64::from_bits(*key_vals[c].add(row)))),
+                        KeyKind::F64 => {
+                            KeyRef::F64(normalize_float_bits(f64::from_bits(*key_vals[c].add(row))))
+                        }
                         KeyKind::I128 => {
                             let lo = *key_vals[c].add(2 * row);
                             let hi = *key_vals[c].add(2 * row + 1);
@@ -648,7 +727,11 @@ impl GroupState {
                         KeyKind::Str => {
                             let ptr = *key_vals[c].add(2 * row) as *const u8;
                             let len = *key_vals[c].add(2 * row + 1) as usize;
-                            KeyRef::Str(if len == 0 { &[] } else { std::slice::from_raw_parts(ptr, len) })
+                            KeyRef::Str(if len == 0 {
+                                &[]
+                            } else {
+                                std::slice::from_raw_parts(ptr, len)
+                            })
                         }
                     }
                 };
@@ -681,9 +764,13 @@ impl GroupState {
                 }
                 a.count[g] = a.count[g].wrapping_add(w);
                 match (&mut a.value, v) {
-                    (ValueVec::I64(s), V::Int(x)) => s[g] = s[g].wrapping_add((*x as i64).wrapping_mul(w)),
+                    (ValueVec::I64(s), V::Int(x)) => {
+                        s[g] = s[g].wrapping_add((*x as i64).wrapping_mul(w))
+                    }
                     (ValueVec::F64(s), V::Float(x)) => s[g] += (w as f64) * x,
-                    (ValueVec::I128(s), V::Int(x)) => s[g] = s[g].wrapping_add(x.wrapping_mul(w as i128)),
+                    (ValueVec::I128(s), V::Int(x)) => {
+                        s[g] = s[g].wrapping_add(x.wrapping_mul(w as i128))
+                    }
                     _ => {}
                 }
             }
@@ -701,17 +788,27 @@ impl GroupState {
                     other => other,
                 };
                 let set = a.flags[g] & 1 != 0;
-                let current = if set { Some(value_at(&a.value, g)) } else { None };
+                let current = if set {
+                    Some(value_at(&a.value, g))
+                } else {
+                    None
+                };
                 let better = match current {
                     None => true,
                     Some(cur) => {
                         let o = if unsigned {
-                            let (V::Int(x), V::Int(c)) = (v, &cur) else { return };
+                            let (V::Int(x), V::Int(c)) = (v, &cur) else {
+                                return;
+                            };
                             (*x as u64).cmp(&(*c as u64))
                         } else {
                             compare(v, &arg_type, &cur, &arg_type)
                         };
-                        if func == AggFunc::Min { o.is_lt() } else { o.is_gt() }
+                        if func == AggFunc::Min {
+                            o.is_lt()
+                        } else {
+                            o.is_gt()
+                        }
                     }
                 };
                 if better {
@@ -757,7 +854,8 @@ impl GroupState {
     /// Key column `i` for every group (e.g. to find windows below the watermark).
     pub fn key_column(&self, i: usize) -> ArrayRef {
         let gids: Vec<u32> = (0..self.len as u32).collect();
-        self.key_array(i, &gids).unwrap_or_else(|_| arrow::array::new_null_array(&DataType::Null, self.len))
+        self.key_array(i, &gids)
+            .unwrap_or_else(|_| arrow::array::new_null_array(&DataType::Null, self.len))
     }
 
     fn key_value(&self, col: usize, gid: usize) -> V {
@@ -774,13 +872,19 @@ impl GroupState {
     }
 
     fn key_array(&self, col: usize, gids: &[u32]) -> Result<ArrayRef> {
-        let vals: Vec<V> = gids.iter().map(|g| self.key_value(col, *g as usize)).collect();
+        let vals: Vec<V> = gids
+            .iter()
+            .map(|g| self.key_value(col, *g as usize))
+            .collect();
         build_array(&self.layout.keys[col].data_type, &vals)
     }
 
     fn check_gids(&self, gids: &[u32]) -> Result<()> {
         match gids.iter().find(|g| **g as usize >= self.len) {
-            Some(g) => Err(JitError::State(format!("group id {g} out of range ({} groups)", self.len))),
+            Some(g) => Err(JitError::State(format!(
+                "group id {g} out of range ({} groups)",
+                self.len
+            ))),
             None => Ok(()),
         }
     }
@@ -794,7 +898,10 @@ impl GroupState {
         }
         for (i, desc) in self.layout.aggs.iter().enumerate() {
             let a = &self.accs[i];
-            let vals: Vec<V> = gids.iter().map(|g| finalize(desc, a, *g as usize)).collect();
+            let vals: Vec<V> = gids
+                .iter()
+                .map(|g| finalize(desc, a, *g as usize))
+                .collect();
             cols.push(build_array(&desc.out_type, &vals)?);
         }
         Ok(RecordBatch::try_new_with_options(
@@ -821,11 +928,15 @@ impl GroupState {
             if let Some(t) = value_state_type(desc) {
                 let col: ArrayRef = match &a.value {
                     ValueVec::I64(v) => Arc::new(Int64Array::from(v.clone())),
-                    ValueVec::F64(v) => {
-                        Arc::new(Float64Array::from_iter_values(v.iter().map(|f| if f.is_nan() { f64::NAN } else { *f })))
+                    ValueVec::F64(v) => Arc::new(Float64Array::from_iter_values(
+                        v.iter().map(|f| if f.is_nan() { f64::NAN } else { *f }),
+                    )),
+                    ValueVec::I128(v) => {
+                        Arc::new(Decimal128Array::from(v.clone()).with_data_type(t))
                     }
-                    ValueVec::I128(v) => Arc::new(Decimal128Array::from(v.clone()).with_data_type(t)),
-                    ValueVec::Str(v) => Arc::new(v.iter().map(|s| s.as_deref()).collect::<StringArray>()),
+                    ValueVec::Str(v) => {
+                        Arc::new(v.iter().map(|s| s.as_deref()).collect::<StringArray>())
+                    }
                     ValueVec::None => continue,
                 };
                 cols.push(col);
@@ -845,8 +956,18 @@ impl GroupState {
         if batch.schema().fields() != layout.state_schema.fields() {
             return Err(JitError::State(format!(
                 "checkpointed state has schema {:?} but this kernel expects {:?}",
-                batch.schema().fields().iter().map(|f| format!("{}: {}", f.name(), f.data_type())).collect::<Vec<_>>(),
-                layout.state_schema.fields().iter().map(|f| format!("{}: {}", f.name(), f.data_type())).collect::<Vec<_>>()
+                batch
+                    .schema()
+                    .fields()
+                    .iter()
+                    .map(|f| format!("{}: {}", f.name(), f.data_type()))
+                    .collect::<Vec<_>>(),
+                layout
+                    .state_schema
+                    .fields()
+                    .iter()
+                    .map(|f| format!("{}: {}", f.name(), f.data_type()))
+                    .collect::<Vec<_>>()
             )));
         }
         let mut st = GroupState::new(layout.clone());
@@ -860,7 +981,9 @@ impl GroupState {
             let before = st.len;
             st.intern_values(&key_vals)?;
             if st.len == before {
-                return Err(JitError::State(format!("duplicate group key at state row {row}")));
+                return Err(JitError::State(format!(
+                    "duplicate group key at state row {row}"
+                )));
             }
         }
         st.take_dirty();
@@ -871,20 +994,34 @@ impl GroupState {
                 let arr = batch.column(col);
                 match &mut a.value {
                     ValueVec::I64(v) => v.copy_from_slice(arr.as_primitive::<Int64Type>().values()),
-                    ValueVec::F64(v) => v.copy_from_slice(arr.as_primitive::<Float64Type>().values()),
-                    ValueVec::I128(v) => v.copy_from_slice(arr.as_primitive::<Decimal128Type>().values()),
+                    ValueVec::F64(v) => {
+                        v.copy_from_slice(arr.as_primitive::<Float64Type>().values())
+                    }
+                    ValueVec::I128(v) => {
+                        v.copy_from_slice(arr.as_primitive::<Decimal128Type>().values())
+                    }
                     ValueVec::Str(v) => {
                         let s = arr.as_string::<i32>();
                         for (j, slot) in v.iter_mut().enumerate() {
-                            *slot = if s.is_null(j) { None } else { Some(Arc::from(s.value(j))) };
+                            *slot = if s.is_null(j) {
+                                None
+                            } else {
+                                Some(Arc::from(s.value(j)))
+                            };
                         }
                     }
                     ValueVec::None => {}
                 }
                 col += 1;
             }
-            a.count.copy_from_slice(batch.column(col).as_primitive::<Int64Type>().values());
-            a.flags.copy_from_slice(batch.column(col + 1).as_primitive::<arrow::datatypes::UInt8Type>().values());
+            a.count
+                .copy_from_slice(batch.column(col).as_primitive::<Int64Type>().values());
+            a.flags.copy_from_slice(
+                batch
+                    .column(col + 1)
+                    .as_primitive::<arrow::datatypes::UInt8Type>()
+                    .values(),
+            );
             col += 2;
         }
         Ok(st)
@@ -912,7 +1049,10 @@ impl GroupState {
                         b.extend_from_slice(&bytes[offsets[*g]..offsets[*g + 1]]);
                         o.push(b.len());
                     }
-                    KeyData::Str { offsets: o, bytes: b }
+                    KeyData::Str {
+                        offsets: o,
+                        bytes: b,
+                    }
                 }
             };
         }
@@ -929,16 +1069,22 @@ impl GroupState {
         }
         if let Some(p) = &mut self.packed {
             let stride = p.stride;
-            p.words = keep.iter().flat_map(|g| p.words[g * stride..(g + 1) * stride].iter().copied()).collect();
+            p.words = keep
+                .iter()
+                .flat_map(|g| p.words[g * stride..(g + 1) * stride].iter().copied())
+                .collect();
         }
         self.hashes = keep.iter().map(|g| self.hashes[*g]).collect();
         self.len = keep.len();
         self.dirty = dirty_kept;
-        self.dirty_list = (0..self.len as u32).filter(|g| self.dirty[*g as usize]).collect();
+        self.dirty_list = (0..self.len as u32)
+            .filter(|g| self.dirty[*g as usize])
+            .collect();
         self.index = HashTable::with_capacity(self.len);
         for g in 0..self.len {
             let hashes = &self.hashes;
-            self.index.insert_unique(hashes[g], g as u32, |&x| hashes[x as usize]);
+            self.index
+                .insert_unique(hashes[g], g as u32, |&x| hashes[x as usize]);
         }
         Ok(())
     }
@@ -978,7 +1124,11 @@ fn finalize(desc: &AggDesc, a: &AccColumn, g: usize) -> V {
             }
             match (&a.value, &desc.out_type) {
                 (ValueVec::I128(s), DataType::Decimal128(p, _)) => {
-                    if fits_precision(s[g], *p) { V::Int(s[g]) } else { V::Null }
+                    if fits_precision(s[g], *p) {
+                        V::Int(s[g])
+                    } else {
+                        V::Null
+                    }
                 }
                 (v, _) => value_at(v, g),
             }
@@ -998,8 +1148,16 @@ fn finalize(desc: &AggDesc, a: &AccColumn, g: usize) -> V {
                             let d = n as i128;
                             let q = num / d;
                             let r = num % d;
-                            let q = if r.unsigned_abs() * 2 >= d.unsigned_abs() { q + num.signum() } else { q };
-                            if fits_precision(q, *p) { V::Int(q) } else { V::Null }
+                            let q = if r.unsigned_abs() * 2 >= d.unsigned_abs() {
+                                q + num.signum()
+                            } else {
+                                q
+                            };
+                            if fits_precision(q, *p) {
+                                V::Int(q)
+                            } else {
+                                V::Null
+                            }
                         }
                         None => V::Null,
                     }

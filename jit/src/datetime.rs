@@ -160,10 +160,17 @@ pub fn parse_timestamp(s: &str, pattern: Option<&str>) -> Option<i64> {
         if let Ok(dt) = NaiveDateTime::parse_from_str(s, &f) {
             return Some(dt.and_utc().timestamp_micros());
         }
-        return NaiveDate::parse_from_str(s, &f).ok().and_then(|d| days_from_naive(d).checked_mul(MICROS_PER_DAY));
+        return NaiveDate::parse_from_str(s, &f)
+            .ok()
+            .and_then(|d| days_from_naive(d).checked_mul(MICROS_PER_DAY));
     }
     let s = s.strip_suffix('Z').unwrap_or(s);
-    for f in ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M"] {
+    for f in [
+        "%Y-%m-%d %H:%M:%S%.f",
+        "%Y-%m-%dT%H:%M:%S%.f",
+        "%Y-%m-%d %H:%M",
+        "%Y-%m-%dT%H:%M",
+    ] {
         if let Ok(dt) = NaiveDateTime::parse_from_str(s, f) {
             return Some(dt.and_utc().timestamp_micros());
         }
@@ -192,7 +199,12 @@ pub fn format_date(days: i64) -> String {
 pub fn format_timestamp(ts: i64) -> String {
     let days = ts.div_euclid(MICROS_PER_DAY);
     let rem = ts.rem_euclid(MICROS_PER_DAY);
-    let (h, mi, s, us) = (rem / 3_600_000_000, rem / 60_000_000 % 60, rem / 1_000_000 % 60, rem % 1_000_000);
+    let (h, mi, s, us) = (
+        rem / 3_600_000_000,
+        rem / 60_000_000 % 60,
+        rem / 1_000_000 % 60,
+        rem % 1_000_000,
+    );
     let mut out = format!("{} {h:02}:{mi:02}:{s:02}", format_date(days));
     if us != 0 {
         let frac = format!("{us:06}");
@@ -217,7 +229,17 @@ mod tests {
     use super::*;
     #[test]
     fn civil_round_trip() {
-        for d in [-1_000_000i64, -719_468, -1, 0, 1, 59, 365, 10_957, 2_932_896] {
+        for d in [
+            -1_000_000i64,
+            -719_468,
+            -1,
+            0,
+            1,
+            59,
+            365,
+            10_957,
+            2_932_896,
+        ] {
             let (y, m, dd) = civil_from_days(d);
             assert_eq!(days_from_civil(y, m, dd), d);
         }
@@ -228,10 +250,25 @@ mod tests {
     fn trunc_and_format() {
         let ts = parse_timestamp("2024-05-17 13:45:12.5", None).unwrap();
         assert_eq!(format_timestamp(ts), "2024-05-17 13:45:12.5");
-        assert_eq!(format_timestamp(trunc_micros(ts, TruncUnit::Month).unwrap()), "2024-05-01 00:00:00");
-        assert_eq!(format_timestamp(trunc_micros(ts, TruncUnit::Week).unwrap()), "2024-05-13 00:00:00");
-        assert_eq!(format_timestamp(trunc_micros(ts, TruncUnit::Quarter).unwrap()), "2024-04-01 00:00:00");
-        assert_eq!(format_with_pattern(ts, "yyyy/MM/dd HH").unwrap(), "2024/05/17 13");
-        assert_eq!(parse_timestamp("17.05.2024", Some("dd.MM.yyyy")), trunc_micros(ts, TruncUnit::Day));
+        assert_eq!(
+            format_timestamp(trunc_micros(ts, TruncUnit::Month).unwrap()),
+            "2024-05-01 00:00:00"
+        );
+        assert_eq!(
+            format_timestamp(trunc_micros(ts, TruncUnit::Week).unwrap()),
+            "2024-05-13 00:00:00"
+        );
+        assert_eq!(
+            format_timestamp(trunc_micros(ts, TruncUnit::Quarter).unwrap()),
+            "2024-04-01 00:00:00"
+        );
+        assert_eq!(
+            format_with_pattern(ts, "yyyy/MM/dd HH").unwrap(),
+            "2024/05/17 13"
+        );
+        assert_eq!(
+            parse_timestamp("17.05.2024", Some("dd.MM.yyyy")),
+            trunc_micros(ts, TruncUnit::Day)
+        );
     }
 }

@@ -13,7 +13,9 @@ use std::sync::Mutex;
 use arrow::datatypes::DataType;
 use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
 use cranelift_codegen::ir::types::{F32, F64, I8, I16, I32, I64, I128};
-use cranelift_codegen::ir::{AbiParam, BlockArg, InstBuilder, MemFlagsData, Type, UserFuncName, Value};
+use cranelift_codegen::ir::{
+    AbiParam, BlockArg, InstBuilder, MemFlagsData, Type, UserFuncName, Value,
+};
 use cranelift_codegen::settings::{self, Configurable};
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext, Variable};
 use cranelift_jit::{JITBuilder, JITModule};
@@ -24,7 +26,9 @@ use crate::agg::{CHUNK_ROWS, KeyKind, ValueKind};
 use crate::datetime::MICROS_PER_DAY;
 use crate::error::{JitError, Result};
 use crate::plan::{LowerPlan, OutputPlan};
-use crate::spec::{AggFunc, BinaryOp, Expr, ExprId, Scalar, ScalarFunc, UnaryOp, is_float, is_timestamp};
+use crate::spec::{
+    AggFunc, BinaryOp, Expr, ExprId, Scalar, ScalarFunc, UnaryOp, is_float, is_timestamp,
+};
 
 /// Code generation options.
 #[derive(Debug, Clone)]
@@ -88,14 +92,26 @@ fn clif_type(t: &DataType) -> Type {
 }
 
 fn is_signed(t: &DataType) -> bool {
-    !matches!(t, DataType::UInt8 | DataType::UInt16 | DataType::UInt32 | DataType::UInt64 | DataType::Boolean)
+    !matches!(
+        t,
+        DataType::UInt8
+            | DataType::UInt16
+            | DataType::UInt32
+            | DataType::UInt64
+            | DataType::Boolean
+    )
 }
 
 /// Compiles a plan.
 pub fn compile(plan: &LowerPlan, opts: &EmitOptions) -> Result<Emitted> {
     let mut flags = settings::builder();
     flags.set("opt_level", &opts.opt_level).map_err(cerr)?;
-    flags.set("enable_verifier", if opts.verify { "true" } else { "false" }).map_err(cerr)?;
+    flags
+        .set(
+            "enable_verifier",
+            if opts.verify { "true" } else { "false" },
+        )
+        .map_err(cerr)?;
     flags.set("is_pic", "false").map_err(cerr)?;
     flags.set("use_colocated_libcalls", "false").map_err(cerr)?;
     let isa = cranelift_native::builder()
@@ -108,9 +124,13 @@ pub fn compile(plan: &LowerPlan, opts: &EmitOptions) -> Result<Emitted> {
     let ptr = module.target_config().pointer_type();
 
     let mut intern_sig = module.make_signature();
-    intern_sig.params.extend([AbiParam::new(ptr), AbiParam::new(I64)]);
+    intern_sig
+        .params
+        .extend([AbiParam::new(ptr), AbiParam::new(I64)]);
     intern_sig.returns.push(AbiParam::new(I32));
-    let intern_id = module.declare_function("weir_rt_intern", Linkage::Import, &intern_sig).map_err(cerr)?;
+    let intern_id = module
+        .declare_function("weir_rt_intern", Linkage::Import, &intern_sig)
+        .map_err(cerr)?;
 
     let mut ctx = module.make_context();
     ctx.func.name = UserFuncName::testcase("weir_kernel");
@@ -133,15 +153,25 @@ pub fn compile(plan: &LowerPlan, opts: &EmitOptions) -> Result<Emitted> {
         b.finalize(frontend_config);
     }
     let clif = ctx.func.display().to_string();
-    let id = module.declare_anonymous_function(&ctx.func.signature).map_err(cerr)?;
-    module.define_function(id, &mut ctx).map_err(|e| JitError::Compile(format!("{e:?}")))?;
+    let id = module
+        .declare_anonymous_function(&ctx.func.signature)
+        .map_err(cerr)?;
+    module
+        .define_function(id, &mut ctx)
+        .map_err(|e| JitError::Compile(format!("{e:?}")))?;
     module.clear_context(&mut ctx);
     module.finalize_definitions().map_err(cerr)?;
     let code = module.get_finalized_function(id);
     // SAFETY: the function was built with exactly the KernelFn signature (4 pointers -> u32)
     // in the host's default calling convention, which is extern "C".
     let func: abi::KernelFn = unsafe { std::mem::transmute::<*const u8, abi::KernelFn>(code) };
-    Ok(Emitted { handle: CodeHandle { module: Mutex::new(Some(module)) }, func, clif })
+    Ok(Emitted {
+        handle: CodeHandle {
+            module: Mutex::new(Some(module)),
+        },
+        func,
+        clif,
+    })
 }
 
 /// A lowered value: value (and length for strings), validity (i8, None = never NULL) and error code (i32, None = cannot fail).
@@ -181,7 +211,15 @@ fn flags() -> MemFlagsData {
 
 impl<'a, 'b> Codegen<'a, 'b> {
     fn new(b: &'a mut FunctionBuilder<'b>, plan: &'a LowerPlan) -> Self {
-        Codegen { b, plan, cols: BTreeMap::new(), consts: None, row: None, col_cache: HashMap::new(), expr_cache: HashMap::new() }
+        Codegen {
+            b,
+            plan,
+            cols: BTreeMap::new(),
+            consts: None,
+            row: None,
+            col_cache: HashMap::new(),
+            expr_cache: HashMap::new(),
+        }
     }
 
     fn ty(&self, e: ExprId) -> &'a DataType {
@@ -253,23 +291,49 @@ impl<'a, 'b> Codegen<'a, 'b> {
         self.consts = Some(self.load(I64, batch, off::BATCH_CONSTS));
         for c in used {
             let plan = &self.plan.columns[c];
-            let base = self.b.ins().iadd_imm_s(cols, (c as i64) * off::COL_SIZE as i64);
+            let base = self
+                .b
+                .ins()
+                .iadd_imm_s(cols, (c as i64) * off::COL_SIZE as i64);
             let values = self.load(I64, base, off::COL_VALUES);
             let needs_data = matches!(
                 plan.data_type,
-                DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View | DataType::Dictionary(..)
+                DataType::Utf8
+                    | DataType::LargeUtf8
+                    | DataType::Utf8View
+                    | DataType::Dictionary(..)
             );
             let data = needs_data.then(|| self.load(I64, base, off::COL_DATA));
-            let count = matches!(plan.data_type, DataType::Utf8View | DataType::Dictionary(..))
-                .then(|| self.load(I64, base, off::COL_COUNT));
-            let bit_offset = (plan.data_type == DataType::Boolean).then(|| self.load(I64, base, off::COL_BIT_OFFSET));
+            let count = matches!(
+                plan.data_type,
+                DataType::Utf8View | DataType::Dictionary(..)
+            )
+            .then(|| self.load(I64, base, off::COL_COUNT));
+            let bit_offset = (plan.data_type == DataType::Boolean)
+                .then(|| self.load(I64, base, off::COL_BIT_OFFSET));
             let (validity, validity_offset) = if plan.nullable {
-                (Some(self.load(I64, base, off::COL_VALIDITY)), Some(self.load(I64, base, off::COL_VALIDITY_OFFSET)))
+                (
+                    Some(self.load(I64, base, off::COL_VALIDITY)),
+                    Some(self.load(I64, base, off::COL_VALIDITY_OFFSET)),
+                )
             } else {
                 (None, None)
             };
-            let errors = plan.has_errors.then(|| self.load(I64, base, off::COL_ERRORS));
-            self.cols.insert(c, ColPtrs { values, data, count, bit_offset, validity, validity_offset, errors });
+            let errors = plan
+                .has_errors
+                .then(|| self.load(I64, base, off::COL_ERRORS));
+            self.cols.insert(
+                c,
+                ColPtrs {
+                    values,
+                    data,
+                    count,
+                    bit_offset,
+                    validity,
+                    validity_offset,
+                    errors,
+                },
+            );
         }
     }
 
@@ -338,11 +402,18 @@ impl<'a, 'b> Codegen<'a, 'b> {
                 (self.bit(p.values, off, row), None)
             }
             DataType::Utf8 | DataType::LargeUtf8 => {
-                let (w, t) = if dt == DataType::Utf8 { (4, I32) } else { (8, I64) };
+                let (w, t) = if dt == DataType::Utf8 {
+                    (4, I32)
+                } else {
+                    (8, I64)
+                };
                 let idx = self.b.ins().imul_imm_s(row, w);
                 let addr = self.b.ins().iadd(p.values, idx);
                 let (start, end) = if t == I32 {
-                    (self.b.ins().sload32(flags(), addr, 0), self.b.ins().sload32(flags(), addr, 4))
+                    (
+                        self.b.ins().sload32(flags(), addr, 0),
+                        self.b.ins().sload32(flags(), addr, 4),
+                    )
                 } else {
                     (self.load(I64, addr, 0), self.load(I64, addr, 8))
                 };
@@ -365,7 +436,10 @@ impl<'a, 'b> Codegen<'a, 'b> {
                 let slot = self.b.ins().iadd(p.data.expect("view buffers"), slot);
                 let base = self.load(I64, slot, 0);
                 let outline = self.b.ins().iadd(base, boff);
-                let small = self.b.ins().icmp_imm_u(IntCC::UnsignedLessThanOrEqual, len, 12);
+                let small = self
+                    .b
+                    .ins()
+                    .icmp_imm_u(IntCC::UnsignedLessThanOrEqual, len, 12);
                 let ptr = self.b.ins().select(small, inline, outline);
                 (ptr, Some(len))
             }
@@ -420,13 +494,23 @@ impl<'a, 'b> Codegen<'a, 'b> {
 
     fn literal(&mut self, id: ExprId, s: &Scalar) -> Lv {
         let t = self.ty(id).clone();
-        let plain = |v| Lv { v, len: None, valid: None, err: None };
+        let plain = |v| Lv {
+            v,
+            len: None,
+            valid: None,
+            err: None,
+        };
         match s {
             Scalar::Null(_) => {
                 let z = self.zero_of(&t);
                 let len = (t == DataType::Utf8).then(|| self.iconst(I64, 0));
                 let invalid = self.iconst(I8, 0);
-                Lv { v: z, len, valid: Some(invalid), err: None }
+                Lv {
+                    v: z,
+                    len,
+                    valid: Some(invalid),
+                    err: None,
+                }
             }
             Scalar::Boolean(b) => plain(self.iconst(I8, *b as i64)),
             Scalar::Int8(v) => plain(self.iconst(I8, *v as i64)),
@@ -447,7 +531,12 @@ impl<'a, 'b> Codegen<'a, 'b> {
                 let base = self.consts.expect("consts");
                 let ptr = self.b.ins().iadd_imm_s(base, o as i64);
                 let len = self.iconst(I64, l as i64);
-                Lv { v: ptr, len: Some(len), valid: None, err: None }
+                Lv {
+                    v: ptr,
+                    len: Some(len),
+                    valid: None,
+                    err: None,
+                }
             }
         }
     }
@@ -491,13 +580,24 @@ impl<'a, 'b> Codegen<'a, 'b> {
                             (Some(k), UnaryOp::IsNull) => self.not(k),
                             (Some(k), _) => k,
                         };
-                        Lv { v, len: None, valid: None, err: a.err }
+                        Lv {
+                            v,
+                            len: None,
+                            valid: None,
+                            err: a.err,
+                        }
                     }
-                    UnaryOp::Not => Lv { v: self.not(a.v), ..a },
+                    UnaryOp::Not => Lv {
+                        v: self.not(a.v),
+                        ..a
+                    },
                     UnaryOp::Neg => {
                         let t = self.ty(id).clone();
                         if is_float(&t) {
-                            Lv { v: self.b.ins().fneg(a.v), ..a }
+                            Lv {
+                                v: self.b.ins().fneg(a.v),
+                                ..a
+                            }
                         } else {
                             let v = self.b.ins().ineg(a.v);
                             let mut err = a.err;
@@ -511,13 +611,26 @@ impl<'a, 'b> Codegen<'a, 'b> {
                                 let e2 = self.err_if(bad, a.valid, abi::ERR_OVERFLOW);
                                 err = self.err_opt(err, Some(e2));
                             }
-                            Lv { v, len: None, valid: a.valid, err }
+                            Lv {
+                                v,
+                                len: None,
+                                valid: a.valid,
+                                err,
+                            }
                         }
                     }
                 }
             }
-            Expr::Binary { op: BinaryOp::And | BinaryOp::Or, left, right } => {
-                let op = if let Expr::Binary { op, .. } = e { *op } else { BinaryOp::And };
+            Expr::Binary {
+                op: BinaryOp::And | BinaryOp::Or,
+                left,
+                right,
+            } => {
+                let op = if let Expr::Binary { op, .. } = e {
+                    *op
+                } else {
+                    BinaryOp::And
+                };
                 let a = self.expr(*left);
                 let b = self.expr(*right);
                 let err = self.err_opt(a.err, b.err);
@@ -549,7 +662,12 @@ impl<'a, 'b> Codegen<'a, 'b> {
                         (v, Some(self.b.ins().bor(k, b_true)))
                     }
                 };
-                Lv { v, len: None, valid, err }
+                Lv {
+                    v,
+                    len: None,
+                    valid,
+                    err,
+                }
             }
             Expr::Binary { op, left, right } => {
                 let a = self.expr(*left);
@@ -567,12 +685,22 @@ impl<'a, 'b> Codegen<'a, 'b> {
                     let any = self.b.ins().bor(ak, bk);
                     let neither = self.not(any);
                     let v = self.b.ins().bor(both_eq, neither);
-                    return Lv { v, len: None, valid: None, err };
+                    return Lv {
+                        v,
+                        len: None,
+                        valid: None,
+                        err,
+                    };
                 }
                 let valid = self.and_opt(a.valid, b.valid);
                 if op.is_comparison() {
                     let v = self.compare(*op, a, &lt, b, &rt);
-                    return Lv { v, len: None, valid, err };
+                    return Lv {
+                        v,
+                        len: None,
+                        valid,
+                        err,
+                    };
                 }
                 if matches!(op, BinaryOp::Div | BinaryOp::Mod)
                     && self.const_divisor(*right).is_some()
@@ -585,7 +713,12 @@ impl<'a, 'b> Codegen<'a, 'b> {
                         (_, true) => self.b.ins().srem(a.v, b.v),
                         (_, false) => self.b.ins().urem(a.v, b.v),
                     };
-                    return Lv { v, len: None, valid, err };
+                    return Lv {
+                        v,
+                        len: None,
+                        valid,
+                        err,
+                    };
                 }
                 self.arith(*op, a, b, &lt, &rt, self.ty(id).clone(), valid, err)
             }
@@ -594,9 +727,15 @@ impl<'a, 'b> Codegen<'a, 'b> {
                 let from = self.ty(*expr).clone();
                 self.cast(a, &from, to, *ansi)
             }
-            Expr::Case { branches, otherwise } => {
+            Expr::Case {
+                branches,
+                otherwise,
+            } => {
                 let t = self.ty(id).clone();
-                let conds: Vec<(Lv, Lv)> = branches.iter().map(|(c, v)| (self.expr(*c), self.expr(*v))).collect();
+                let conds: Vec<(Lv, Lv)> = branches
+                    .iter()
+                    .map(|(c, v)| (self.expr(*c), self.expr(*v)))
+                    .collect();
                 let mut res = match otherwise {
                     Some(o) => self.expr(*o),
                     None => self.literal(id, &Scalar::Null(t.clone())),
@@ -627,7 +766,11 @@ impl<'a, 'b> Codegen<'a, 'b> {
                 res.err = first_err;
                 res
             }
-            Expr::InList { expr, list, negated } => {
+            Expr::InList {
+                expr,
+                list,
+                negated,
+            } => {
                 let p = self.expr(*expr);
                 let pt = self.ty(*expr).clone();
                 let mut any_eq = self.iconst(I8, 0);
@@ -650,9 +793,19 @@ impl<'a, 'b> Codegen<'a, 'b> {
                 let decided = self.b.ins().bor(any_eq, no_null);
                 let valid = self.and_opt(p.valid, Some(decided));
                 let v = if *negated { self.not(any_eq) } else { any_eq };
-                Lv { v, len: None, valid, err: p.err }
+                Lv {
+                    v,
+                    len: None,
+                    valid,
+                    err: p.err,
+                }
             }
-            Expr::WindowStart { time, size_us, start_offset_us, .. } => {
+            Expr::WindowStart {
+                time,
+                size_us,
+                start_offset_us,
+                ..
+            } => {
                 let a = self.expr(*time);
                 let off = self.iconst(I64, *start_offset_us);
                 let (d, of1) = self.b.ins().ssub_overflow(a.v, off);
@@ -666,7 +819,12 @@ impl<'a, 'b> Codegen<'a, 'b> {
                 let of = self.b.ins().bor(of1, of2);
                 let ok = self.not(of);
                 let valid = self.and_opt(a.valid, Some(ok));
-                Lv { v: start, len: None, valid, err: a.err }
+                Lv {
+                    v: start,
+                    len: None,
+                    valid,
+                    err: a.err,
+                }
             }
             Expr::Call { func, args } => self.call(id, *func, args),
         }
@@ -721,7 +879,12 @@ impl<'a, 'b> Codegen<'a, 'b> {
             }
         };
         let _ = t;
-        Lv { v, len, valid, err: None }
+        Lv {
+            v,
+            len,
+            valid,
+            err: None,
+        }
     }
 
     /// Byte-wise comparison of two strings: -1, 0 or 1 (i32).
@@ -744,7 +907,9 @@ impl<'a, 'b> Codegen<'a, 'b> {
         let gt32 = self.b.ins().uextend(I32, gt);
         let lt32 = self.b.ins().uextend(I32, lt);
         let by_len = self.b.ins().isub(gt32, lt32);
-        self.b.ins().brif(more, body, &[], done, &[BlockArg::Value(by_len)]);
+        self.b
+            .ins()
+            .brif(more, body, &[], done, &[BlockArg::Value(by_len)]);
         self.b.switch_to_block(body);
         let pa = self.b.ins().iadd(a.v, j);
         let pb = self.b.ins().iadd(b.v, j);
@@ -752,7 +917,9 @@ impl<'a, 'b> Codegen<'a, 'b> {
         let cb = self.b.ins().uload8(I32, flags(), pb, 0);
         let ne = self.b.ins().icmp(IntCC::NotEqual, ca, cb);
         let j2 = self.b.ins().iadd_imm_s(j, 1);
-        self.b.ins().brif(ne, differ, &[], head, &[BlockArg::Value(j2)]);
+        self.b
+            .ins()
+            .brif(ne, differ, &[], head, &[BlockArg::Value(j2)]);
         self.b.switch_to_block(differ);
         let less = self.b.ins().icmp(IntCC::UnsignedLessThan, ca, cb);
         let m1 = self.iconst(I32, -1);
@@ -820,13 +987,38 @@ impl<'a, 'b> Codegen<'a, 'b> {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn arith(&mut self, op: BinaryOp, a: Lv, b: Lv, lt: &DataType, rt: &DataType, out: DataType, valid: Option<Value>, err: Option<Value>) -> Lv {
+    fn arith(
+        &mut self,
+        op: BinaryOp,
+        a: Lv,
+        b: Lv,
+        lt: &DataType,
+        rt: &DataType,
+        out: DataType,
+        valid: Option<Value>,
+        err: Option<Value>,
+    ) -> Lv {
         let ansi = self.plan.spec.ansi;
         if is_float(&out) {
             return match op {
-                BinaryOp::Add => Lv { v: self.b.ins().fadd(a.v, b.v), len: None, valid, err },
-                BinaryOp::Sub => Lv { v: self.b.ins().fsub(a.v, b.v), len: None, valid, err },
-                BinaryOp::Mul => Lv { v: self.b.ins().fmul(a.v, b.v), len: None, valid, err },
+                BinaryOp::Add => Lv {
+                    v: self.b.ins().fadd(a.v, b.v),
+                    len: None,
+                    valid,
+                    err,
+                },
+                BinaryOp::Sub => Lv {
+                    v: self.b.ins().fsub(a.v, b.v),
+                    len: None,
+                    valid,
+                    err,
+                },
+                BinaryOp::Mul => Lv {
+                    v: self.b.ins().fmul(a.v, b.v),
+                    len: None,
+                    valid,
+                    err,
+                },
                 _ => {
                     let z = self.zero_of(&out);
                     let zero = self.b.ins().fcmp(FloatCC::Equal, b.v, z);
@@ -834,16 +1026,31 @@ impl<'a, 'b> Codegen<'a, 'b> {
                     if ansi {
                         let e2 = self.err_if(zero, valid, abi::ERR_DIV_ZERO);
                         let err = self.err_opt(err, Some(e2));
-                        Lv { v, len: None, valid, err }
+                        Lv {
+                            v,
+                            len: None,
+                            valid,
+                            err,
+                        }
                     } else {
                         let nz = self.not(zero);
                         let valid = self.and_opt(valid, Some(nz));
-                        Lv { v, len: None, valid, err }
+                        Lv {
+                            v,
+                            len: None,
+                            valid,
+                            err,
+                        }
                     }
                 }
             };
         }
-        if let (DataType::Decimal128(_, s1), DataType::Decimal128(_, s2), DataType::Decimal128(p, s)) = (lt, rt, &out) {
+        if let (
+            DataType::Decimal128(_, s1),
+            DataType::Decimal128(_, s2),
+            DataType::Decimal128(p, s),
+        ) = (lt, rt, &out)
+        {
             let (mut x, mut y) = (a.v, b.v);
             if op != BinaryOp::Mul {
                 if s1 < s {
@@ -878,7 +1085,12 @@ impl<'a, 'b> Codegen<'a, 'b> {
                         BinaryOp::Sub => self.b.ins().isub(a.v, b.v),
                         _ => self.b.ins().imul(a.v, b.v),
                     };
-                    return Lv { v, len: None, valid, err };
+                    return Lv {
+                        v,
+                        len: None,
+                        valid,
+                        err,
+                    };
                 }
                 let (v, of) = if t == I64 {
                     match (op, signed) {
@@ -890,7 +1102,13 @@ impl<'a, 'b> Codegen<'a, 'b> {
                         (_, false) => self.b.ins().umul_overflow(a.v, b.v),
                     }
                 } else {
-                    let ext = |s: &mut Self, x: Value| if signed { s.b.ins().sextend(I64, x) } else { s.b.ins().uextend(I64, x) };
+                    let ext = |s: &mut Self, x: Value| {
+                        if signed {
+                            s.b.ins().sextend(I64, x)
+                        } else {
+                            s.b.ins().uextend(I64, x)
+                        }
+                    };
                     let (x, y) = (ext(self, a.v), ext(self, b.v));
                     let wide = match op {
                         BinaryOp::Add => self.b.ins().iadd(x, y),
@@ -903,7 +1121,12 @@ impl<'a, 'b> Codegen<'a, 'b> {
                 };
                 let e2 = self.err_if(of, valid, abi::ERR_OVERFLOW);
                 let err = self.err_opt(err, Some(e2));
-                Lv { v, len: None, valid, err }
+                Lv {
+                    v,
+                    len: None,
+                    valid,
+                    err,
+                }
             }
             _ => {
                 let zero = self.b.ins().icmp_imm_s(IntCC::Equal, b.v, 0);
@@ -932,30 +1155,57 @@ impl<'a, 'b> Codegen<'a, 'b> {
                         let e_ovf = self.err_if(ovf, valid, abi::ERR_OVERFLOW);
                         err = self.err_opt(err, Some(e_ovf));
                     }
-                    Lv { v, len: None, valid, err }
+                    Lv {
+                        v,
+                        len: None,
+                        valid,
+                        err,
+                    }
                 } else {
                     let nz = self.not(zero);
                     let valid = self.and_opt(valid, Some(nz));
-                    Lv { v, len: None, valid, err }
+                    Lv {
+                        v,
+                        len: None,
+                        valid,
+                        err,
+                    }
                 }
             }
         }
     }
 
     /// NULL (or an overflow error in ANSI mode) where `fits` is false.
-    fn overflow_result(&mut self, v: Value, fits: Value, valid: Option<Value>, err: Option<Value>, ansi: bool) -> Lv {
+    fn overflow_result(
+        &mut self,
+        v: Value,
+        fits: Value,
+        valid: Option<Value>,
+        err: Option<Value>,
+        ansi: bool,
+    ) -> Lv {
         if ansi {
             let bad = self.not(fits);
             let e2 = self.err_if(bad, valid, abi::ERR_OVERFLOW);
             let err = self.err_opt(err, Some(e2));
-            Lv { v, len: None, valid, err }
+            Lv {
+                v,
+                len: None,
+                valid,
+                err,
+            }
         } else {
             let valid = self.and_opt(valid, Some(fits));
-            Lv { v, len: None, valid, err }
+            Lv {
+                v,
+                len: None,
+                valid,
+                err,
+            }
         }
     }
 
-    fn to_i128(&mut self, v: Value, t: &DataType) -> Value {
+    fn widen_i128(&mut self, v: Value, t: &DataType) -> Value {
         let ct = clif_type(t);
         if ct == I128 {
             v
@@ -985,13 +1235,28 @@ impl<'a, 'b> Codegen<'a, 'b> {
                 let bad = s.not(ok);
                 let e2 = s.err_if(bad, a.valid, abi::ERR_CAST);
                 let err = s.err_opt(a.err, Some(e2));
-                Lv { v, len: None, valid: a.valid, err }
+                Lv {
+                    v,
+                    len: None,
+                    valid: a.valid,
+                    err,
+                }
             } else {
                 let valid = s.and_opt(a.valid, Some(ok));
-                Lv { v, len: None, valid, err: a.err }
+                Lv {
+                    v,
+                    len: None,
+                    valid,
+                    err: a.err,
+                }
             }
         };
-        let plain = |v: Value| Lv { v, len: None, valid: a.valid, err: a.err };
+        let plain = |v: Value| Lv {
+            v,
+            len: None,
+            valid: a.valid,
+            err: a.err,
+        };
         match (from, to) {
             (DataType::Boolean, t) if is_float(t) => {
                 let x = self.b.ins().uextend(I32, a.v);
@@ -1002,21 +1267,35 @@ impl<'a, 'b> Codegen<'a, 'b> {
                 plain(self.b.ins().fcmp(FloatCC::NotEqual, a.v, z))
             }
             (_, DataType::Boolean) => plain(self.b.ins().icmp_imm_s(IntCC::NotEqual, a.v, 0)),
-            (f, t) if is_float(f) && is_float(t) => {
-                plain(if *t == DataType::Float64 { self.b.ins().fpromote(F64, a.v) } else { self.b.ins().fdemote(F32, a.v) })
-            }
+            (f, t) if is_float(f) && is_float(t) => plain(if *t == DataType::Float64 {
+                self.b.ins().fpromote(F64, a.v)
+            } else {
+                self.b.ins().fdemote(F32, a.v)
+            }),
             (f, t) if !is_float(f) && is_float(t) => {
                 let x = if clif_type(f).bits() < 32 {
-                    if is_signed(f) { self.b.ins().sextend(I32, a.v) } else { self.b.ins().uextend(I32, a.v) }
+                    if is_signed(f) {
+                        self.b.ins().sextend(I32, a.v)
+                    } else {
+                        self.b.ins().uextend(I32, a.v)
+                    }
                 } else {
                     a.v
                 };
                 let ft = clif_type(t);
-                plain(if is_signed(f) { self.b.ins().fcvt_from_sint(ft, x) } else { self.b.ins().fcvt_from_uint(ft, x) })
+                plain(if is_signed(f) {
+                    self.b.ins().fcvt_from_sint(ft, x)
+                } else {
+                    self.b.ins().fcvt_from_uint(ft, x)
+                })
             }
             (f, t) if is_float(f) => {
                 // float -> integer: truncate, range-check the truncated value, saturating convert.
-                let x = if *f == DataType::Float32 { self.b.ins().fpromote(F64, a.v) } else { a.v };
+                let x = if *f == DataType::Float32 {
+                    self.b.ins().fpromote(F64, a.v)
+                } else {
+                    a.v
+                };
                 let tr = self.b.ins().trunc(x);
                 let (lo, hi) = crate::interp::int_bounds(t);
                 let (lo_f, hi_f) = (lo as f64, hi as f64);
@@ -1037,7 +1316,11 @@ impl<'a, 'b> Codegen<'a, 'b> {
                 } else {
                     self.b.ins().fcvt_to_uint_sat(I64, tr)
                 };
-                let v = if ct == I64 { wide } else { self.b.ins().ireduce(ct, wide) };
+                let v = if ct == I64 {
+                    wide
+                } else {
+                    self.b.ins().ireduce(ct, wide)
+                };
                 fail(self, v, ok)
             }
             (DataType::Date32, t) if is_timestamp(t) => {
@@ -1058,7 +1341,7 @@ impl<'a, 'b> Codegen<'a, 'b> {
             (f, DataType::Decimal128(p, s)) => {
                 let (wide, fs) = match f {
                     DataType::Decimal128(_, fs) => (a.v, *fs),
-                    f => (self.to_i128(a.v, f), 0),
+                    f => (self.widen_i128(a.v, f), 0),
                 };
                 let v = if *s > fs {
                     let m = self.i128const(10i128.pow((*s - fs) as u32));
@@ -1076,7 +1359,7 @@ impl<'a, 'b> Codegen<'a, 'b> {
             }
             (f, t) => {
                 // integer/bool -> integer
-                let wide = self.to_i128(a.v, f);
+                let wide = self.widen_i128(a.v, f);
                 let ok = self.fits_int(wide, t);
                 let v = self.b.ins().ireduce(clif_type(t), wide);
                 if *f == DataType::Boolean {
@@ -1094,7 +1377,10 @@ impl<'a, 'b> Codegen<'a, 'b> {
         match func {
             ScalarFunc::Abs => {
                 if is_float(&at) {
-                    return Lv { v: self.b.ins().fabs(a.v), ..a };
+                    return Lv {
+                        v: self.b.ins().fabs(a.v),
+                        ..a
+                    };
                 }
                 if !is_signed(&at) {
                     return a;
@@ -1107,7 +1393,12 @@ impl<'a, 'b> Codegen<'a, 'b> {
                     let is_min = self.b.ins().icmp(IntCC::Equal, a.v, min);
                     let e2 = self.err_if(is_min, a.valid, abi::ERR_OVERFLOW);
                     let err = self.err_opt(a.err, Some(e2));
-                    return Lv { v, len: None, valid: a.valid, err };
+                    return Lv {
+                        v,
+                        len: None,
+                        valid: a.valid,
+                        err,
+                    };
                 }
                 Lv { v, ..a }
             }
@@ -1129,7 +1420,12 @@ impl<'a, 'b> Codegen<'a, 'b> {
                         self.b.ins().srem_imm_s(s, 60)
                     }
                 };
-                Lv { v: self.b.ins().ireduce(I32, v), len: None, valid: a.valid, err: a.err }
+                Lv {
+                    v: self.b.ins().ireduce(I32, v),
+                    len: None,
+                    valid: a.valid,
+                    err: a.err,
+                }
             }
             _ => {
                 // Year / Month / Day (civil_from_days on floor(days)).
@@ -1145,7 +1441,12 @@ impl<'a, 'b> Codegen<'a, 'b> {
                     _ => d,
                 };
                 let _ = id;
-                Lv { v: self.b.ins().ireduce(I32, v), len: None, valid: a.valid, err: a.err }
+                Lv {
+                    v: self.b.ins().ireduce(I32, v),
+                    len: None,
+                    valid: a.valid,
+                    err: a.err,
+                }
             }
         }
     }
@@ -1202,13 +1503,19 @@ impl<'a, 'b> Codegen<'a, 'b> {
         if let Some(e) = err {
             let ok = self.b.create_block();
             let nz = self.b.ins().icmp_imm_s(IntCC::NotEqual, e, 0);
-            self.b.ins().brif(nz, err_block, &[BlockArg::Value(e)], ok, &[]);
+            self.b
+                .ins()
+                .brif(nz, err_block, &[BlockArg::Value(e)], ok, &[]);
             self.b.switch_to_block(ok);
         }
     }
 
     /// Emits the filters; continues in the "passed" block; jumps to `next` otherwise.
-    fn filters(&mut self, next: cranelift_codegen::ir::Block, err_block: cranelift_codegen::ir::Block) {
+    fn filters(
+        &mut self,
+        next: cranelift_codegen::ir::Block,
+        err_block: cranelift_codegen::ir::Block,
+    ) {
         for f in self.plan.filters.clone() {
             let lv = self.expr(f);
             self.check_err(lv.err, err_block);
@@ -1230,7 +1537,12 @@ impl<'a, 'b> Codegen<'a, 'b> {
     }
 
     /// Error exit: stores the code and the row into RtCtx and returns STATUS_ERROR.
-    fn fill_error_exit(&mut self, err_block: cranelift_codegen::ir::Block, rt: Value, i_var: Variable) {
+    fn fill_error_exit(
+        &mut self,
+        err_block: cranelift_codegen::ir::Block,
+        rt: Value,
+        i_var: Variable,
+    ) {
         self.b.switch_to_block(err_block);
         let code = self.b.block_params(err_block)[0];
         let row = self.b.use_var(i_var);
@@ -1254,7 +1566,10 @@ impl<'a, 'b> Codegen<'a, 'b> {
         let mut n_native = 0i64;
         for o in self.plan.outputs.clone() {
             if let OutputPlan::Native(e) = o {
-                let base = self.b.ins().iadd_imm_s(out_cols, n_native * off::OUTCOL_SIZE as i64);
+                let base = self
+                    .b
+                    .ins()
+                    .iadd_imm_s(out_cols, n_native * off::OUTCOL_SIZE as i64);
                 let vals = self.load(I64, base, 0);
                 let valid = self.load(I64, base, off::OUTCOL_VALIDITY);
                 native_outs.push((e, vals, valid));
@@ -1311,7 +1626,11 @@ impl<'a, 'b> Codegen<'a, 'b> {
             };
             // One canonical NaN (payloads depend on operand order, which Cranelift may commute).
             let v = if ct == F32 || ct == F64 {
-                let nan = if ct == F32 { self.b.ins().f32const(f32::NAN) } else { self.b.ins().f64const(f64::NAN) };
+                let nan = if ct == F32 {
+                    self.b.ins().f32const(f32::NAN)
+                } else {
+                    self.b.ins().f64const(f64::NAN)
+                };
                 let is_nan = self.b.ins().fcmp(FloatCC::Unordered, v, v);
                 self.b.ins().select(is_nan, nan, v)
             } else {
@@ -1349,7 +1668,11 @@ impl<'a, 'b> Codegen<'a, 'b> {
     }
 
     fn agg_kernel(&mut self, intern: cranelift_codegen::ir::FuncRef) -> Result<()> {
-        let agg = self.plan.agg.clone().ok_or_else(|| JitError::Compile("no aggregate plan".into()))?;
+        let agg = self
+            .plan
+            .agg
+            .clone()
+            .ok_or_else(|| JitError::Compile("no aggregate plan".into()))?;
         let entry = self.b.create_block();
         self.b.append_block_params_for_function_params(entry);
         self.b.switch_to_block(entry);
@@ -1367,10 +1690,20 @@ impl<'a, 'b> Codegen<'a, 'b> {
         let gids = self.load(I64, ctx, off::AGG_GIDS);
         let accs_tab = self.load(I64, ctx, off::AGG_ACCS);
         let key_scratch: Vec<(Value, Value)> = (0..agg.keys.len())
-            .map(|c| (self.load(I64, key_vals_tab, 8 * c as i32), self.load(I64, key_valid_tab, 8 * c as i32)))
+            .map(|c| {
+                (
+                    self.load(I64, key_vals_tab, 8 * c as i32),
+                    self.load(I64, key_valid_tab, 8 * c as i32),
+                )
+            })
             .collect();
         let arg_scratch: Vec<(Value, Value)> = (0..agg.args.len())
-            .map(|c| (self.load(I64, arg_vals_tab, 8 * c as i32), self.load(I64, arg_valid_tab, 8 * c as i32)))
+            .map(|c| {
+                (
+                    self.load(I64, arg_vals_tab, 8 * c as i32),
+                    self.load(I64, arg_valid_tab, 8 * c as i32),
+                )
+            })
             .collect();
 
         let c_var = self.b.declare_var(I64);
@@ -1450,7 +1783,11 @@ impl<'a, 'b> Codegen<'a, 'b> {
                     self.b.ins().store(flags(), v, addr, 0);
                 }
                 KeyKind::F64 => {
-                    let v = if t == DataType::Float32 { self.b.ins().fpromote(F64, lv.v) } else { lv.v };
+                    let v = if t == DataType::Float32 {
+                        self.b.ins().fpromote(F64, lv.v)
+                    } else {
+                        lv.v
+                    };
                     let o = self.b.ins().ishl_imm_u(m, 3);
                     let addr = self.b.ins().iadd(*vals, o);
                     self.b.ins().store(flags(), v, addr, 0);
@@ -1475,7 +1812,11 @@ impl<'a, 'b> Codegen<'a, 'b> {
         for (slot, (lv, (vals, valid))) in arg_lvs.iter().zip(&arg_scratch).enumerate() {
             let t = self.ty(agg.args[slot]).clone();
             let v = if is_float(&t) {
-                if t == DataType::Float32 { self.b.ins().fpromote(F64, lv.v) } else { lv.v }
+                if t == DataType::Float32 {
+                    self.b.ins().fpromote(F64, lv.v)
+                } else {
+                    lv.v
+                }
             } else if clif_type(&t) == I128 {
                 lv.v
             } else {
@@ -1567,7 +1908,9 @@ impl<'a, 'b> Codegen<'a, 'b> {
                     self.b.ins().store(flags(), new, caddr, 0);
                 }
                 AggFunc::Sum | AggFunc::Avg => {
-                    let (Some((v, vt)), Some(k)) = (arg, arg_valid) else { continue };
+                    let (Some((v, vt)), Some(k)) = (arg, arg_valid) else {
+                        continue;
+                    };
                     let cur = self.load(I64, caddr, 0);
                     let z = self.iconst(I64, 0);
                     let add = self.b.ins().select(k, w, z);
@@ -1605,7 +1948,9 @@ impl<'a, 'b> Codegen<'a, 'b> {
                     self.b.ins().store(flags(), new_sum, addr, 0);
                 }
                 AggFunc::Min | AggFunc::Max | AggFunc::First | AggFunc::Last => {
-                    let (Some((v, vt)), Some(k)) = (arg, arg_valid) else { continue };
+                    let (Some((v, vt)), Some(k)) = (arg, arg_valid) else {
+                        continue;
+                    };
                     let val_ptr = self.load(I64, accs_tab, (8 * (3 * ai)) as i32);
                     let flags_ptr = self.load(I64, accs_tab, (8 * (3 * ai + 2)) as i32);
                     let shift = if vt == I128 { 4 } else { 3 };
@@ -1620,11 +1965,19 @@ impl<'a, 'b> Codegen<'a, 'b> {
                     let (new_v, new_f) = match desc.func {
                         AggFunc::Min | AggFunc::Max => {
                             let better = if vt == F64 {
-                                let op = if desc.func == AggFunc::Min { BinaryOp::Lt } else { BinaryOp::Gt };
+                                let op = if desc.func == AggFunc::Min {
+                                    BinaryOp::Lt
+                                } else {
+                                    BinaryOp::Gt
+                                };
                                 self.float_cmp(op, v, cur)
                             } else {
                                 let signed = desc.arg_type != DataType::UInt64;
-                                let op = if desc.func == AggFunc::Min { BinaryOp::Lt } else { BinaryOp::Gt };
+                                let op = if desc.func == AggFunc::Min {
+                                    BinaryOp::Lt
+                                } else {
+                                    BinaryOp::Gt
+                                };
                                 self.b.ins().icmp(int_cc(op, signed), v, cur)
                             };
                             let take = self.b.ins().bor(unset, better);

@@ -28,8 +28,8 @@ use crate::agg::{AggLayout, GroupState};
 use crate::datetime::{self, MICROS_PER_DAY};
 use crate::error::{JitError, Result};
 use crate::spec::{
-    BinaryOp, Expr, ExprId, KernelSpec, PipelineKind, Scalar, ScalarFunc, Stage, UnaryOp, is_float, is_integer,
-    is_timestamp,
+    BinaryOp, Expr, ExprId, KernelSpec, PipelineKind, Scalar, ScalarFunc, Stage, UnaryOp, is_float,
+    is_integer, is_timestamp,
 };
 use crate::value::{V, build_array, read_value, scalar_value};
 
@@ -59,9 +59,15 @@ pub fn output_schema(spec: &KernelSpec) -> Result<SchemaRef> {
             fields.push(Field::new(n, spec.types[*e as usize].clone(), true));
         }
         for a in aggs {
-            let arg_t = a.arg.map(|e| spec.types[e as usize].clone()).unwrap_or(DataType::Int64);
+            let arg_t = a
+                .arg
+                .map(|e| spec.types[e as usize].clone())
+                .unwrap_or(DataType::Int64);
             let t = crate::spec::agg_output_type(a.func, &arg_t).map_err(JitError::InvalidSpec)?;
-            let nullable = !matches!(a.func, crate::spec::AggFunc::Count | crate::spec::AggFunc::CountStar);
+            let nullable = !matches!(
+                a.func,
+                crate::spec::AggFunc::Count | crate::spec::AggFunc::CountStar
+            );
             fields.push(Field::new(&a.name, t, nullable));
         }
     } else if let Some(p) = spec.projection() {
@@ -125,16 +131,23 @@ impl Interpreter {
         let mut regexes = HashMap::new();
         for (i, e) in spec.exprs.iter().enumerate() {
             if let Expr::Call { func, args } = e {
-                let pat = match spec.exprs.get(args.get(1).copied().unwrap_or(u32::MAX) as usize) {
+                let pat = match spec
+                    .exprs
+                    .get(args.get(1).copied().unwrap_or(u32::MAX) as usize)
+                {
                     Some(Expr::Literal(Scalar::Utf8(p))) => p.clone(),
                     _ => continue,
                 };
                 let re = match func {
                     ScalarFunc::Like => like_to_regex(&pat),
-                    ScalarFunc::RLike | ScalarFunc::RegexpExtract | ScalarFunc::RegexpReplace | ScalarFunc::Split => pat,
+                    ScalarFunc::RLike
+                    | ScalarFunc::RegexpExtract
+                    | ScalarFunc::RegexpReplace
+                    | ScalarFunc::Split => pat,
                     _ => continue,
                 };
-                let compiled = Regex::new(&re).map_err(|e| spec.type_error(i as ExprId, format!("bad pattern: {e}")))?;
+                let compiled = Regex::new(&re)
+                    .map_err(|e| spec.type_error(i as ExprId, format!("bad pattern: {e}")))?;
                 regexes.insert(i as ExprId, compiled);
             }
         }
@@ -142,7 +155,12 @@ impl Interpreter {
             PipelineKind::Aggregate => Some(Arc::new(AggLayout::new(spec)?)),
             PipelineKind::Map => None,
         };
-        Ok(Interpreter { output_schema: output_schema(spec)?, spec: Arc::new(spec.clone()), regexes, layout })
+        Ok(Interpreter {
+            output_schema: output_schema(spec)?,
+            spec: Arc::new(spec.clone()),
+            regexes,
+            layout,
+        })
     }
 
     /// The spec.
@@ -158,7 +176,9 @@ impl Interpreter {
     /// Runs a filter/project pipeline over a batch.
     pub fn run(&self, batch: &RecordBatch) -> Result<RecordBatch> {
         if self.layout.is_some() {
-            return Err(JitError::Unsupported("run() on an aggregation kernel; use update()".into()));
+            return Err(JitError::Unsupported(
+                "run() on an aggregation kernel; use update()".into(),
+            ));
         }
         check_batch(&self.spec, batch)?;
         let outputs: Vec<ExprId> = match self.spec.projection() {
@@ -168,7 +188,10 @@ impl Interpreter {
                 let mut cols = vec![];
                 let keep = self.selected_rows(batch)?;
                 for (i, field) in self.output_schema.fields().iter().enumerate() {
-                    let vals = keep.iter().map(|&r| read_value(batch.column(i).as_ref(), r)).collect::<Result<Vec<_>>>()?;
+                    let vals = keep
+                        .iter()
+                        .map(|&r| read_value(batch.column(i).as_ref(), r))
+                        .collect::<Result<Vec<_>>>()?;
                     cols.push(build_array(field.data_type(), &vals)?);
                 }
                 return Ok(RecordBatch::try_new_with_options(
@@ -185,9 +208,16 @@ impl Interpreter {
                 continue;
             }
             for window in self.windows(batch.columns(), row)? {
-                let ctx = RowCtx { cols: batch.columns(), row, window };
+                let ctx = RowCtx {
+                    cols: batch.columns(),
+                    row,
+                    window,
+                };
                 for (o, e) in outputs.iter().enumerate() {
-                    values[o].push(self.eval(*e, &ctx).map_err(|m| JitError::Runtime { row, message: m })?);
+                    values[o].push(
+                        self.eval(*e, &ctx)
+                            .map_err(|m| JitError::Runtime { row, message: m })?,
+                    );
                 }
                 rows_out += 1;
             }
@@ -217,10 +247,17 @@ impl Interpreter {
     }
 
     fn passes(&self, cols: &[ArrayRef], row: usize) -> Result<bool> {
-        let ctx = RowCtx { cols, row, window: None };
+        let ctx = RowCtx {
+            cols,
+            row,
+            window: None,
+        };
         for st in &self.spec.stages {
             if let Stage::Filter(e) = st {
-                match self.eval(*e, &ctx).map_err(|m| JitError::Runtime { row, message: m })? {
+                match self
+                    .eval(*e, &ctx)
+                    .map_err(|m| JitError::Runtime { row, message: m })?
+                {
                     V::Bool(true) => {}
                     _ => return Ok(false),
                 }
@@ -231,24 +268,44 @@ impl Interpreter {
 
     /// The window values a row expands to (one `None` when there is no sliding window).
     fn windows(&self, cols: &[ArrayRef], row: usize) -> Result<Vec<Option<(ExprId, V)>>> {
-        let Some(w) = self.spec.sliding_window() else { return Ok(vec![None]) };
-        let Expr::WindowStart { time, size_us, slide_us, start_offset_us } = &self.spec.exprs[w as usize] else {
+        let Some(w) = self.spec.sliding_window() else {
             return Ok(vec![None]);
         };
-        let ctx = RowCtx { cols, row, window: None };
-        let t = self.eval(*time, &ctx).map_err(|m| JitError::Runtime { row, message: m })?;
-        let V::Int(ts) = t else { return Ok(vec![Some((w, V::Null))]) };
-        Ok(sliding_starts(ts as i64, *size_us, *slide_us, *start_offset_us)
-            .into_iter()
-            .map(|s| Some((w, V::Int(s as i128))))
-            .collect())
+        let Expr::WindowStart {
+            time,
+            size_us,
+            slide_us,
+            start_offset_us,
+        } = &self.spec.exprs[w as usize]
+        else {
+            return Ok(vec![None]);
+        };
+        let ctx = RowCtx {
+            cols,
+            row,
+            window: None,
+        };
+        let t = self
+            .eval(*time, &ctx)
+            .map_err(|m| JitError::Runtime { row, message: m })?;
+        let V::Int(ts) = t else {
+            return Ok(vec![Some((w, V::Null))]);
+        };
+        Ok(
+            sliding_starts(ts as i64, *size_us, *slide_us, *start_offset_us)
+                .into_iter()
+                .map(|s| Some((w, V::Int(s as i128))))
+                .collect(),
+        )
     }
 
     /// A fresh, empty aggregation state for this spec.
     pub fn new_group_state(&self) -> Result<GroupState> {
         match &self.layout {
             Some(l) => Ok(GroupState::new(l.clone())),
-            None => Err(JitError::Unsupported("new_group_state() on a filter/project kernel".into())),
+            None => Err(JitError::Unsupported(
+                "new_group_state() on a filter/project kernel".into(),
+            )),
         }
     }
 
@@ -258,21 +315,33 @@ impl Interpreter {
     }
 
     /// Feeds a batch with per-row weights (-1 retracts; count/sum/avg only).
-    pub fn update_weighted(&self, state: &mut GroupState, batch: &RecordBatch, weights: &Int64Array) -> Result<()> {
+    pub fn update_weighted(
+        &self,
+        state: &mut GroupState,
+        batch: &RecordBatch,
+        weights: &Int64Array,
+    ) -> Result<()> {
         self.update_impl(state, batch, Some(weights))
     }
 
-    fn update_impl(&self, state: &mut GroupState, batch: &RecordBatch, weights: Option<&Int64Array>) -> Result<()> {
-        let layout = self
-            .layout
-            .as_ref()
-            .ok_or_else(|| JitError::Unsupported("update() on a filter/project kernel; use run()".into()))?;
+    fn update_impl(
+        &self,
+        state: &mut GroupState,
+        batch: &RecordBatch,
+        weights: Option<&Int64Array>,
+    ) -> Result<()> {
+        let layout = self.layout.as_ref().ok_or_else(|| {
+            JitError::Unsupported("update() on a filter/project kernel; use run()".into())
+        })?;
         state.check_layout(layout)?;
         check_batch(&self.spec, batch)?;
         if let Some(w) = weights {
             crate::agg::check_weights(layout, w, batch.num_rows())?;
         }
-        let (keys, aggs) = self.spec.aggregate().ok_or_else(|| JitError::Unsupported("no aggregate stage".into()))?;
+        let (keys, aggs) = self
+            .spec
+            .aggregate()
+            .ok_or_else(|| JitError::Unsupported("no aggregate stage".into()))?;
         let mut key_vals = Vec::with_capacity(keys.len());
         for row in 0..batch.num_rows() {
             if !self.passes(batch.columns(), row)? {
@@ -280,7 +349,11 @@ impl Interpreter {
             }
             let weight = weights.map(|w| w.value(row)).unwrap_or(1);
             for window in self.windows(batch.columns(), row)? {
-                let ctx = RowCtx { cols: batch.columns(), row, window };
+                let ctx = RowCtx {
+                    cols: batch.columns(),
+                    row,
+                    window,
+                };
                 let rt = |m| JitError::Runtime { row, message: m };
                 key_vals.clear();
                 for (_, e) in keys {
@@ -305,11 +378,19 @@ impl Interpreter {
     /// Evaluates one expression over every row of a batch without failing: rows whose evaluation
     /// errors become NULL and their message is returned (used to pre-compute sub-expressions the
     /// JIT does not compile; the kernel raises the error only if the row really needs the value).
-    pub fn eval_column(&self, expr: ExprId, batch: &RecordBatch) -> Result<(ArrayRef, Vec<Option<String>>)> {
+    pub fn eval_column(
+        &self,
+        expr: ExprId,
+        batch: &RecordBatch,
+    ) -> Result<(ArrayRef, Vec<Option<String>>)> {
         let mut vals = Vec::with_capacity(batch.num_rows());
         let mut errors = vec![];
         for row in 0..batch.num_rows() {
-            let ctx = RowCtx { cols: batch.columns(), row, window: None };
+            let ctx = RowCtx {
+                cols: batch.columns(),
+                row,
+                window: None,
+            };
             match self.eval(expr, &ctx) {
                 Ok(v) => vals.push(v),
                 Err(m) => {
@@ -336,9 +417,15 @@ impl Interpreter {
         }
         let ansi = self.spec.ansi;
         match &self.spec.exprs[id as usize] {
-            Expr::Column(i) => read_value(ctx.cols[*i].as_ref(), ctx.row).map_err(|e| e.to_string()),
+            Expr::Column(i) => {
+                read_value(ctx.cols[*i].as_ref(), ctx.row).map_err(|e| e.to_string())
+            }
             Expr::Literal(s) => Ok(scalar_value(s)),
-            Expr::Binary { op: BinaryOp::And, left, right } => {
+            Expr::Binary {
+                op: BinaryOp::And,
+                left,
+                right,
+            } => {
                 let l = self.eval(*left, ctx)?;
                 if l == V::Bool(false) {
                     return Ok(l);
@@ -350,7 +437,11 @@ impl Interpreter {
                     _ => V::Null,
                 })
             }
-            Expr::Binary { op: BinaryOp::Or, left, right } => {
+            Expr::Binary {
+                op: BinaryOp::Or,
+                left,
+                right,
+            } => {
                 let l = self.eval(*left, ctx)?;
                 if l == V::Bool(true) {
                     return Ok(l);
@@ -413,7 +504,10 @@ impl Interpreter {
                 let v = self.eval(*expr, ctx)?;
                 cast_value(v, self.ty(*expr), to, *ansi)
             }
-            Expr::Case { branches, otherwise } => {
+            Expr::Case {
+                branches,
+                otherwise,
+            } => {
                 for (c, v) in branches {
                     if self.eval(*c, ctx)? == V::Bool(true) {
                         return self.eval(*v, ctx);
@@ -433,7 +527,11 @@ impl Interpreter {
                 }
                 Ok(V::Null)
             }
-            Expr::InList { expr, list, negated } => {
+            Expr::InList {
+                expr,
+                list,
+                negated,
+            } => {
                 let v = self.eval(*expr, ctx)?;
                 if v.is_null() {
                     return Ok(V::Null);
@@ -449,8 +547,16 @@ impl Interpreter {
                 }
                 Ok(if saw_null { V::Null } else { V::Bool(*negated) })
             }
-            Expr::WindowStart { time, size_us, slide_us, start_offset_us } => {
-                debug_assert_eq!(size_us, slide_us, "sliding windows are expanded by the caller");
+            Expr::WindowStart {
+                time,
+                size_us,
+                slide_us,
+                start_offset_us,
+            } => {
+                debug_assert_eq!(
+                    size_us, slide_us,
+                    "sliding windows are expanded by the caller"
+                );
                 match self.eval(*time, ctx)? {
                     V::Int(ts) => Ok(tumbling_start(ts as i64, *slide_us, *start_offset_us)
                         .map(|s| V::Int(s as i128))
@@ -469,8 +575,19 @@ impl Interpreter {
             for a in args {
                 vals.push(self.eval(*a, ctx)?);
             }
-            let V::Str(sep) = &vals[0] else { return Ok(V::Null) };
-            let parts: Vec<&str> = vals[1..].iter().filter_map(|v| if let V::Str(s) = v { Some(s.as_ref()) } else { None }).collect();
+            let V::Str(sep) = &vals[0] else {
+                return Ok(V::Null);
+            };
+            let parts: Vec<&str> = vals[1..]
+                .iter()
+                .filter_map(|v| {
+                    if let V::Str(s) = v {
+                        Some(s.as_ref())
+                    } else {
+                        None
+                    }
+                })
+                .collect();
             return Ok(V::Str(Arc::from(parts.join(sep))));
         }
         for a in args {
@@ -483,7 +600,11 @@ impl Interpreter {
         let s = |i: usize| -> &str { if let V::Str(s) = &vals[i] { s } else { "" } };
         let n = |i: usize| -> i128 { if let V::Int(x) = &vals[i] { *x } else { 0 } };
         let string = |x: String| V::Str(Arc::from(x));
-        let regex = || self.regexes.get(&id).ok_or_else(|| "pattern was not compiled".to_string());
+        let regex = || {
+            self.regexes
+                .get(&id)
+                .ok_or_else(|| "pattern was not compiled".to_string())
+        };
         let ansi = self.spec.ansi;
         Ok(match func {
             F::Lower => string(s(0).to_lowercase()),
@@ -493,10 +614,18 @@ impl Interpreter {
             F::RTrim => string(s(0).trim_end_matches(' ').to_string()),
             F::Length => V::Int(s(0).chars().count() as i128),
             F::Substring => {
-                let len = if vals.len() == 3 { n(2) as i64 } else { i32::MAX as i64 };
+                let len = if vals.len() == 3 {
+                    n(2) as i64
+                } else {
+                    i32::MAX as i64
+                };
                 string(substring(s(0), n(1) as i64, len))
             }
-            F::Concat => string(vals.iter().map(|v| if let V::Str(s) = v { s.as_ref() } else { "" }).collect()),
+            F::Concat => string(
+                vals.iter()
+                    .map(|v| if let V::Str(s) = v { s.as_ref() } else { "" })
+                    .collect(),
+            ),
             F::ConcatWs => V::Null,
             F::StartsWith => V::Bool(s(0).starts_with(s(1))),
             F::EndsWith => V::Bool(s(0).ends_with(s(1))),
@@ -512,7 +641,12 @@ impl Interpreter {
                     ));
                 }
                 match re.captures(s(0)) {
-                    Some(c) => string(c.get(idx as usize).map(|m| m.as_str()).unwrap_or("").to_string()),
+                    Some(c) => string(
+                        c.get(idx as usize)
+                            .map(|m| m.as_str())
+                            .unwrap_or("")
+                            .to_string(),
+                    ),
                     None => string(String::new()),
                 }
             }
@@ -540,16 +674,27 @@ impl Interpreter {
                 } as i128)
             }
             F::DateTrunc => {
-                let unit = datetime::TruncUnit::parse(s(0)).ok_or_else(|| format!("unknown date_trunc unit {}", s(0)))?;
-                datetime::trunc_micros(n(1) as i64, unit).map(|t| V::Int(t as i128)).unwrap_or(V::Null)
+                let unit = datetime::TruncUnit::parse(s(0))
+                    .ok_or_else(|| format!("unknown date_trunc unit {}", s(0)))?;
+                datetime::trunc_micros(n(1) as i64, unit)
+                    .map(|t| V::Int(t as i128))
+                    .unwrap_or(V::Null)
             }
             F::ToTimestamp => {
                 let pattern = if vals.len() == 2 { Some(s(1)) } else { None };
-                datetime::parse_timestamp(s(0), pattern).map(|t| V::Int(t as i128)).unwrap_or(V::Null)
+                datetime::parse_timestamp(s(0), pattern)
+                    .map(|t| V::Int(t as i128))
+                    .unwrap_or(V::Null)
             }
             F::DateFormat => {
-                let ts = if self.ty(args[0]) == &DataType::Date32 { (n(0) as i64).checked_mul(MICROS_PER_DAY) } else { Some(n(0) as i64) };
-                ts.and_then(|ts| datetime::format_with_pattern(ts, s(1))).map(string).unwrap_or(V::Null)
+                let ts = if self.ty(args[0]) == &DataType::Date32 {
+                    (n(0) as i64).checked_mul(MICROS_PER_DAY)
+                } else {
+                    Some(n(0) as i64)
+                };
+                ts.and_then(|ts| datetime::format_with_pattern(ts, s(1)))
+                    .map(string)
+                    .unwrap_or(V::Null)
             }
             F::Abs => match &vals[0] {
                 V::Float(f) => V::Float(f.abs()),
@@ -564,14 +709,20 @@ impl Interpreter {
                 match (&vals[0], self.ty(id)) {
                     (V::Float(f), t) => {
                         let r = round_float(*f, scale);
-                        V::Float(if *t == DataType::Float32 { r as f32 as f64 } else { r })
+                        V::Float(if *t == DataType::Float32 {
+                            r as f32 as f64
+                        } else {
+                            r
+                        })
                     }
                     (V::Int(x), DataType::Decimal128(p, s)) => {
                         if scale >= *s as i32 {
                             V::Int(*x)
                         } else {
                             let drop = (*s as i32 - scale.max(-38)) as u32;
-                            match rescale(*x, drop, 0).and_then(|r| r.checked_mul(pow10(drop.min(38))?)) {
+                            match rescale(*x, drop, 0)
+                                .and_then(|r| r.checked_mul(pow10(drop.min(38))?))
+                            {
                                 Some(r) if fits_precision(r, *p) => V::Int(r),
                                 _ => return overflow(ansi, "round"),
                             }
@@ -582,7 +733,9 @@ impl Interpreter {
                             V::Int(*x)
                         } else {
                             let drop = scale.unsigned_abs();
-                            match rescale(*x, drop.min(38), 0).and_then(|r| r.checked_mul(pow10(drop.min(38))?)) {
+                            match rescale(*x, drop.min(38), 0)
+                                .and_then(|r| r.checked_mul(pow10(drop.min(38))?))
+                            {
                                 Some(r) => int_result(r, t, ansi)?,
                                 None => return overflow(ansi, "round"),
                             }
@@ -593,13 +746,21 @@ impl Interpreter {
             }
             F::Floor | F::Ceil => match (&vals[0], self.ty(args[0])) {
                 (V::Float(f), _) => {
-                    let r = if func == F::Floor { f.floor() } else { f.ceil() };
+                    let r = if func == F::Floor {
+                        f.floor()
+                    } else {
+                        f.ceil()
+                    };
                     cast_value(V::Float(r), &DataType::Float64, &DataType::Int64, ansi)?
                 }
                 (V::Int(x), DataType::Decimal128(_, s)) => {
                     let d = pow10(*s as u32).unwrap_or(1);
                     let q = x.div_euclid(d);
-                    V::Int(if func == F::Ceil && x.rem_euclid(d) != 0 { q + 1 } else { q })
+                    V::Int(if func == F::Ceil && x.rem_euclid(d) != 0 {
+                        q + 1
+                    } else {
+                        q
+                    })
                 }
                 (V::Int(x), _) => int_result(*x, &DataType::Int64, ansi)?,
                 _ => V::Null,
@@ -610,11 +771,18 @@ impl Interpreter {
 
 /// Window starts a time falls into (tumbling: one), oldest first; overflowing candidates are skipped.
 pub fn sliding_starts(ts: i64, size: i64, slide: i64, offset: i64) -> Vec<i64> {
-    let Some(last) = tumbling_start(ts, slide, offset) else { return vec![] };
+    let Some(last) = tumbling_start(ts, slide, offset) else {
+        return vec![];
+    };
     let n = (size + slide - 1) / slide;
     let mut out = vec![];
     for k in (0..n).rev() {
-        let Some(start) = (k as i128 * slide as i128).checked_neg().map(|d| last as i128 + d) else { continue };
+        let Some(start) = (k as i128 * slide as i128)
+            .checked_neg()
+            .map(|d| last as i128 + d)
+        else {
+            continue;
+        };
         if start < i64::MIN as i128 {
             continue;
         }
@@ -641,9 +809,17 @@ fn substring(s: &str, pos: i64, len: i64) -> String {
     } else {
         0
     };
-    let end = if len == i32::MAX as i64 { i64::MAX } else { start.saturating_add(len) };
+    let end = if len == i32::MAX as i64 {
+        i64::MAX
+    } else {
+        start.saturating_add(len)
+    };
     let (start, end) = (start.max(0), end.min(n));
-    if start >= end { String::new() } else { chars[start as usize..end as usize].iter().collect() }
+    if start >= end {
+        String::new()
+    } else {
+        chars[start as usize..end as usize].iter().collect()
+    }
 }
 
 fn round_float(f: f64, scale: i32) -> f64 {
@@ -677,7 +853,11 @@ pub fn rescale(v: i128, drop: u32, raise: u32) -> Option<i128> {
         let Some(d) = pow10(drop) else { return Some(0) };
         let q = v / d;
         let r = v % d;
-        if r.unsigned_abs() * 2 >= d.unsigned_abs() { q + v.signum() } else { q }
+        if r.unsigned_abs() * 2 >= d.unsigned_abs() {
+            q + v.signum()
+        } else {
+            q
+        }
     } else {
         v
     };
@@ -685,11 +865,19 @@ pub fn rescale(v: i128, drop: u32, raise: u32) -> Option<i128> {
 }
 
 fn rescale_to(v: i128, from: i8, to: i8) -> Option<i128> {
-    if to >= from { rescale(v, 0, (to - from) as u32) } else { rescale(v, (from - to) as u32, 0) }
+    if to >= from {
+        rescale(v, 0, (to - from) as u32)
+    } else {
+        rescale(v, (from - to) as u32, 0)
+    }
 }
 
 fn overflow(ansi: bool, what: &str) -> Eval<V> {
-    if ansi { Err(format!("arithmetic overflow in {what}")) } else { Ok(V::Null) }
+    if ansi {
+        Err(format!("arithmetic overflow in {what}"))
+    } else {
+        Ok(V::Null)
+    }
 }
 
 /// Inclusive value range of an integer type.
@@ -731,12 +919,24 @@ fn int_result(x: i128, t: &DataType, ansi: bool) -> Eval<V> {
     }
 }
 
-fn arith(op: BinaryOp, l: &V, lt: &DataType, r: &V, rt: &DataType, out: &DataType, ansi: bool) -> Eval<V> {
+fn arith(
+    op: BinaryOp,
+    l: &V,
+    lt: &DataType,
+    r: &V,
+    rt: &DataType,
+    out: &DataType,
+    ansi: bool,
+) -> Eval<V> {
     match (l, r) {
         (V::Float(a), V::Float(b)) => {
             let f32_ = *out == DataType::Float32;
             if matches!(op, BinaryOp::Div | BinaryOp::Mod) && *b == 0.0 {
-                return if ansi { Err("division by zero".into()) } else { Ok(V::Null) };
+                return if ansi {
+                    Err("division by zero".into())
+                } else {
+                    Ok(V::Null)
+                };
             }
             let v = if f32_ {
                 let (a, b) = (*a as f32, *b as f32);
@@ -759,7 +959,12 @@ fn arith(op: BinaryOp, l: &V, lt: &DataType, r: &V, rt: &DataType, out: &DataTyp
             Ok(V::Float(v))
         }
         (V::Int(a), V::Int(b)) => {
-            if let (DataType::Decimal128(_, s1), DataType::Decimal128(_, s2), DataType::Decimal128(p, s)) = (lt, rt, out) {
+            if let (
+                DataType::Decimal128(_, s1),
+                DataType::Decimal128(_, s2),
+                DataType::Decimal128(p, s),
+            ) = (lt, rt, out)
+            {
                 return decimal_arith(op, *a, *s1, *b, *s2, *p, *s, ansi);
             }
             let (a, b) = (*a, *b);
@@ -769,7 +974,11 @@ fn arith(op: BinaryOp, l: &V, lt: &DataType, r: &V, rt: &DataType, out: &DataTyp
                 BinaryOp::Mul => a.checked_mul(b),
                 BinaryOp::Div | BinaryOp::Mod => {
                     if b == 0 {
-                        return if ansi { Err("division by zero".into()) } else { Ok(V::Null) };
+                        return if ansi {
+                            Err("division by zero".into())
+                        } else {
+                            Ok(V::Null)
+                        };
                     }
                     Some(if op == BinaryOp::Div { a / b } else { a % b })
                 }
@@ -778,7 +987,10 @@ fn arith(op: BinaryOp, l: &V, lt: &DataType, r: &V, rt: &DataType, out: &DataTyp
             match wide {
                 Some(x) => int_result(x, out, ansi),
                 None if ansi => Err(format!("integer overflow in {op:?}")),
-                None => Ok(V::Int(wrap_int((a as u128).wrapping_mul(b as u128) as i128, out))),
+                None => Ok(V::Int(wrap_int(
+                    (a as u128).wrapping_mul(b as u128) as i128,
+                    out,
+                ))),
             }
         }
         _ => Err(format!("cannot apply {op:?} to {l:?} and {r:?}")),
@@ -786,7 +998,16 @@ fn arith(op: BinaryOp, l: &V, lt: &DataType, r: &V, rt: &DataType, out: &DataTyp
 }
 
 #[allow(clippy::too_many_arguments)]
-fn decimal_arith(op: BinaryOp, a: i128, s1: i8, b: i128, s2: i8, p: u8, s: i8, ansi: bool) -> Eval<V> {
+fn decimal_arith(
+    op: BinaryOp,
+    a: i128,
+    s1: i8,
+    b: i128,
+    s2: i8,
+    p: u8,
+    s: i8,
+    ansi: bool,
+) -> Eval<V> {
     let result: Option<i128> = match op {
         BinaryOp::Add | BinaryOp::Sub | BinaryOp::Mod => {
             let m = s1.max(s2);
@@ -797,7 +1018,11 @@ fn decimal_arith(op: BinaryOp, a: i128, s1: i8, b: i128, s2: i8, p: u8, s: i8, a
                     BinaryOp::Sub => x.checked_sub(y).and_then(|v| rescale_to(v, m, s)),
                     _ => {
                         if y == 0 {
-                            return if ansi { Err("division by zero".into()) } else { Ok(V::Null) };
+                            return if ansi {
+                                Err("division by zero".into())
+                            } else {
+                                Ok(V::Null)
+                            };
                         }
                         rescale_to(x % y, m, s)
                     }
@@ -808,15 +1033,27 @@ fn decimal_arith(op: BinaryOp, a: i128, s1: i8, b: i128, s2: i8, p: u8, s: i8, a
         BinaryOp::Mul => a.checked_mul(b).and_then(|v| rescale_to(v, s1 + s2, s)),
         _ => {
             if b == 0 {
-                return if ansi { Err("division by zero".into()) } else { Ok(V::Null) };
+                return if ansi {
+                    Err("division by zero".into())
+                } else {
+                    Ok(V::Null)
+                };
             }
             // a/10^s1 / (b/10^s2) at scale s = a * 10^(s - s1 + s2) / b, HALF_UP.
             let k = s as i32 - s1 as i32 + s2 as i32;
-            let num = if k >= 0 { pow10(k as u32).and_then(|m| a.checked_mul(m)) } else { rescale(a, (-k) as u32, 0) };
+            let num = if k >= 0 {
+                pow10(k as u32).and_then(|m| a.checked_mul(m))
+            } else {
+                rescale(a, (-k) as u32, 0)
+            };
             num.map(|n| {
                 let q = n / b;
                 let r = n % b;
-                if r.unsigned_abs() * 2 >= b.unsigned_abs() { q + if (n < 0) != (b < 0) { -1 } else { 1 } } else { q }
+                if r.unsigned_abs() * 2 >= b.unsigned_abs() {
+                    q + if (n < 0) != (b < 0) { -1 } else { 1 }
+                } else {
+                    q
+                }
             })
         }
     };
@@ -870,16 +1107,32 @@ pub fn format_float(f: f64, is_f32: bool) -> String {
         return "NaN".into();
     }
     if f.is_infinite() {
-        return if f > 0.0 { "Infinity".into() } else { "-Infinity".into() };
+        return if f > 0.0 {
+            "Infinity".into()
+        } else {
+            "-Infinity".into()
+        };
     }
     let a = f.abs();
     if a == 0.0 || (1e-3..1e7).contains(&a) {
-        let s = if is_f32 { format!("{}", f as f32) } else { format!("{f}") };
+        let s = if is_f32 {
+            format!("{}", f as f32)
+        } else {
+            format!("{f}")
+        };
         if s.contains('.') { s } else { s + ".0" }
     } else {
-        let s = if is_f32 { format!("{:e}", f as f32) } else { format!("{f:e}") };
+        let s = if is_f32 {
+            format!("{:e}", f as f32)
+        } else {
+            format!("{f:e}")
+        };
         let (m, e) = s.split_once('e').unwrap_or((&s, "0"));
-        let m = if m.contains('.') { m.to_string() } else { format!("{m}.0") };
+        let m = if m.contains('.') {
+            m.to_string()
+        } else {
+            format!("{m}.0")
+        };
         format!("{m}E{e}")
     }
 }
@@ -891,7 +1144,11 @@ pub fn format_decimal(v: i128, s: i8) -> String {
     }
     let digits = v.unsigned_abs().to_string();
     let s = s as usize;
-    let padded = if digits.len() <= s { format!("{}{digits}", "0".repeat(s - digits.len() + 1)) } else { digits };
+    let padded = if digits.len() <= s {
+        format!("{}{digits}", "0".repeat(s - digits.len() + 1))
+    } else {
+        digits
+    };
     let (int, frac) = padded.split_at(padded.len() - s);
     format!("{}{int}.{frac}", if v < 0 { "-" } else { "" })
 }
@@ -907,7 +1164,9 @@ fn parse_decimal(text: &str, p: u8, s: i8) -> Option<i128> {
         None => (t, 0),
     };
     let (int, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
-    if int.is_empty() && frac.is_empty() || !int.chars().chain(frac.chars()).all(|c| c.is_ascii_digit()) {
+    if int.is_empty() && frac.is_empty()
+        || !int.chars().chain(frac.chars()).all(|c| c.is_ascii_digit())
+    {
         return None;
     }
     let digits: String = format!("{int}{frac}");
@@ -916,7 +1175,11 @@ fn parse_decimal(text: &str, p: u8, s: i8) -> Option<i128> {
     if digits.len() > 60 {
         return None;
     }
-    let unscaled: i128 = if digits.is_empty() { 0 } else { digits.parse().ok()? };
+    let unscaled: i128 = if digits.is_empty() {
+        0
+    } else {
+        digits.parse().ok()?
+    };
     let v = if s as i32 >= scale_of_digits {
         unscaled.checked_mul(pow10((s as i32 - scale_of_digits) as u32)?)?
     } else {
@@ -948,7 +1211,8 @@ pub fn cast_value(v: V, from: &DataType, to: &DataType, ansi: bool) -> Eval<V> {
     if from == to || (is_timestamp(from) && is_timestamp(to)) {
         return Ok(v);
     }
-    let out_of_range = |what: String| invalid(ansi, format!("cast overflow: {what} does not fit {to}"));
+    let out_of_range =
+        |what: String| invalid(ansi, format!("cast overflow: {what} does not fit {to}"));
     match (&v, from, to) {
         (V::Str(s), _, DataType::Utf8) => Ok(V::Str(s.clone())),
         (_, _, DataType::Utf8) => Ok(V::Str(Arc::from(match (&v, from) {
@@ -967,7 +1231,11 @@ pub fn cast_value(v: V, from: &DataType, to: &DataType, ansi: bool) -> Eval<V> {
                 t if is_integer(t) => match text.parse::<i128>() {
                     Ok(x) => {
                         let (lo, hi) = int_bounds(t);
-                        if x >= lo && x <= hi { Ok(V::Int(x)) } else { out_of_range(format!("'{s}'")) }
+                        if x >= lo && x <= hi {
+                            Ok(V::Int(x))
+                        } else {
+                            out_of_range(format!("'{s}'"))
+                        }
                     }
                     Err(_) => bad(),
                 },
@@ -976,7 +1244,12 @@ pub fn cast_value(v: V, from: &DataType, to: &DataType, ansi: bool) -> Eval<V> {
                         "nan" => Some(f64::NAN),
                         "infinity" | "+infinity" | "inf" | "+inf" => Some(f64::INFINITY),
                         "-infinity" | "-inf" => Some(f64::NEG_INFINITY),
-                        _ if text.chars().all(|c| c.is_ascii_digit() || "+-.eE".contains(c)) => text.parse::<f64>().ok(),
+                        _ if text
+                            .chars()
+                            .all(|c| c.is_ascii_digit() || "+-.eE".contains(c)) =>
+                        {
+                            text.parse::<f64>().ok()
+                        }
                         _ => None,
                     };
                     match parsed {
@@ -1018,19 +1291,31 @@ pub fn cast_value(v: V, from: &DataType, to: &DataType, ansi: bool) -> Eval<V> {
         }),
         (V::Int(x), f, DataType::Boolean) => Ok(V::Bool(*x != 0 || matches!(f, DataType::Null))),
         (V::Float(x), _, DataType::Boolean) => Ok(V::Bool(*x != 0.0)),
-        (V::Int(x), DataType::Date32, t) if is_timestamp(t) => match (*x as i64).checked_mul(MICROS_PER_DAY) {
-            Some(r) => Ok(V::Int(r as i128)),
-            None => out_of_range(x.to_string()),
-        },
-        (V::Int(x), f, DataType::Date32) if is_timestamp(f) => Ok(V::Int((*x as i64).div_euclid(MICROS_PER_DAY) as i128)),
+        (V::Int(x), DataType::Date32, t) if is_timestamp(t) => {
+            match (*x as i64).checked_mul(MICROS_PER_DAY) {
+                Some(r) => Ok(V::Int(r as i128)),
+                None => out_of_range(x.to_string()),
+            }
+        }
+        (V::Int(x), f, DataType::Date32) if is_timestamp(f) => {
+            Ok(V::Int((*x as i64).div_euclid(MICROS_PER_DAY) as i128))
+        }
         (V::Int(x), f, t) if is_timestamp(t) && is_integer(f) => {
             let r = x * 1_000_000;
-            if r >= i64::MIN as i128 && r <= i64::MAX as i128 { Ok(V::Int(r)) } else { out_of_range(x.to_string()) }
+            if r >= i64::MIN as i128 && r <= i64::MAX as i128 {
+                Ok(V::Int(r))
+            } else {
+                out_of_range(x.to_string())
+            }
         }
         (V::Int(x), f, t) if is_timestamp(f) && is_integer(t) => {
             let secs = (*x as i64).div_euclid(1_000_000) as i128;
             let (lo, hi) = int_bounds(t);
-            if secs >= lo && secs <= hi { Ok(V::Int(secs)) } else { out_of_range(secs.to_string()) }
+            if secs >= lo && secs <= hi {
+                Ok(V::Int(secs))
+            } else {
+                out_of_range(secs.to_string())
+            }
         }
         (V::Int(x), DataType::Decimal128(_, s), t) => {
             let (x, s) = (*x, *s);
@@ -1041,24 +1326,40 @@ pub fn cast_value(v: V, from: &DataType, to: &DataType, ansi: bool) -> Eval<V> {
                 },
                 t if is_float(t) => {
                     let f: f64 = format_decimal(x, s).parse().unwrap_or(f64::NAN);
-                    Ok(V::Float(if *t == DataType::Float32 { f as f32 as f64 } else { f }))
+                    Ok(V::Float(if *t == DataType::Float32 {
+                        f as f32 as f64
+                    } else {
+                        f
+                    }))
                 }
                 t => {
                     let q = x / pow10(s as u32).unwrap_or(1);
                     let (lo, hi) = int_bounds(t);
-                    if q >= lo && q <= hi { Ok(V::Int(q)) } else { out_of_range(format_decimal(x, s)) }
+                    if q >= lo && q <= hi {
+                        Ok(V::Int(q))
+                    } else {
+                        out_of_range(format_decimal(x, s))
+                    }
                 }
             }
         }
         (V::Int(x), _, t) => match t {
-            t if is_float(t) => Ok(V::Float(if *t == DataType::Float32 { *x as f32 as f64 } else { *x as f64 })),
+            t if is_float(t) => Ok(V::Float(if *t == DataType::Float32 {
+                *x as f32 as f64
+            } else {
+                *x as f64
+            })),
             DataType::Decimal128(p, s) => match rescale(*x, 0, *s as u32) {
                 Some(r) if fits_precision(r, *p) => Ok(V::Int(r)),
                 _ => out_of_range(x.to_string()),
             },
             t => {
                 let (lo, hi) = int_bounds(t);
-                if *x >= lo && *x <= hi { Ok(V::Int(*x)) } else { out_of_range(x.to_string()) }
+                if *x >= lo && *x <= hi {
+                    Ok(V::Int(*x))
+                } else {
+                    out_of_range(x.to_string())
+                }
             }
         },
         (V::Float(f), _, t) => match t {
@@ -1107,11 +1408,28 @@ mod tests {
     #[test]
     fn casts_follow_the_ansi_flag() {
         let s = V::Str(Arc::from("12x"));
-        assert_eq!(cast_value(s.clone(), &DataType::Utf8, &DataType::Int32, false), Ok(V::Null));
+        assert_eq!(
+            cast_value(s.clone(), &DataType::Utf8, &DataType::Int32, false),
+            Ok(V::Null)
+        );
         assert!(cast_value(s, &DataType::Utf8, &DataType::Int32, true).is_err());
-        assert_eq!(cast_value(V::Int(300), &DataType::Int32, &DataType::Int8, false), Ok(V::Null));
-        assert_eq!(cast_value(V::Float(f64::NAN), &DataType::Float64, &DataType::Int64, false), Ok(V::Null));
-        assert_eq!(cast_value(V::Float(-2.7), &DataType::Float64, &DataType::Int64, false), Ok(V::Int(-2)));
+        assert_eq!(
+            cast_value(V::Int(300), &DataType::Int32, &DataType::Int8, false),
+            Ok(V::Null)
+        );
+        assert_eq!(
+            cast_value(
+                V::Float(f64::NAN),
+                &DataType::Float64,
+                &DataType::Int64,
+                false
+            ),
+            Ok(V::Null)
+        );
+        assert_eq!(
+            cast_value(V::Float(-2.7), &DataType::Float64, &DataType::Int64, false),
+            Ok(V::Int(-2))
+        );
         assert_eq!(format_float(1e10, false), "1.0E10");
         assert_eq!(format_float(0.5, false), "0.5");
         assert_eq!(format_float(3.0, false), "3.0");

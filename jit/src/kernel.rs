@@ -11,8 +11,8 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use arrow::array::{
-    Array, ArrayData, ArrayRef, AsArray, BooleanArray, Int64Array, RecordBatch, RecordBatchOptions, UInt32Array,
-    make_array,
+    Array, ArrayData, ArrayRef, AsArray, BooleanArray, Int64Array, RecordBatch, RecordBatchOptions,
+    UInt32Array, make_array,
 };
 use arrow::buffer::{BooleanBuffer, Buffer, NullBuffer};
 use arrow::datatypes::{DataType, SchemaRef};
@@ -38,7 +38,11 @@ pub struct JitOptions {
 
 impl Default for JitOptions {
     fn default() -> Self {
-        JitOptions { opt_level: "speed".into(), verify: cfg!(debug_assertions), interpret_only: false }
+        JitOptions {
+            opt_level: "speed".into(),
+            verify: cfg!(debug_assertions),
+            interpret_only: false,
+        }
     }
 }
 
@@ -75,7 +79,11 @@ pub struct CompileReport {
 impl fmt::Display for CompileReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.mode {
-            KernelMode::Native => writeln!(f, "kernel: native (compiled in {} µs)", self.compile_time.as_micros())?,
+            KernelMode::Native => writeln!(
+                f,
+                "kernel: native (compiled in {} µs)",
+                self.compile_time.as_micros()
+            )?,
             KernelMode::Interpreted(why) => writeln!(f, "kernel: interpreted ({why})")?,
         }
         for n in &self.native {
@@ -106,7 +114,9 @@ pub struct CompiledKernel {
 
 impl fmt::Debug for CompiledKernel {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("CompiledKernel").field("report", &self.report).finish()
+        f.debug_struct("CompiledKernel")
+            .field("report", &self.report)
+            .finish()
     }
 }
 
@@ -119,7 +129,10 @@ impl JitEngine {
                 opts.opt_level
             )));
         }
-        Ok(JitEngine { opts, cache: Mutex::new(HashMap::new()) })
+        Ok(JitEngine {
+            opts,
+            cache: Mutex::new(HashMap::new()),
+        })
     }
 
     /// Compiles a spec (or returns the cached kernel of an equal spec that is still alive).
@@ -149,20 +162,50 @@ impl CompiledKernel {
             PipelineKind::Aggregate => Some(Arc::new(AggLayout::new(&spec)?)),
             PipelineKind::Map => None,
         };
-        let fallback = if opts.interpret_only { Some("interpret_only option".to_string()) } else { whole_kernel_fallback(&spec) };
+        let fallback = if opts.interpret_only {
+            Some("interpret_only option".to_string())
+        } else {
+            whole_kernel_fallback(&spec)
+        };
         let (native, mode, native_desc, precomputed) = match fallback {
             Some(why) => (None, KernelMode::Interpreted(why), vec![], vec![]),
             None => {
                 let plan = LowerPlan::new(spec.clone(), layout.clone());
-                let emitted = emit::compile(&plan, &EmitOptions { opt_level: opts.opt_level.clone(), verify: opts.verify })?;
-                let precomputed: Vec<String> = plan.precomputed.keys().map(|e| spec.display_expr(*e)).collect();
+                let emitted = emit::compile(
+                    &plan,
+                    &EmitOptions {
+                        opt_level: opts.opt_level.clone(),
+                        verify: opts.verify,
+                    },
+                )?;
+                let precomputed: Vec<String> = plan
+                    .precomputed
+                    .keys()
+                    .map(|e| spec.display_expr(*e))
+                    .collect();
                 let native_desc = describe_native(&spec, &plan);
-                let native = Native { plan, func: emitted.func, clif: emitted.clif, _code: emitted.handle };
+                let native = Native {
+                    plan,
+                    func: emitted.func,
+                    clif: emitted.clif,
+                    _code: emitted.handle,
+                };
                 (Some(native), KernelMode::Native, native_desc, precomputed)
             }
         };
-        let report = CompileReport { mode, native: native_desc, precomputed, compile_time: start.elapsed() };
-        Ok(CompiledKernel { spec, interp, native, report, layout })
+        let report = CompileReport {
+            mode,
+            native: native_desc,
+            precomputed,
+            compile_time: start.elapsed(),
+        };
+        Ok(CompiledKernel {
+            spec,
+            interp,
+            native,
+            report,
+            layout,
+        })
     }
 
     /// The spec this kernel was compiled from.
@@ -190,14 +233,20 @@ impl CompiledKernel {
 
     /// Runs a filter/project pipeline over one batch.
     pub fn run(&self, batch: &RecordBatch) -> Result<RecordBatch> {
-        let Some(native) = &self.native else { return self.interp.run(batch) };
+        let Some(native) = &self.native else {
+            return self.interp.run(batch);
+        };
         if self.layout.is_some() {
-            return Err(JitError::Unsupported("run() on an aggregation kernel; use update()".into()));
+            return Err(JitError::Unsupported(
+                "run() on an aggregation kernel; use update()".into(),
+            ));
         }
         check_batch(&self.spec, batch)?;
         let rows = batch.num_rows();
         if rows > u32::MAX as usize {
-            return Err(JitError::SchemaMismatch(format!("batch of {rows} rows exceeds the 2^32-1 row limit")));
+            return Err(JitError::SchemaMismatch(format!(
+                "batch of {rows} rows exceeds the 2^32-1 row limit"
+            )));
         }
         let inputs = InputViews::new(&native.plan, &self.interp, batch)?;
         // Preallocated outputs: values (8-byte aligned words, or 16 for decimals) + validity bytes.
@@ -207,10 +256,18 @@ impl CompiledKernel {
                 out_values.push(OutBuf::new(&self.spec.types[*e as usize], rows));
             }
         }
-        let out_cols: Vec<OutCol> =
-            out_values.iter_mut().map(|b| OutCol { values: b.values_ptr(), validity: b.valid.as_mut_ptr() }).collect();
+        let out_cols: Vec<OutCol> = out_values
+            .iter_mut()
+            .map(|b| OutCol {
+                values: b.values_ptr(),
+                validity: b.valid.as_mut_ptr(),
+            })
+            .collect();
         let mut sel: Vec<u32> = Vec::with_capacity(rows.max(1));
-        let out = OutView { sel: sel.as_mut_ptr(), cols: out_cols.as_ptr() };
+        let out = OutView {
+            sel: sel.as_mut_ptr(),
+            cols: out_cols.as_ptr(),
+        };
         let one: i64 = 1;
         let view = inputs.batch_view(rows, &one, 0, native.plan.consts.as_ptr());
         let mut rt = RtCtx::default();
@@ -231,13 +288,19 @@ impl CompiledKernel {
         for (o, field) in native.plan.outputs.iter().zip(schema.fields()) {
             match o {
                 OutputPlan::Native(_) => {
-                    let buf = natives.next().ok_or_else(|| JitError::Compile("missing output buffer".into()))?;
+                    let buf = natives
+                        .next()
+                        .ok_or_else(|| JitError::Compile("missing output buffer".into()))?;
                     // SAFETY: the kernel finished with STATUS_OK and wrote rows 0..n of every native output.
                     cols.push(unsafe { buf.finish(field.data_type(), n)? });
                 }
                 OutputPlan::Take(c) => {
                     let col = inputs.column(*c);
-                    let taken = if n == rows { col.clone() } else { arrow::compute::take(col.as_ref(), &sel_array, None)? };
+                    let taken = if n == rows {
+                        col.clone()
+                    } else {
+                        arrow::compute::take(col.as_ref(), &sel_array, None)?
+                    };
                     let taken = if taken.data_type() != field.data_type() {
                         arrow::compute::cast(taken.as_ref(), field.data_type())?
                     } else {
@@ -247,7 +310,11 @@ impl CompiledKernel {
                 }
             }
         }
-        Ok(RecordBatch::try_new_with_options(schema, cols, &RecordBatchOptions::new().with_row_count(Some(n)))?)
+        Ok(RecordBatch::try_new_with_options(
+            schema,
+            cols,
+            &RecordBatchOptions::new().with_row_count(Some(n)),
+        )?)
     }
 
     /// A fresh aggregation state.
@@ -262,7 +329,9 @@ impl CompiledKernel {
     pub fn restore_group_state(&self, batch: &RecordBatch) -> Result<GroupState> {
         match &self.layout {
             Some(l) => GroupState::from_batch(l.clone(), batch),
-            None => Err(JitError::Unsupported("restore_group_state() on a filter/project kernel".into())),
+            None => Err(JitError::Unsupported(
+                "restore_group_state() on a filter/project kernel".into(),
+            )),
         }
     }
 
@@ -272,15 +341,24 @@ impl CompiledKernel {
     }
 
     /// Feeds a batch with per-row weights (-1 retracts; count/sum/avg only).
-    pub fn update_weighted(&self, state: &mut GroupState, batch: &RecordBatch, weights: &Int64Array) -> Result<()> {
+    pub fn update_weighted(
+        &self,
+        state: &mut GroupState,
+        batch: &RecordBatch,
+        weights: &Int64Array,
+    ) -> Result<()> {
         self.update_impl(state, batch, Some(weights))
     }
 
-    fn update_impl(&self, state: &mut GroupState, batch: &RecordBatch, weights: Option<&Int64Array>) -> Result<()> {
-        let layout = self
-            .layout
-            .as_ref()
-            .ok_or_else(|| JitError::Unsupported("update() on a filter/project kernel; use run()".into()))?;
+    fn update_impl(
+        &self,
+        state: &mut GroupState,
+        batch: &RecordBatch,
+        weights: Option<&Int64Array>,
+    ) -> Result<()> {
+        let layout = self.layout.as_ref().ok_or_else(|| {
+            JitError::Unsupported("update() on a filter/project kernel; use run()".into())
+        })?;
         let Some(native) = &self.native else {
             return match weights {
                 Some(w) => self.interp.update_weighted(state, batch, w),
@@ -293,17 +371,40 @@ impl CompiledKernel {
         if let Some(w) = weights {
             check_weights(layout, w, rows)?;
         }
-        let plan_agg = native.plan.agg.as_ref().ok_or_else(|| JitError::Compile("no aggregate plan".into()))?;
+        let plan_agg = native
+            .plan
+            .agg
+            .as_ref()
+            .ok_or_else(|| JitError::Compile("no aggregate plan".into()))?;
         let inputs = InputViews::new(&native.plan, &self.interp, batch)?;
-        let mut key_vals: Vec<Vec<u64>> = plan_agg.keys.iter().map(|_| vec![0u64; 2 * CHUNK_ROWS]).collect();
-        let mut key_valid: Vec<Vec<u8>> = plan_agg.keys.iter().map(|_| vec![0u8; CHUNK_ROWS]).collect();
-        let mut arg_vals: Vec<Vec<u64>> = plan_agg.args.iter().map(|_| vec![0u64; 2 * CHUNK_ROWS]).collect();
-        let mut arg_valid: Vec<Vec<u8>> = plan_agg.args.iter().map(|_| vec![0u8; CHUNK_ROWS]).collect();
+        let mut key_vals: Vec<Vec<u64>> = plan_agg
+            .keys
+            .iter()
+            .map(|_| vec![0u64; 2 * CHUNK_ROWS])
+            .collect();
+        let mut key_valid: Vec<Vec<u8>> = plan_agg
+            .keys
+            .iter()
+            .map(|_| vec![0u8; CHUNK_ROWS])
+            .collect();
+        let mut arg_vals: Vec<Vec<u64>> = plan_agg
+            .args
+            .iter()
+            .map(|_| vec![0u64; 2 * CHUNK_ROWS])
+            .collect();
+        let mut arg_valid: Vec<Vec<u8>> = plan_agg
+            .args
+            .iter()
+            .map(|_| vec![0u8; CHUNK_ROWS])
+            .collect();
         let mut s_weights = vec![0i64; CHUNK_ROWS];
         let mut gids = vec![0u32; CHUNK_ROWS];
         let key_val_ptrs: Vec<*mut u64> = key_vals.iter_mut().map(|v| v.as_mut_ptr()).collect();
         let key_valid_ptrs: Vec<*mut u8> = key_valid.iter_mut().map(|v| v.as_mut_ptr()).collect();
-        let arg_val_ptrs: Vec<*mut u8> = arg_vals.iter_mut().map(|v| v.as_mut_ptr() as *mut u8).collect();
+        let arg_val_ptrs: Vec<*mut u8> = arg_vals
+            .iter_mut()
+            .map(|v| v.as_mut_ptr() as *mut u8)
+            .collect();
         let arg_valid_ptrs: Vec<*mut u8> = arg_valid.iter_mut().map(|v| v.as_mut_ptr()).collect();
         let mut accs: Vec<*mut u8> = vec![std::ptr::null_mut(); 3 * layout.aggs.len().max(1)];
         state.acc_pointers(&mut accs);
@@ -328,7 +429,10 @@ impl CompiledKernel {
             None => (&one as *const i64, 0),
         };
         let view = inputs.batch_view(rows, wptr, stride, native.plan.consts.as_ptr());
-        let out = OutView { sel: std::ptr::null_mut(), cols: std::ptr::null() };
+        let out = OutView {
+            sel: std::ptr::null_mut(),
+            cols: std::ptr::null(),
+        };
         let mut rt = RtCtx::default();
         // SAFETY: all views point into buffers that outlive the call (inputs, scratch vectors,
         // `accs`, `owner`), scratch holds CHUNK_ROWS rows, weights hold `rows` entries (or stride 0),
@@ -346,7 +450,10 @@ fn empty_layout() -> AggLayout {
         inputs: vec![],
         exprs: vec![],
         types: vec![],
-        stages: vec![crate::spec::Stage::Aggregate { keys: vec![], aggs: vec![] }],
+        stages: vec![crate::spec::Stage::Aggregate {
+            keys: vec![],
+            aggs: vec![],
+        }],
         ansi: false,
     };
     // An aggregate stage without keys or aggregates always has a layout.
@@ -363,13 +470,23 @@ fn describe_native(spec: &KernelSpec, plan: &LowerPlan) -> Vec<String> {
             out.push(format!("key {n} := {}", spec.display_expr(*e)));
         }
         for a in aggs {
-            out.push(format!("agg {} := {:?}({})", a.name, a.func, a.arg.map(|e| spec.display_expr(e)).unwrap_or("*".into())));
+            out.push(format!(
+                "agg {} := {:?}({})",
+                a.name,
+                a.func,
+                a.arg.map(|e| spec.display_expr(e)).unwrap_or("*".into())
+            ));
         }
     } else if let Some(p) = spec.projection() {
         for ((n, e), o) in p.iter().zip(&plan.outputs) {
             match o {
-                OutputPlan::Native(_) => out.push(format!("project {n} := {}", spec.display_expr(*e))),
-                OutputPlan::Take(_) => out.push(format!("project {n} := {} (copied at selected rows)", spec.display_expr(*e))),
+                OutputPlan::Native(_) => {
+                    out.push(format!("project {n} := {}", spec.display_expr(*e)))
+                }
+                OutputPlan::Take(_) => out.push(format!(
+                    "project {n} := {} (copied at selected rows)",
+                    spec.display_expr(*e)
+                )),
             }
         }
     }
@@ -410,7 +527,9 @@ pub(crate) extern "C" fn rt_intern(ctx: *mut AggCtx, n: u64) -> u32 {
         unsafe {
             let ctx = &mut *ctx;
             let owner = &mut *(ctx.owner as *mut InternOwner<'_>);
-            owner.state.intern_chunk(&owner.key_vals, &owner.key_valid, n as usize, ctx.gids);
+            owner
+                .state
+                .intern_chunk(&owner.key_vals, &owner.key_valid, n as usize, ctx.gids);
             let naccs = owner.state.layout().aggs.len();
             let accs = std::slice::from_raw_parts_mut(ctx.accs as *mut *mut u8, 3 * naccs);
             owner.state.acc_pointers(accs);
@@ -431,13 +550,25 @@ impl OutBuf {
     fn new(t: &DataType, rows: usize) -> Self {
         let n = rows.max(1);
         match t {
-            DataType::Decimal128(..) => OutBuf { words: vec![], wide: Vec::with_capacity(n), valid: Vec::with_capacity(n) },
-            _ => OutBuf { words: Vec::with_capacity(n), wide: vec![], valid: Vec::with_capacity(n) },
+            DataType::Decimal128(..) => OutBuf {
+                words: vec![],
+                wide: Vec::with_capacity(n),
+                valid: Vec::with_capacity(n),
+            },
+            _ => OutBuf {
+                words: Vec::with_capacity(n),
+                wide: vec![],
+                valid: Vec::with_capacity(n),
+            },
         }
     }
 
     fn values_ptr(&mut self) -> *mut u8 {
-        if self.wide.capacity() == 0 { self.words.as_mut_ptr() as *mut u8 } else { self.wide.as_mut_ptr() as *mut u8 }
+        if self.wide.capacity() == 0 {
+            self.words.as_mut_ptr() as *mut u8
+        } else {
+            self.wide.as_mut_ptr() as *mut u8
+        }
     }
 
     /// Takes ownership of the first `n` rows the kernel wrote.
@@ -455,7 +586,11 @@ impl OutBuf {
                 let bytes = n * width;
                 let words = bytes.div_ceil(8);
                 // Zero the tail of the last word so every byte of the words is initialised.
-                std::ptr::write_bytes((self.words.as_mut_ptr() as *mut u8).add(bytes), 0, words * 8 - bytes);
+                std::ptr::write_bytes(
+                    (self.words.as_mut_ptr() as *mut u8).add(bytes),
+                    0,
+                    words * 8 - bytes,
+                );
                 self.words.set_len(words);
             } else {
                 self.wide.set_len(n);
@@ -468,8 +603,16 @@ impl OutBuf {
             let values = BooleanBuffer::collect_bool(n, |i| bytes[i] != 0);
             return Ok(Arc::new(BooleanArray::new(values, nulls)));
         }
-        let buffer = if self.wide.capacity() == 0 { Buffer::from_vec(self.words) } else { Buffer::from_vec(self.wide) };
-        let data = ArrayData::builder(t.clone()).len(n).add_buffer(buffer).nulls(nulls).build()?;
+        let buffer = if self.wide.capacity() == 0 {
+            Buffer::from_vec(self.words)
+        } else {
+            Buffer::from_vec(self.wide)
+        };
+        let data = ArrayData::builder(t.clone())
+            .len(n)
+            .add_buffer(buffer)
+            .nulls(nulls)
+            .build()?;
         Ok(make_array(data))
     }
 }
@@ -501,12 +644,15 @@ impl InputViews {
         let rows = batch.num_rows();
         let mut columns: Vec<ArrayRef> = batch.columns().to_vec();
         let mut errors: Vec<Vec<Option<String>>> = vec![vec![]; plan.columns.len()];
-        let mut precomputed: Vec<(usize, u32)> = plan.precomputed.iter().map(|(e, c)| (*c, *e)).collect();
+        let mut precomputed: Vec<(usize, u32)> =
+            plan.precomputed.iter().map(|(e, c)| (*c, *e)).collect();
         precomputed.sort_unstable();
         for (c, e) in &precomputed {
             let (array, errs) = interp.eval_column(*e, batch)?;
             if columns.len() != *c {
-                return Err(JitError::Compile("pre-computed columns out of order".into()));
+                return Err(JitError::Compile(
+                    "pre-computed columns out of order".into(),
+                ));
             }
             columns.push(array);
             errors[*c] = errs;
@@ -526,22 +672,35 @@ impl InputViews {
                 validity_offset: 0,
                 errors: std::ptr::null(),
             };
-            let buf0 = data.buffers().first().map(|b| b.as_ptr()).unwrap_or(std::ptr::null());
+            let buf0 = data
+                .buffers()
+                .first()
+                .map(|b| b.as_ptr())
+                .unwrap_or(std::ptr::null());
             match data.data_type() {
                 DataType::Boolean => {
                     v.values = buf0;
                     v.bit_offset = off as u64;
                 }
                 DataType::Utf8 | DataType::LargeUtf8 => {
-                    let w = if *data.data_type() == DataType::Utf8 { 4 } else { 8 };
+                    let w = if *data.data_type() == DataType::Utf8 {
+                        4
+                    } else {
+                        8
+                    };
                     // SAFETY: the offsets buffer holds len + 1 entries after `off`.
                     v.values = unsafe { buf0.add(off * w) };
-                    v.data = data.buffers().get(1).map(|b| b.as_ptr()).unwrap_or(std::ptr::null());
+                    v.data = data
+                        .buffers()
+                        .get(1)
+                        .map(|b| b.as_ptr())
+                        .unwrap_or(std::ptr::null());
                 }
                 DataType::Utf8View => {
                     // SAFETY: the views buffer holds len views after `off`.
                     v.values = unsafe { buf0.add(off * 16) };
-                    let mut ptrs: Vec<*const u8> = data.buffers()[1..].iter().map(|b| b.as_ptr()).collect();
+                    let mut ptrs: Vec<*const u8> =
+                        data.buffers()[1..].iter().map(|b| b.as_ptr()).collect();
                     if ptrs.is_empty() {
                         ptrs.push(std::ptr::null());
                     }
@@ -586,7 +745,11 @@ impl InputViews {
                 }
             }
             if cp.nullable {
-                let nulls = if matches!(data.data_type(), DataType::Dictionary(..)) { col.logical_nulls() } else { col.nulls().cloned() };
+                let nulls = if matches!(data.data_type(), DataType::Dictionary(..)) {
+                    col.logical_nulls()
+                } else {
+                    col.nulls().cloned()
+                };
                 match nulls {
                     Some(nb) => {
                         v.validity = nb.buffer().as_ptr();
@@ -608,11 +771,28 @@ impl InputViews {
             views.push(v);
         }
         keep.push(Keep::Bytes(ones));
-        Ok(InputViews { columns, views, errors, _keep: keep })
+        Ok(InputViews {
+            columns,
+            views,
+            errors,
+            _keep: keep,
+        })
     }
 
-    fn batch_view(&self, rows: usize, weights: *const i64, stride: u64, consts: *const u8) -> BatchView {
-        BatchView { rows: rows as u64, cols: self.views.as_ptr(), weights, weight_stride: stride, consts }
+    fn batch_view(
+        &self,
+        rows: usize,
+        weights: *const i64,
+        stride: u64,
+        consts: *const u8,
+    ) -> BatchView {
+        BatchView {
+            rows: rows as u64,
+            cols: self.views.as_ptr(),
+            weights,
+            weight_stride: stride,
+            consts,
+        }
     }
 
     fn column(&self, i: usize) -> &ArrayRef {

@@ -25,8 +25,8 @@ pub use error::{JitError, Result};
 pub use interp::Interpreter;
 pub use kernel::{CompileReport, CompiledKernel, JitEngine, JitOptions, KernelMode};
 pub use spec::{
-    AggExpr, AggFunc, BinaryOp, Expr, ExprId, InputColumn, KernelSpec, KernelSpecBuilder, PipelineKind, Scalar,
-    ScalarFunc, Stage, UnaryOp,
+    AggExpr, AggFunc, BinaryOp, Expr, ExprId, InputColumn, KernelSpec, KernelSpecBuilder,
+    PipelineKind, Scalar, ScalarFunc, Stage, UnaryOp,
 };
 
 use arrow::array::RecordBatch;
@@ -39,7 +39,10 @@ impl GroupState {
     }
 
     /// Same as [`GroupState::from_record_batch`] for a spec (no compilation needed).
-    pub fn from_record_batch_for_spec(spec: &KernelSpec, batch: &RecordBatch) -> Result<GroupState> {
+    pub fn from_record_batch_for_spec(
+        spec: &KernelSpec,
+        batch: &RecordBatch,
+    ) -> Result<GroupState> {
         let layout = std::sync::Arc::new(agg::AggLayout::new(spec)?);
         agg::GroupState::from_batch(layout, batch)
     }

@@ -17,8 +17,8 @@ use arrow::datatypes::DataType;
 
 use crate::agg::AggLayout;
 use crate::spec::{
-    BinaryOp, Expr, ExprId, KernelSpec, Scalar, ScalarFunc, Stage, UnaryOp, children, is_float, is_integer,
-    is_timestamp, stage_roots,
+    BinaryOp, Expr, ExprId, KernelSpec, Scalar, ScalarFunc, Stage, UnaryOp, children, is_float,
+    is_integer, is_timestamp, stage_roots,
 };
 
 /// One column the kernel reads: an input column or a pre-computed one.
@@ -78,7 +78,10 @@ pub struct LowerPlan {
 /// Why a whole kernel runs in the interpreter, if it does.
 pub fn whole_kernel_fallback(spec: &KernelSpec) -> Option<String> {
     if let Some(w) = spec.sliding_window() {
-        return Some(format!("sliding window {} expands rows", spec.display_expr(w)));
+        return Some(format!(
+            "sliding window {} expands rows",
+            spec.display_expr(w)
+        ));
     }
     if let Some((_, aggs)) = spec.aggregate() {
         for a in aggs {
@@ -86,7 +89,10 @@ pub fn whole_kernel_fallback(spec: &KernelSpec) -> Option<String> {
                 && spec.types[e as usize] == DataType::Utf8
                 && !matches!(a.func, crate::spec::AggFunc::Count)
             {
-                return Some(format!("{:?} over a string ({}) keeps strings in state", a.func, a.name));
+                return Some(format!(
+                    "{:?} over a string ({}) keeps strings in state",
+                    a.func, a.name
+                ));
             }
         }
     }
@@ -98,11 +104,17 @@ pub fn can_error(spec: &KernelSpec, id: ExprId) -> bool {
     let e = &spec.exprs[id as usize];
     let own = match e {
         Expr::Binary { op, .. } => spec.ansi && op.is_arithmetic(),
-        Expr::Unary { op: UnaryOp::Neg, .. } => spec.ansi,
+        Expr::Unary {
+            op: UnaryOp::Neg, ..
+        } => spec.ansi,
         Expr::Cast { ansi, .. } => *ansi,
         Expr::Call { func, .. } => {
             matches!(func, ScalarFunc::RegexpExtract)
-                || (spec.ansi && matches!(func, ScalarFunc::Abs | ScalarFunc::Round | ScalarFunc::Floor | ScalarFunc::Ceil))
+                || (spec.ansi
+                    && matches!(
+                        func,
+                        ScalarFunc::Abs | ScalarFunc::Round | ScalarFunc::Floor | ScalarFunc::Ceil
+                    ))
         }
         _ => false,
     };
@@ -110,7 +122,11 @@ pub fn can_error(spec: &KernelSpec, id: ExprId) -> bool {
 }
 
 fn decimal_parts(t: &DataType) -> Option<(i32, i32)> {
-    if let DataType::Decimal128(p, s) = t { Some((*p as i32, *s as i32)) } else { None }
+    if let DataType::Decimal128(p, s) = t {
+        Some((*p as i32, *s as i32))
+    } else {
+        None
+    }
 }
 
 /// Whether the node itself (children aside) has a native lowering.
@@ -132,18 +148,22 @@ fn node_native(spec: &KernelSpec, id: ExprId) -> bool {
                     }
                     _ => !matches!(l, DataType::List(_) | DataType::Null),
                 },
-                BinaryOp::Add | BinaryOp::Sub | BinaryOp::Mul => match (decimal_parts(l), decimal_parts(r)) {
-                    (Some((p1, s1)), Some((p2, s2))) => {
-                        let Some((p, s)) = decimal_parts(out) else { return false };
-                        if *op == BinaryOp::Mul {
-                            p1 + p2 < 38 && s == s1 + s2 && p == p1 + p2 + 1
-                        } else {
-                            let ms = s1.max(s2);
-                            s == ms && p == ms + (p1 - s1).max(p2 - s2) + 1
+                BinaryOp::Add | BinaryOp::Sub | BinaryOp::Mul => {
+                    match (decimal_parts(l), decimal_parts(r)) {
+                        (Some((p1, s1)), Some((p2, s2))) => {
+                            let Some((p, s)) = decimal_parts(out) else {
+                                return false;
+                            };
+                            if *op == BinaryOp::Mul {
+                                p1 + p2 < 38 && s == s1 + s2 && p == p1 + p2 + 1
+                            } else {
+                                let ms = s1.max(s2);
+                                s == ms && p == ms + (p1 - s1).max(p2 - s2) + 1
+                            }
                         }
+                        _ => is_integer(l) || is_float(l),
                     }
-                    _ => is_integer(l) || is_float(l),
-                },
+                }
                 BinaryOp::Div => is_integer(l) || is_float(l),
                 BinaryOp::Mod => is_integer(l),
                 _ => false,
@@ -159,15 +179,22 @@ fn node_native(spec: &KernelSpec, id: ExprId) -> bool {
                 (DataType::Boolean, t) if num(t) => true,
                 (f, DataType::Boolean) if num(f) => true,
                 (f, DataType::Decimal128(p, s)) if is_integer(f) => *s <= 18 && *p <= 38,
-                (DataType::Decimal128(p1, s1), DataType::Decimal128(_, s2)) => s2 >= s1 && (*p1 as i32 + (*s2 - *s1) as i32) <= 38,
+                (DataType::Decimal128(p1, s1), DataType::Decimal128(_, s2)) => {
+                    s2 >= s1 && (*p1 as i32 + (*s2 - *s1) as i32) <= 38
+                }
                 (DataType::Date32, t) if is_timestamp(t) => true,
                 (f, DataType::Date32) if is_timestamp(f) => true,
                 _ => false,
             }
         }
         Expr::Case { .. } | Expr::Coalesce(_) => !matches!(out, DataType::List(_) | DataType::Null),
-        Expr::InList { expr, .. } => !matches!(ty(*expr), DataType::List(_) | DataType::Null | DataType::Decimal128(..)),
-        Expr::WindowStart { size_us, slide_us, .. } => size_us == slide_us,
+        Expr::InList { expr, .. } => !matches!(
+            ty(*expr),
+            DataType::List(_) | DataType::Null | DataType::Decimal128(..)
+        ),
+        Expr::WindowStart {
+            size_us, slide_us, ..
+        } => size_us == slide_us,
         Expr::Call { func, args } => match func {
             ScalarFunc::Abs => args.len() == 1,
             ScalarFunc::Hour | ScalarFunc::Minute | ScalarFunc::Second => true,
@@ -180,9 +207,20 @@ fn node_native(spec: &KernelSpec, id: ExprId) -> bool {
 /// Children that are evaluated only conditionally (they must not raise errors to stay native).
 fn lazy_children(e: &Expr) -> Vec<ExprId> {
     match e {
-        Expr::Binary { op: BinaryOp::And | BinaryOp::Or, right, .. } => vec![*right],
-        Expr::Case { branches, otherwise } => {
-            let mut v: Vec<ExprId> = branches.iter().flat_map(|(c, v)| [*c, *v]).skip(1).collect();
+        Expr::Binary {
+            op: BinaryOp::And | BinaryOp::Or,
+            right,
+            ..
+        } => vec![*right],
+        Expr::Case {
+            branches,
+            otherwise,
+        } => {
+            let mut v: Vec<ExprId> = branches
+                .iter()
+                .flat_map(|(c, v)| [*c, *v])
+                .skip(1)
+                .collect();
             v.extend(otherwise.iter().copied());
             v
         }
@@ -220,7 +258,9 @@ impl LowerPlan {
             .collect();
         let mut precomputed = BTreeMap::new();
         let mut memo = BTreeMap::new();
-        let precompute = |e: ExprId, columns: &mut Vec<ColumnPlan>, precomputed: &mut BTreeMap<ExprId, usize>| {
+        let precompute = |e: ExprId,
+                          columns: &mut Vec<ColumnPlan>,
+                          precomputed: &mut BTreeMap<ExprId, usize>| {
             if let Expr::Column(i) = spec.exprs[e as usize] {
                 return i;
             }
@@ -244,7 +284,8 @@ impl LowerPlan {
                 return;
             }
             let node = &spec.exprs[e as usize];
-            if !node_native(spec, e) || lazy_children(node).into_iter().any(|c| can_error(spec, c)) {
+            if !node_native(spec, e) || lazy_children(node).into_iter().any(|c| can_error(spec, c))
+            {
                 found.push(e);
             } else {
                 for c in children(node) {
@@ -260,7 +301,11 @@ impl LowerPlan {
                     for (_, e) in cols {
                         let t = &spec.types[*e as usize];
                         if matches!(t, DataType::Utf8 | DataType::List(_)) {
-                            outputs.push(OutputPlan::Take(precompute(*e, &mut columns, &mut precomputed)));
+                            outputs.push(OutputPlan::Take(precompute(
+                                *e,
+                                &mut columns,
+                                &mut precomputed,
+                            )));
                         } else {
                             roots.push(*e);
                             outputs.push(OutputPlan::Native(*e));
@@ -295,7 +340,12 @@ impl LowerPlan {
                     })
                 })
                 .collect();
-            Some(AggPlan { keys: keys.iter().map(|(_, e)| *e).collect(), args, arg_slot, layout })
+            Some(AggPlan {
+                keys: keys.iter().map(|(_, e)| *e).collect(),
+                args,
+                arg_slot,
+                layout,
+            })
         });
         let mut consts = vec![];
         let mut const_offsets = BTreeMap::new();
@@ -305,6 +355,15 @@ impl LowerPlan {
                 consts.extend_from_slice(s.as_bytes());
             }
         }
-        LowerPlan { filters: spec.filters(), spec, columns, precomputed, outputs, agg, consts, const_offsets }
+        LowerPlan {
+            filters: spec.filters(),
+            spec,
+            columns,
+            precomputed,
+            outputs,
+            agg,
+            consts,
+            const_offsets,
+        }
     }
 }

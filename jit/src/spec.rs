@@ -23,6 +23,9 @@ use crate::error::{JitError, Result};
 /// Index of an expression in a spec's arena.
 pub type ExprId = u32;
 
+/// Named group keys and aggregates of an Aggregate stage.
+pub type AggregateParts<'a> = (&'a [(String, ExprId)], &'a [AggExpr]);
+
 /// A literal value. Floats compare and hash by bit pattern so specs are canonical.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum Scalar {
@@ -78,7 +81,9 @@ impl Scalar {
             Scalar::Float64(_) => DataType::Float64,
             Scalar::Decimal128(_, p, s) => DataType::Decimal128(*p, *s),
             Scalar::Date32(_) => DataType::Date32,
-            Scalar::TimestampMicros(_, tz) => DataType::Timestamp(TimeUnit::Microsecond, tz.clone()),
+            Scalar::TimestampMicros(_, tz) => {
+                DataType::Timestamp(TimeUnit::Microsecond, tz.clone())
+            }
             Scalar::Utf8(_) => DataType::Utf8,
         }
     }
@@ -154,13 +159,22 @@ pub enum BinaryOp {
 impl BinaryOp {
     /// True for `+ - * / %`.
     pub fn is_arithmetic(self) -> bool {
-        matches!(self, BinaryOp::Add | BinaryOp::Sub | BinaryOp::Mul | BinaryOp::Div | BinaryOp::Mod)
+        matches!(
+            self,
+            BinaryOp::Add | BinaryOp::Sub | BinaryOp::Mul | BinaryOp::Div | BinaryOp::Mod
+        )
     }
     /// True for the six comparisons and `<=>`.
     pub fn is_comparison(self) -> bool {
         matches!(
             self,
-            BinaryOp::Eq | BinaryOp::NotEq | BinaryOp::Lt | BinaryOp::LtEq | BinaryOp::Gt | BinaryOp::GtEq | BinaryOp::EqNullSafe
+            BinaryOp::Eq
+                | BinaryOp::NotEq
+                | BinaryOp::Lt
+                | BinaryOp::LtEq
+                | BinaryOp::Gt
+                | BinaryOp::GtEq
+                | BinaryOp::EqNullSafe
         )
     }
 }
@@ -404,7 +418,10 @@ pub enum PipelineKind {
 pub fn logical_type(dt: &DataType) -> Option<DataType> {
     Some(match dt {
         DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => DataType::Utf8,
-        DataType::Dictionary(k, v) if k.is_dictionary_key_type() && matches!(**v, DataType::Utf8 | DataType::LargeUtf8) => {
+        DataType::Dictionary(k, v)
+            if k.is_dictionary_key_type()
+                && matches!(**v, DataType::Utf8 | DataType::LargeUtf8) =>
+        {
             DataType::Utf8
         }
         DataType::Boolean
@@ -419,8 +436,12 @@ pub fn logical_type(dt: &DataType) -> Option<DataType> {
         | DataType::Float32
         | DataType::Float64
         | DataType::Date32 => dt.clone(),
-        DataType::Decimal128(p, s) if *p >= 1 && *p <= 38 && *s >= 0 && (*s as u8) <= *p => dt.clone(),
-        DataType::Timestamp(TimeUnit::Microsecond, tz) => DataType::Timestamp(TimeUnit::Microsecond, tz.clone()),
+        DataType::Decimal128(p, s) if *p >= 1 && *p <= 38 && *s >= 0 && (*s as u8) <= *p => {
+            dt.clone()
+        }
+        DataType::Timestamp(TimeUnit::Microsecond, tz) => {
+            DataType::Timestamp(TimeUnit::Microsecond, tz.clone())
+        }
         _ => return None,
     })
 }
@@ -496,10 +517,20 @@ impl KernelSpec {
         let inputs = input_schema
             .fields()
             .iter()
-            .map(|f| InputColumn { name: f.name().clone(), data_type: f.data_type().clone(), nullable: f.is_nullable() })
+            .map(|f| InputColumn {
+                name: f.name().clone(),
+                data_type: f.data_type().clone(),
+                nullable: f.is_nullable(),
+            })
             .collect();
         KernelSpecBuilder {
-            spec: KernelSpec { inputs, exprs: vec![], types: vec![], stages: vec![], ansi: false },
+            spec: KernelSpec {
+                inputs,
+                exprs: vec![],
+                types: vec![],
+                stages: vec![],
+                ansi: false,
+            },
             interned: HashMap::new(),
         }
     }
@@ -507,14 +538,19 @@ impl KernelSpec {
     /// The input schema.
     pub fn input_schema(&self) -> SchemaRef {
         Arc::new(Schema::new(
-            self.inputs.iter().map(|c| Field::new(&c.name, c.data_type.clone(), c.nullable)).collect::<Vec<_>>(),
+            self.inputs
+                .iter()
+                .map(|c| Field::new(&c.name, c.data_type.clone(), c.nullable))
+                .collect::<Vec<_>>(),
         ))
     }
 
     /// Checks every expression's type and the stage structure.
     pub fn validate(&self) -> Result<()> {
         if self.types.len() != self.exprs.len() {
-            return Err(JitError::InvalidSpec("types and exprs have different lengths".into()));
+            return Err(JitError::InvalidSpec(
+                "types and exprs have different lengths".into(),
+            ));
         }
         for (i, c) in self.inputs.iter().enumerate() {
             if logical_type(&c.data_type).is_none() {
@@ -528,18 +564,28 @@ impl KernelSpec {
             let id = i as ExprId;
             let children = children(e);
             if children.iter().any(|&c| c >= id) {
-                return Err(JitError::InvalidSpec(format!("expression #{id} refers to a later expression")));
+                return Err(JitError::InvalidSpec(format!(
+                    "expression #{id} refers to a later expression"
+                )));
             }
             let t = type_of(self, id, e)?;
             if t != self.types[i] {
-                return Err(self.type_error(id, format!("recorded type {} but the expression has type {t}", self.types[i])));
+                return Err(self.type_error(
+                    id,
+                    format!(
+                        "recorded type {} but the expression has type {t}",
+                        self.types[i]
+                    ),
+                ));
             }
         }
         let check_id = |id: ExprId| -> Result<()> {
             if (id as usize) < self.exprs.len() {
                 Ok(())
             } else {
-                Err(JitError::InvalidSpec(format!("stage refers to missing expression #{id}")))
+                Err(JitError::InvalidSpec(format!(
+                    "stage refers to missing expression #{id}"
+                )))
             }
         };
         let mut terminal = false;
@@ -554,10 +600,13 @@ impl KernelSpec {
                 Stage::Filter(e) => {
                     check_id(*e)?;
                     if self.types[*e as usize] != DataType::Boolean {
-                        return Err(self.type_error(*e, "a filter predicate must be Boolean".into()));
+                        return Err(
+                            self.type_error(*e, "a filter predicate must be Boolean".into())
+                        );
                     }
                     if let Some(w) = self.sliding_window_in(*e) {
-                        return Err(self.type_error(w, "a sliding window cannot be used in a filter".into()));
+                        return Err(self
+                            .type_error(w, "a sliding window cannot be used in a filter".into()));
                     }
                 }
                 Stage::Project(cols) => {
@@ -566,7 +615,9 @@ impl KernelSpec {
                     for (n, e) in cols {
                         check_id(*e)?;
                         if !names.insert(n) {
-                            return Err(JitError::InvalidSpec(format!("duplicate output column name '{n}'")));
+                            return Err(JitError::InvalidSpec(format!(
+                                "duplicate output column name '{n}'"
+                            )));
                         }
                     }
                 }
@@ -576,7 +627,9 @@ impl KernelSpec {
                     for (n, e) in keys {
                         check_id(*e)?;
                         if !names.insert(n.clone()) {
-                            return Err(JitError::InvalidSpec(format!("duplicate output column name '{n}'")));
+                            return Err(JitError::InvalidSpec(format!(
+                                "duplicate output column name '{n}'"
+                            )));
                         }
                         if matches!(self.types[*e as usize], DataType::List(_)) {
                             return Err(self.type_error(*e, "a group key cannot be a list".into()));
@@ -584,21 +637,34 @@ impl KernelSpec {
                     }
                     for a in aggs {
                         if !names.insert(a.name.clone()) {
-                            return Err(JitError::InvalidSpec(format!("duplicate output column name '{}'", a.name)));
+                            return Err(JitError::InvalidSpec(format!(
+                                "duplicate output column name '{}'",
+                                a.name
+                            )));
                         }
                         match (a.func, a.arg) {
                             (AggFunc::CountStar, None) => {}
                             (AggFunc::CountStar, Some(_)) => {
-                                return Err(JitError::InvalidSpec(format!("count(*) '{}' takes no argument", a.name)));
+                                return Err(JitError::InvalidSpec(format!(
+                                    "count(*) '{}' takes no argument",
+                                    a.name
+                                )));
                             }
                             (_, None) => {
-                                return Err(JitError::InvalidSpec(format!("aggregate '{}' needs an argument", a.name)));
+                                return Err(JitError::InvalidSpec(format!(
+                                    "aggregate '{}' needs an argument",
+                                    a.name
+                                )));
                             }
                             (f, Some(e)) => {
                                 check_id(e)?;
-                                agg_output_type(f, &self.types[e as usize]).map_err(|m| self.type_error(e, m))?;
+                                agg_output_type(f, &self.types[e as usize])
+                                    .map_err(|m| self.type_error(e, m))?;
                                 if let Some(w) = self.sliding_window_in(e) {
-                                    return Err(self.type_error(w, "a sliding window can only be a group key".into()));
+                                    return Err(self.type_error(
+                                        w,
+                                        "a sliding window can only be a group key".into(),
+                                    ));
                                 }
                             }
                         }
@@ -609,7 +675,10 @@ impl KernelSpec {
                 if let Some(w) = self.sliding_window_in(root) {
                     match sliding {
                         Some(prev) if prev != w => {
-                            return Err(self.type_error(w, "a kernel may contain only one sliding window".into()));
+                            return Err(self.type_error(
+                                w,
+                                "a kernel may contain only one sliding window".into(),
+                            ));
                         }
                         _ => sliding = Some(w),
                     }
@@ -628,7 +697,11 @@ impl KernelSpec {
 
     /// Whether run() or update() applies.
     pub fn kind(&self) -> PipelineKind {
-        if self.stages.iter().any(|s| matches!(s, Stage::Aggregate { .. })) {
+        if self
+            .stages
+            .iter()
+            .any(|s| matches!(s, Stage::Aggregate { .. }))
+        {
             PipelineKind::Aggregate
         } else {
             PipelineKind::Map
@@ -637,44 +710,81 @@ impl KernelSpec {
 
     /// Filter predicates in order.
     pub fn filters(&self) -> Vec<ExprId> {
-        self.stages.iter().filter_map(|s| if let Stage::Filter(e) = s { Some(*e) } else { None }).collect()
+        self.stages
+            .iter()
+            .filter_map(|s| {
+                if let Stage::Filter(e) = s {
+                    Some(*e)
+                } else {
+                    None
+                }
+            })
+            .collect()
     }
 
     /// Output columns of a Map pipeline (an implicit projection of every input column when there is no Project).
     pub fn projection(&self) -> Option<Vec<(String, ExprId)>> {
-        self.stages.iter().find_map(|s| if let Stage::Project(p) = s { Some(p.clone()) } else { None })
+        self.stages.iter().find_map(|s| {
+            if let Stage::Project(p) = s {
+                Some(p.clone())
+            } else {
+                None
+            }
+        })
     }
 
     /// Keys and aggregates of an Aggregate pipeline.
-    pub fn aggregate(&self) -> Option<(&[(String, ExprId)], &[AggExpr])> {
+    pub fn aggregate(&self) -> Option<AggregateParts<'_>> {
         self.stages.iter().find_map(|s| {
-            if let Stage::Aggregate { keys, aggs } = s { Some((keys.as_slice(), aggs.as_slice())) } else { None }
+            if let Stage::Aggregate { keys, aggs } = s {
+                Some((keys.as_slice(), aggs.as_slice()))
+            } else {
+                None
+            }
         })
     }
 
     /// The (single) sliding WindowStart expression reachable from a stage, if any.
     pub fn sliding_window(&self) -> Option<ExprId> {
-        self.stages.iter().flat_map(stage_roots).find_map(|r| self.sliding_window_in(r))
+        self.stages
+            .iter()
+            .flat_map(stage_roots)
+            .find_map(|r| self.sliding_window_in(r))
     }
 
     fn sliding_window_in(&self, root: ExprId) -> Option<ExprId> {
         let e = &self.exprs[root as usize];
-        if let Expr::WindowStart { size_us, slide_us, .. } = e
+        if let Expr::WindowStart {
+            size_us, slide_us, ..
+        } = e
             && size_us != slide_us
         {
             return Some(root);
         }
-        children(e).into_iter().find_map(|c| self.sliding_window_in(c))
+        children(e)
+            .into_iter()
+            .find_map(|c| self.sliding_window_in(c))
     }
 
     pub(crate) fn type_error(&self, id: ExprId, message: String) -> JitError {
-        JitError::Type { expr: id, expr_text: self.display_expr(id), message }
+        JitError::Type {
+            expr: id,
+            expr_text: self.display_expr(id),
+            message,
+        }
     }
 
     /// Renders an expression as text (for errors and reports).
     pub fn display_expr(&self, id: ExprId) -> String {
-        let Some(e) = self.exprs.get(id as usize) else { return format!("#{id}?") };
-        let list = |v: &[ExprId]| v.iter().map(|c| self.display_expr(*c)).collect::<Vec<_>>().join(", ");
+        let Some(e) = self.exprs.get(id as usize) else {
+            return format!("#{id}?");
+        };
+        let list = |v: &[ExprId]| {
+            v.iter()
+                .map(|c| self.display_expr(*c))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
         match e {
             Expr::Column(i) => match self.inputs.get(*i) {
                 Some(c) => format!("{}#{i}", c.name),
@@ -682,17 +792,32 @@ impl KernelSpec {
             },
             Expr::Literal(s) => format!("{s:?}"),
             Expr::Binary { op, left, right } => {
-                format!("({} {op:?} {})", self.display_expr(*left), self.display_expr(*right))
+                format!(
+                    "({} {op:?} {})",
+                    self.display_expr(*left),
+                    self.display_expr(*right)
+                )
             }
             Expr::Unary { op, expr } => format!("{op:?}({})", self.display_expr(*expr)),
             Expr::Cast { expr, to, ansi } => {
-                format!("cast({} as {to}{})", self.display_expr(*expr), if *ansi { ", ansi" } else { "" })
+                format!(
+                    "cast({} as {to}{})",
+                    self.display_expr(*expr),
+                    if *ansi { ", ansi" } else { "" }
+                )
             }
             Expr::Call { func, args } => format!("{func:?}({})", list(args)),
-            Expr::Case { branches, otherwise } => {
+            Expr::Case {
+                branches,
+                otherwise,
+            } => {
                 let mut s = "case".to_string();
                 for (c, v) in branches {
-                    s += &format!(" when {} then {}", self.display_expr(*c), self.display_expr(*v));
+                    s += &format!(
+                        " when {} then {}",
+                        self.display_expr(*c),
+                        self.display_expr(*v)
+                    );
                 }
                 if let Some(o) = otherwise {
                     s += &format!(" else {}", self.display_expr(*o));
@@ -700,11 +825,28 @@ impl KernelSpec {
                 s + " end"
             }
             Expr::Coalesce(a) => format!("coalesce({})", list(a)),
-            Expr::InList { expr, list: l, negated } => {
-                format!("{} {}in ({})", self.display_expr(*expr), if *negated { "not " } else { "" }, list(l))
+            Expr::InList {
+                expr,
+                list: l,
+                negated,
+            } => {
+                format!(
+                    "{} {}in ({})",
+                    self.display_expr(*expr),
+                    if *negated { "not " } else { "" },
+                    list(l)
+                )
             }
-            Expr::WindowStart { time, size_us, slide_us, start_offset_us } => {
-                format!("window_start({}, {size_us}us, {slide_us}us, {start_offset_us}us)", self.display_expr(*time))
+            Expr::WindowStart {
+                time,
+                size_us,
+                slide_us,
+                start_offset_us,
+            } => {
+                format!(
+                    "window_start({}, {size_us}us, {slide_us}us, {start_offset_us}us)",
+                    self.display_expr(*time)
+                )
             }
         }
     }
@@ -715,9 +857,11 @@ pub fn stage_roots(st: &Stage) -> Vec<ExprId> {
     match st {
         Stage::Filter(e) => vec![*e],
         Stage::Project(p) => p.iter().map(|(_, e)| *e).collect(),
-        Stage::Aggregate { keys, aggs } => {
-            keys.iter().map(|(_, e)| *e).chain(aggs.iter().filter_map(|a| a.arg)).collect()
-        }
+        Stage::Aggregate { keys, aggs } => keys
+            .iter()
+            .map(|(_, e)| *e)
+            .chain(aggs.iter().filter_map(|a| a.arg))
+            .collect(),
     }
 }
 
@@ -728,10 +872,17 @@ pub fn children(e: &Expr) -> Vec<ExprId> {
         Expr::Binary { left, right, .. } => vec![*left, *right],
         Expr::Unary { expr, .. } | Expr::Cast { expr, .. } => vec![*expr],
         Expr::Call { args, .. } | Expr::Coalesce(args) => args.clone(),
-        Expr::Case { branches, otherwise } => {
-            branches.iter().flat_map(|(c, v)| [*c, *v]).chain(otherwise.iter().copied()).collect()
+        Expr::Case {
+            branches,
+            otherwise,
+        } => branches
+            .iter()
+            .flat_map(|(c, v)| [*c, *v])
+            .chain(otherwise.iter().copied())
+            .collect(),
+        Expr::InList { expr, list, .. } => {
+            std::iter::once(*expr).chain(list.iter().copied()).collect()
         }
-        Expr::InList { expr, list, .. } => std::iter::once(*expr).chain(list.iter().copied()).collect(),
         Expr::WindowStart { time, .. } => vec![*time],
     }
 }
@@ -762,15 +913,24 @@ pub fn agg_output_type(func: AggFunc, arg: &DataType) -> std::result::Result<Dat
 
 fn cast_supported(from: &DataType, to: &DataType) -> bool {
     let scalarish = |t: &DataType| {
-        is_numeric(t) || is_timestamp(t) || matches!(t, DataType::Date32 | DataType::Utf8 | DataType::Boolean | DataType::Null)
+        is_numeric(t)
+            || is_timestamp(t)
+            || matches!(
+                t,
+                DataType::Date32 | DataType::Utf8 | DataType::Boolean | DataType::Null
+            )
     };
     if !scalarish(from) || !scalarish(to) || matches!(to, DataType::Null) {
         return false;
     }
     match (from, to) {
         (_, DataType::Utf8) | (DataType::Utf8, _) | (DataType::Null, _) => true,
-        (DataType::Boolean, t) | (t, DataType::Boolean) => is_numeric(t) || matches!(t, DataType::Boolean),
-        (DataType::Date32, t) | (t, DataType::Date32) => is_timestamp(t) || matches!(t, DataType::Date32),
+        (DataType::Boolean, t) | (t, DataType::Boolean) => {
+            is_numeric(t) || matches!(t, DataType::Boolean)
+        }
+        (DataType::Date32, t) | (t, DataType::Date32) => {
+            is_timestamp(t) || matches!(t, DataType::Date32)
+        }
         (a, b) if is_timestamp(a) && is_timestamp(b) => true,
         (a, b) if is_timestamp(a) || is_timestamp(b) => is_integer(a) || is_integer(b),
         _ => true,
@@ -784,8 +944,12 @@ fn type_of(spec: &KernelSpec, id: ExprId, e: &Expr) -> Result<DataType> {
     let literal_int = |c: ExprId| matches!(spec.exprs[c as usize], Expr::Literal(Scalar::Int32(_)));
     Ok(match e {
         Expr::Column(i) => {
-            let c = spec.inputs.get(*i).ok_or_else(|| err(format!("input column {i} does not exist")))?;
-            logical_type(&c.data_type).ok_or_else(|| err(format!("unsupported input type {}", c.data_type)))?
+            let c = spec
+                .inputs
+                .get(*i)
+                .ok_or_else(|| err(format!("input column {i} does not exist")))?;
+            logical_type(&c.data_type)
+                .ok_or_else(|| err(format!("unsupported input type {}", c.data_type)))?
         }
         Expr::Literal(s) => {
             let t = s.data_type();
@@ -796,9 +960,13 @@ fn type_of(spec: &KernelSpec, id: ExprId, e: &Expr) -> Result<DataType> {
                 return Err(err(format!("unsupported NULL literal type {t}")));
             }
             if let Scalar::Decimal128(v, p, s) = s
-                && (logical_type(&t).is_none() || v.unsigned_abs() >= 10u128.pow(*p as u32) || *s < 0)
+                && (logical_type(&t).is_none()
+                    || v.unsigned_abs() >= 10u128.pow(*p as u32)
+                    || *s < 0)
             {
-                return Err(err(format!("decimal literal {v} does not fit Decimal128({p}, {s})")));
+                return Err(err(format!(
+                    "decimal literal {v} does not fit Decimal128({p}, {s})"
+                )));
             }
             t
         }
@@ -807,13 +975,17 @@ fn type_of(spec: &KernelSpec, id: ExprId, e: &Expr) -> Result<DataType> {
             match op {
                 BinaryOp::And | BinaryOp::Or => {
                     if l != DataType::Boolean || r != DataType::Boolean {
-                        return Err(err(format!("{op:?} needs Boolean operands, got {l} and {r}")));
+                        return Err(err(format!(
+                            "{op:?} needs Boolean operands, got {l} and {r}"
+                        )));
                     }
                     DataType::Boolean
                 }
                 op if op.is_comparison() => {
                     if !compatible(&l, &r) || matches!(l, DataType::List(_)) {
-                        return Err(err(format!("cannot compare {l} with {r}; cast one side first")));
+                        return Err(err(format!(
+                            "cannot compare {l} with {r}; cast one side first"
+                        )));
                     }
                     DataType::Boolean
                 }
@@ -822,7 +994,11 @@ fn type_of(spec: &KernelSpec, id: ExprId, e: &Expr) -> Result<DataType> {
                         decimal_arith_type(*op, *p1, *s1, *p2, *s2)
                     }
                     (a, b) if a == b && (is_integer(a) || is_float(a)) => l.clone(),
-                    _ => return Err(err(format!("{op:?} needs two numeric operands of the same type, got {l} and {r}"))),
+                    _ => {
+                        return Err(err(format!(
+                            "{op:?} needs two numeric operands of the same type, got {l} and {r}"
+                        )));
+                    }
                 },
             }
         }
@@ -832,7 +1008,9 @@ fn type_of(spec: &KernelSpec, id: ExprId, e: &Expr) -> Result<DataType> {
                 UnaryOp::Not if t == DataType::Boolean => DataType::Boolean,
                 UnaryOp::Not => return Err(err(format!("NOT needs Boolean, got {t}"))),
                 UnaryOp::Neg if is_numeric(&t) => t,
-                UnaryOp::Neg => return Err(err(format!("negation needs a numeric operand, got {t}"))),
+                UnaryOp::Neg => {
+                    return Err(err(format!("negation needs a numeric operand, got {t}")));
+                }
                 UnaryOp::IsNull | UnaryOp::IsNotNull => DataType::Boolean,
             }
         }
@@ -847,18 +1025,32 @@ fn type_of(spec: &KernelSpec, id: ExprId, e: &Expr) -> Result<DataType> {
             let ts: Vec<DataType> = args.iter().map(|a| ty(*a)).collect();
             let n = ts.len();
             let all_utf8 = ts.iter().all(|t| *t == DataType::Utf8);
-            let bad = || err(format!("{func:?} cannot take arguments ({})", ts.iter().map(|t| t.to_string()).collect::<Vec<_>>().join(", ")));
+            let bad = || {
+                err(format!(
+                    "{func:?} cannot take arguments ({})",
+                    ts.iter()
+                        .map(|t| t.to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ))
+            };
             use ScalarFunc as F;
             match func {
-                F::Lower | F::Upper | F::Trim | F::LTrim | F::RTrim if n == 1 && all_utf8 => DataType::Utf8,
+                F::Lower | F::Upper | F::Trim | F::LTrim | F::RTrim if n == 1 && all_utf8 => {
+                    DataType::Utf8
+                }
                 F::Length if n == 1 && all_utf8 => DataType::Int32,
                 F::Substring
-                    if (n == 2 || n == 3) && ts[0] == DataType::Utf8 && ts[1..].iter().all(|t| *t == DataType::Int32) =>
+                    if (n == 2 || n == 3)
+                        && ts[0] == DataType::Utf8
+                        && ts[1..].iter().all(|t| *t == DataType::Int32) =>
                 {
                     DataType::Utf8
                 }
                 F::Concat | F::ConcatWs if n >= 1 && all_utf8 => DataType::Utf8,
-                F::StartsWith | F::EndsWith | F::Contains if n == 2 && all_utf8 => DataType::Boolean,
+                F::StartsWith | F::EndsWith | F::Contains if n == 2 && all_utf8 => {
+                    DataType::Boolean
+                }
                 F::Like | F::RLike if n == 2 && all_utf8 => {
                     if !literal_utf8(args[1]) {
                         return Err(err(format!("{func:?} needs a literal pattern")));
@@ -868,9 +1060,16 @@ fn type_of(spec: &KernelSpec, id: ExprId, e: &Expr) -> Result<DataType> {
                     }
                     DataType::Boolean
                 }
-                F::RegexpExtract if n == 3 && ts[0] == DataType::Utf8 && ts[1] == DataType::Utf8 && ts[2] == DataType::Int32 => {
+                F::RegexpExtract
+                    if n == 3
+                        && ts[0] == DataType::Utf8
+                        && ts[1] == DataType::Utf8
+                        && ts[2] == DataType::Int32 =>
+                {
                     if !literal_utf8(args[1]) || !literal_int(args[2]) {
-                        return Err(err("regexp_extract needs a literal pattern and group index".into()));
+                        return Err(err(
+                            "regexp_extract needs a literal pattern and group index".into(),
+                        ));
                     }
                     check_regex(spec, args[1]).map_err(err)?;
                     DataType::Utf8
@@ -889,10 +1088,14 @@ fn type_of(spec: &KernelSpec, id: ExprId, e: &Expr) -> Result<DataType> {
                     check_regex(spec, args[1]).map_err(err)?;
                     DataType::List(Arc::new(Field::new("item", DataType::Utf8, true)))
                 }
-                F::Year | F::Month | F::Day if n == 1 && (ts[0] == DataType::Date32 || is_timestamp(&ts[0])) => {
+                F::Year | F::Month | F::Day
+                    if n == 1 && (ts[0] == DataType::Date32 || is_timestamp(&ts[0])) =>
+                {
                     DataType::Int32
                 }
-                F::Hour | F::Minute | F::Second if n == 1 && is_timestamp(&ts[0]) => DataType::Int32,
+                F::Hour | F::Minute | F::Second if n == 1 && is_timestamp(&ts[0]) => {
+                    DataType::Int32
+                }
                 F::DateTrunc if n == 2 && ts[0] == DataType::Utf8 && is_timestamp(&ts[1]) => {
                     let unit = match &spec.exprs[args[0] as usize] {
                         Expr::Literal(Scalar::Utf8(u)) => u.to_ascii_lowercase(),
@@ -909,29 +1112,43 @@ fn type_of(spec: &KernelSpec, id: ExprId, e: &Expr) -> Result<DataType> {
                     }
                     DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
                 }
-                F::DateFormat if n == 2 && (is_timestamp(&ts[0]) || ts[0] == DataType::Date32) && ts[1] == DataType::Utf8 => {
+                F::DateFormat
+                    if n == 2
+                        && (is_timestamp(&ts[0]) || ts[0] == DataType::Date32)
+                        && ts[1] == DataType::Utf8 =>
+                {
                     if !literal_utf8(args[1]) {
                         return Err(err("date_format needs a literal format".into()));
                     }
                     DataType::Utf8
                 }
                 F::Abs if n == 1 && is_numeric(&ts[0]) => ts[0].clone(),
-                F::Round if (n == 1 || (n == 2 && literal_int(args[1]))) && is_numeric(&ts[0]) => ts[0].clone(),
+                F::Round if (n == 1 || (n == 2 && literal_int(args[1]))) && is_numeric(&ts[0]) => {
+                    ts[0].clone()
+                }
                 F::Floor | F::Ceil if n == 1 && is_numeric(&ts[0]) => match &ts[0] {
-                    DataType::Decimal128(p, s) => DataType::Decimal128(((*p as i8 - *s + 1).clamp(1, 38)) as u8, 0),
+                    DataType::Decimal128(p, s) => {
+                        DataType::Decimal128(((*p as i8 - *s + 1).clamp(1, 38)) as u8, 0)
+                    }
                     _ => DataType::Int64,
                 },
                 _ => return Err(bad()),
             }
         }
-        Expr::Case { branches, otherwise } => {
+        Expr::Case {
+            branches,
+            otherwise,
+        } => {
             if branches.is_empty() {
                 return Err(err("CASE needs at least one WHEN branch".into()));
             }
             let mut out: Option<DataType> = None;
             for (c, v) in branches {
                 if ty(*c) != DataType::Boolean {
-                    return Err(err(format!("a WHEN condition must be Boolean, got {}", ty(*c))));
+                    return Err(err(format!(
+                        "a WHEN condition must be Boolean, got {}",
+                        ty(*c)
+                    )));
                 }
                 out = Some(unify(out, ty(*v)).map_err(err)?);
             }
@@ -954,24 +1171,38 @@ fn type_of(spec: &KernelSpec, id: ExprId, e: &Expr) -> Result<DataType> {
             let t = ty(*expr);
             for c in list {
                 if !compatible(&t, &ty(*c)) {
-                    return Err(err(format!("IN list element of type {} does not match {t}", ty(*c))));
+                    return Err(err(format!(
+                        "IN list element of type {} does not match {t}",
+                        ty(*c)
+                    )));
                 }
             }
             DataType::Boolean
         }
-        Expr::WindowStart { time, size_us, slide_us, start_offset_us } => {
+        Expr::WindowStart {
+            time,
+            size_us,
+            slide_us,
+            start_offset_us,
+        } => {
             let t = ty(*time);
             if !is_timestamp(&t) {
                 return Err(err(format!("window_start needs a Timestamp(µs), got {t}")));
             }
             if *size_us <= 0 || *slide_us <= 0 || slide_us > size_us {
-                return Err(err(format!("window size {size_us}us and slide {slide_us}us must be positive with slide <= size")));
+                return Err(err(format!(
+                    "window size {size_us}us and slide {slide_us}us must be positive with slide <= size"
+                )));
             }
             if start_offset_us.unsigned_abs() >= *slide_us as u64 {
-                return Err(err(format!("window start offset {start_offset_us}us must be smaller than the slide")));
+                return Err(err(format!(
+                    "window start offset {start_offset_us}us must be smaller than the slide"
+                )));
             }
             if size_us / slide_us > 1000 {
-                return Err(err("a sliding window may overlap at most 1000 windows".into()));
+                return Err(err(
+                    "a sliding window may overlap at most 1000 windows".into()
+                ));
             }
             t
         }
@@ -980,7 +1211,9 @@ fn type_of(spec: &KernelSpec, id: ExprId, e: &Expr) -> Result<DataType> {
 
 fn check_regex(spec: &KernelSpec, id: ExprId) -> std::result::Result<(), String> {
     if let Expr::Literal(Scalar::Utf8(p)) = &spec.exprs[id as usize] {
-        regex::Regex::new(p).map(|_| ()).map_err(|e| format!("invalid regular expression '{p}': {e}"))
+        regex::Regex::new(p)
+            .map(|_| ())
+            .map_err(|e| format!("invalid regular expression '{p}': {e}"))
     } else {
         Ok(())
     }
@@ -994,7 +1227,9 @@ fn unify(acc: Option<DataType>, t: DataType) -> std::result::Result<DataType, St
         Some(DataType::Null) => Ok(t),
         Some(a) if t == DataType::Null || a == t => Ok(a),
         Some(a) if is_timestamp(&a) && is_timestamp(&t) => Ok(a),
-        Some(a) => Err(format!("branches have different types {a} and {t}; cast them to one type")),
+        Some(a) => Err(format!(
+            "branches have different types {a} and {t}; cast them to one type"
+        )),
     }
 }
 
@@ -1006,7 +1241,9 @@ impl KernelSpecBuilder {
         let id = self.spec.exprs.len() as ExprId;
         for c in children(&e) {
             if c >= id {
-                return Err(JitError::InvalidSpec(format!("expression refers to unknown expression #{c}")));
+                return Err(JitError::InvalidSpec(format!(
+                    "expression refers to unknown expression #{c}"
+                )));
             }
         }
         self.spec.exprs.push(e.clone());
@@ -1059,8 +1296,15 @@ impl KernelSpecBuilder {
         self.push(Expr::Call { func, args })
     }
     /// CASE WHEN ... END.
-    pub fn case(&mut self, branches: Vec<(ExprId, ExprId)>, otherwise: Option<ExprId>) -> Result<ExprId> {
-        self.push(Expr::Case { branches, otherwise })
+    pub fn case(
+        &mut self,
+        branches: Vec<(ExprId, ExprId)>,
+        otherwise: Option<ExprId>,
+    ) -> Result<ExprId> {
+        self.push(Expr::Case {
+            branches,
+            otherwise,
+        })
     }
     /// IF(cond, a, b).
     pub fn if_(&mut self, cond: ExprId, then: ExprId, otherwise: ExprId) -> Result<ExprId> {
@@ -1072,11 +1316,26 @@ impl KernelSpecBuilder {
     }
     /// expr [NOT] IN (list).
     pub fn in_list(&mut self, expr: ExprId, list: Vec<ExprId>, negated: bool) -> Result<ExprId> {
-        self.push(Expr::InList { expr, list, negated })
+        self.push(Expr::InList {
+            expr,
+            list,
+            negated,
+        })
     }
     /// Window start (tumbling when size == slide).
-    pub fn window_start(&mut self, time: ExprId, size_us: i64, slide_us: i64, start_offset_us: i64) -> Result<ExprId> {
-        self.push(Expr::WindowStart { time, size_us, slide_us, start_offset_us })
+    pub fn window_start(
+        &mut self,
+        time: ExprId,
+        size_us: i64,
+        slide_us: i64,
+        start_offset_us: i64,
+    ) -> Result<ExprId> {
+        self.push(Expr::WindowStart {
+            time,
+            size_us,
+            slide_us,
+            start_offset_us,
+        })
     }
     /// Adds a filter stage.
     pub fn filter(&mut self, predicate: ExprId) -> &mut Self {
@@ -1089,8 +1348,15 @@ impl KernelSpecBuilder {
         self
     }
     /// Adds the aggregation stage.
-    pub fn aggregate(&mut self, keys: Vec<(String, ExprId)>, aggs: Vec<(String, AggFunc, Option<ExprId>)>) -> &mut Self {
-        let aggs = aggs.into_iter().map(|(name, func, arg)| AggExpr { name, func, arg }).collect();
+    pub fn aggregate(
+        &mut self,
+        keys: Vec<(String, ExprId)>,
+        aggs: Vec<(String, AggFunc, Option<ExprId>)>,
+    ) -> &mut Self {
+        let aggs = aggs
+            .into_iter()
+            .map(|(name, func, arg)| AggExpr { name, func, arg })
+            .collect();
         self.spec.stages.push(Stage::Aggregate { keys, aggs });
         self
     }
@@ -1116,7 +1382,10 @@ impl fmt::Display for KernelSpec {
                         writeln!(f, "key {n} := {}", self.display_expr(*e))?;
                     }
                     for a in aggs {
-                        let arg = a.arg.map(|e| self.display_expr(e)).unwrap_or_else(|| "*".into());
+                        let arg = a
+                            .arg
+                            .map(|e| self.display_expr(e))
+                            .unwrap_or_else(|| "*".into());
                         writeln!(f, "agg {} := {:?}({arg})", a.name, a.func)?;
                     }
                 }

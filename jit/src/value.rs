@@ -4,12 +4,13 @@
 use std::sync::Arc;
 
 use arrow::array::{
-    Array, ArrayRef, AsArray, BooleanArray, Date32Array, Decimal128Array, Float32Array, Float64Array, Int8Array,
-    Int16Array, Int32Array, Int64Array, ListBuilder, StringArray, StringBuilder, TimestampMicrosecondArray,
-    UInt8Array, UInt16Array, UInt32Array, UInt64Array,
+    Array, ArrayRef, AsArray, BooleanArray, Date32Array, Decimal128Array, Float32Array,
+    Float64Array, Int8Array, Int16Array, Int32Array, Int64Array, ListBuilder, StringArray,
+    StringBuilder, TimestampMicrosecondArray, UInt8Array, UInt16Array, UInt32Array, UInt64Array,
 };
 use arrow::datatypes::{
-    DataType, Int8Type, Int16Type, Int32Type, Int64Type, TimeUnit, UInt8Type, UInt16Type, UInt32Type, UInt64Type,
+    DataType, Int8Type, Int16Type, Int32Type, Int64Type, TimeUnit, UInt8Type, UInt16Type,
+    UInt32Type, UInt64Type,
 };
 
 use crate::error::{JitError, Result};
@@ -77,13 +78,31 @@ pub fn read_value(array: &dyn Array, i: usize) -> Result<V> {
         DataType::UInt16 => V::Int(array.as_primitive::<UInt16Type>().value(i) as i128),
         DataType::UInt32 => V::Int(array.as_primitive::<UInt32Type>().value(i) as i128),
         DataType::UInt64 => V::Int(array.as_primitive::<UInt64Type>().value(i) as i128),
-        DataType::Float32 => V::Float(array.as_primitive::<arrow::datatypes::Float32Type>().value(i) as f64),
-        DataType::Float64 => V::Float(array.as_primitive::<arrow::datatypes::Float64Type>().value(i)),
-        DataType::Decimal128(..) => V::Int(array.as_primitive::<arrow::datatypes::Decimal128Type>().value(i)),
-        DataType::Date32 => V::Int(array.as_primitive::<arrow::datatypes::Date32Type>().value(i) as i128),
-        DataType::Timestamp(TimeUnit::Microsecond, _) => {
-            V::Int(array.as_primitive::<arrow::datatypes::TimestampMicrosecondType>().value(i) as i128)
-        }
+        DataType::Float32 => V::Float(
+            array
+                .as_primitive::<arrow::datatypes::Float32Type>()
+                .value(i) as f64,
+        ),
+        DataType::Float64 => V::Float(
+            array
+                .as_primitive::<arrow::datatypes::Float64Type>()
+                .value(i),
+        ),
+        DataType::Decimal128(..) => V::Int(
+            array
+                .as_primitive::<arrow::datatypes::Decimal128Type>()
+                .value(i),
+        ),
+        DataType::Date32 => V::Int(
+            array
+                .as_primitive::<arrow::datatypes::Date32Type>()
+                .value(i) as i128,
+        ),
+        DataType::Timestamp(TimeUnit::Microsecond, _) => V::Int(
+            array
+                .as_primitive::<arrow::datatypes::TimestampMicrosecondType>()
+                .value(i) as i128,
+        ),
         DataType::Utf8 => V::Str(Arc::from(array.as_string::<i32>().value(i))),
         DataType::LargeUtf8 => V::Str(Arc::from(array.as_string::<i64>().value(i))),
         DataType::Utf8View => V::Str(Arc::from(array.as_string_view().value(i))),
@@ -92,7 +111,11 @@ pub fn read_value(array: &dyn Array, i: usize) -> Result<V> {
             let key = dict.normalized_keys()[i];
             read_value(dict.values().as_ref(), key)?
         }
-        t => return Err(JitError::SchemaMismatch(format!("unsupported column type {t}"))),
+        t => {
+            return Err(JitError::SchemaMismatch(format!(
+                "unsupported column type {t}"
+            )));
+        }
     })
 }
 
@@ -104,25 +127,88 @@ fn expect_int(v: &V) -> Option<i128> {
 pub fn build_array(dt: &DataType, values: &[V]) -> Result<ArrayRef> {
     let int = |v: &V| expect_int(v);
     // NaN payloads are not observable in SQL; export one canonical NaN so results are comparable.
-    let float = |v: &V| if let V::Float(f) = v { Some(if f.is_nan() { f64::NAN } else { *f }) } else { None };
+    let float = |v: &V| {
+        if let V::Float(f) = v {
+            Some(if f.is_nan() { f64::NAN } else { *f })
+        } else {
+            None
+        }
+    };
     Ok(match dt {
-        DataType::Boolean => {
-            Arc::new(values.iter().map(|v| if let V::Bool(b) = v { Some(*b) } else { None }).collect::<BooleanArray>())
-        }
-        DataType::Int8 => Arc::new(values.iter().map(|v| int(v).map(|x| x as i8)).collect::<Int8Array>()),
-        DataType::Int16 => Arc::new(values.iter().map(|v| int(v).map(|x| x as i16)).collect::<Int16Array>()),
-        DataType::Int32 => Arc::new(values.iter().map(|v| int(v).map(|x| x as i32)).collect::<Int32Array>()),
-        DataType::Int64 => Arc::new(values.iter().map(|v| int(v).map(|x| x as i64)).collect::<Int64Array>()),
-        DataType::UInt8 => Arc::new(values.iter().map(|v| int(v).map(|x| x as u8)).collect::<UInt8Array>()),
-        DataType::UInt16 => Arc::new(values.iter().map(|v| int(v).map(|x| x as u16)).collect::<UInt16Array>()),
-        DataType::UInt32 => Arc::new(values.iter().map(|v| int(v).map(|x| x as u32)).collect::<UInt32Array>()),
-        DataType::UInt64 => Arc::new(values.iter().map(|v| int(v).map(|x| x as u64)).collect::<UInt64Array>()),
-        DataType::Float32 => Arc::new(values.iter().map(|v| float(v).map(|x| x as f32)).collect::<Float32Array>()),
+        DataType::Boolean => Arc::new(
+            values
+                .iter()
+                .map(|v| if let V::Bool(b) = v { Some(*b) } else { None })
+                .collect::<BooleanArray>(),
+        ),
+        DataType::Int8 => Arc::new(
+            values
+                .iter()
+                .map(|v| int(v).map(|x| x as i8))
+                .collect::<Int8Array>(),
+        ),
+        DataType::Int16 => Arc::new(
+            values
+                .iter()
+                .map(|v| int(v).map(|x| x as i16))
+                .collect::<Int16Array>(),
+        ),
+        DataType::Int32 => Arc::new(
+            values
+                .iter()
+                .map(|v| int(v).map(|x| x as i32))
+                .collect::<Int32Array>(),
+        ),
+        DataType::Int64 => Arc::new(
+            values
+                .iter()
+                .map(|v| int(v).map(|x| x as i64))
+                .collect::<Int64Array>(),
+        ),
+        DataType::UInt8 => Arc::new(
+            values
+                .iter()
+                .map(|v| int(v).map(|x| x as u8))
+                .collect::<UInt8Array>(),
+        ),
+        DataType::UInt16 => Arc::new(
+            values
+                .iter()
+                .map(|v| int(v).map(|x| x as u16))
+                .collect::<UInt16Array>(),
+        ),
+        DataType::UInt32 => Arc::new(
+            values
+                .iter()
+                .map(|v| int(v).map(|x| x as u32))
+                .collect::<UInt32Array>(),
+        ),
+        DataType::UInt64 => Arc::new(
+            values
+                .iter()
+                .map(|v| int(v).map(|x| x as u64))
+                .collect::<UInt64Array>(),
+        ),
+        DataType::Float32 => Arc::new(
+            values
+                .iter()
+                .map(|v| float(v).map(|x| x as f32))
+                .collect::<Float32Array>(),
+        ),
         DataType::Float64 => Arc::new(values.iter().map(float).collect::<Float64Array>()),
-        DataType::Decimal128(p, s) => {
-            Arc::new(values.iter().map(int).collect::<Decimal128Array>().with_precision_and_scale(*p, *s)?)
-        }
-        DataType::Date32 => Arc::new(values.iter().map(|v| int(v).map(|x| x as i32)).collect::<Date32Array>()),
+        DataType::Decimal128(p, s) => Arc::new(
+            values
+                .iter()
+                .map(int)
+                .collect::<Decimal128Array>()
+                .with_precision_and_scale(*p, *s)?,
+        ),
+        DataType::Date32 => Arc::new(
+            values
+                .iter()
+                .map(|v| int(v).map(|x| x as i32))
+                .collect::<Date32Array>(),
+        ),
         DataType::Timestamp(TimeUnit::Microsecond, tz) => Arc::new(
             values
                 .iter()
@@ -130,9 +216,18 @@ pub fn build_array(dt: &DataType, values: &[V]) -> Result<ArrayRef> {
                 .collect::<TimestampMicrosecondArray>()
                 .with_timezone_opt(tz.clone()),
         ),
-        DataType::Utf8 => {
-            Arc::new(values.iter().map(|v| if let V::Str(s) = v { Some(s.as_ref()) } else { None }).collect::<StringArray>())
-        }
+        DataType::Utf8 => Arc::new(
+            values
+                .iter()
+                .map(|v| {
+                    if let V::Str(s) = v {
+                        Some(s.as_ref())
+                    } else {
+                        None
+                    }
+                })
+                .collect::<StringArray>(),
+        ),
         DataType::List(_) => {
             let mut b = ListBuilder::new(StringBuilder::new());
             for v in values {
@@ -152,6 +247,10 @@ pub fn build_array(dt: &DataType, values: &[V]) -> Result<ArrayRef> {
             Arc::new(b.finish())
         }
         DataType::Null => Arc::new(arrow::array::NullArray::new(values.len())),
-        t => return Err(JitError::Unsupported(format!("cannot build an array of type {t}"))),
+        t => {
+            return Err(JitError::Unsupported(format!(
+                "cannot build an array of type {t}"
+            )));
+        }
     })
 }

@@ -9,13 +9,21 @@ use weir_jit::{BinaryOp, JitEngine, JitOptions, KernelSpec, Scalar};
 
 fn rss_bytes() -> usize {
     let statm = std::fs::read_to_string("/proc/self/statm").expect("statm");
-    let pages: usize = statm.split_whitespace().nth(1).and_then(|s| s.parse().ok()).expect("rss field");
+    let pages: usize = statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("rss field");
     pages * 4096
 }
 
 #[test]
 fn compiling_and_dropping_kernels_keeps_rss_flat() {
-    let engine = JitEngine::new(JitOptions { verify: false, ..JitOptions::default() }).expect("engine");
+    let engine = JitEngine::new(JitOptions {
+        verify: false,
+        ..JitOptions::default()
+    })
+    .expect("engine");
     let schema = Arc::new(Schema::new(vec![Field::new("x", DataType::Int64, true)]));
     let compile = |i: i64| {
         let mut b = KernelSpec::builder(schema.clone());
@@ -38,7 +46,15 @@ fn compiling_and_dropping_kernels_keeps_rss_flat() {
     }
     let after = rss_bytes();
     let growth = after.saturating_sub(before);
-    println!("rss before {} KiB, after {} KiB", before / 1024, after / 1024);
+    println!(
+        "rss before {} KiB, after {} KiB",
+        before / 1024,
+        after / 1024
+    );
     // A leaked module costs at least two pages (code + read-only data); 10 000 of them would be >= 80 MB.
-    assert!(growth < 24 * 1024 * 1024, "RSS grew by {} KiB", growth / 1024);
+    assert!(
+        growth < 24 * 1024 * 1024,
+        "RSS grew by {} KiB",
+        growth / 1024
+    );
 }

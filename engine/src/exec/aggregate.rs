@@ -259,19 +259,9 @@ impl AggregateOp {
         Ok(RecordBatch::try_new_with_options(relaxed, columns, &options)?)
     }
 
-    /// Whether a batch at `watermark_ms` would evict (and, in append mode, emit) groups.
-    pub fn would_evict(&self, watermark_ms: i64) -> bool {
-        let (Some(state), Some(et)) = (self.state.as_ref(), self.event_time.as_ref()) else {
-            return false;
-        };
-        if self.mode == OutputMode::Complete || state.num_groups() == 0 {
-            return false;
-        }
-        let col = state.key_column(et.key);
-        let Ok(ts) = as_timestamp(&col) else {
-            return false;
-        };
-        compute::min(&ts).is_some_and(|min_start| min_start.saturating_add(et.size_us) <= watermark_ms.saturating_mul(1000))
+    /// Whether groups are evicted (and, in append mode, emitted) by the watermark.
+    pub fn evicts_by_watermark(&self) -> bool {
+        self.mode != OutputMode::Complete && self.event_time.is_some()
     }
 
     /// Loads the state as of `version` from the checkpoint.

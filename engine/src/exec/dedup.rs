@@ -161,10 +161,9 @@ impl DedupOp {
         Ok(out)
     }
 
-    /// Whether a batch at `watermark_ms` would evict keys.
-    pub fn would_evict(&self, watermark_ms: i64) -> bool {
-        let wm = watermark_ms.saturating_mul(1000);
-        self.watermark.is_some() && self.seen.values().any(|e| e.is_some_and(|e| e <= wm))
+    /// Whether keys expire behind the watermark.
+    pub fn evicts_by_watermark(&self) -> bool {
+        self.watermark.is_some()
     }
 
     fn to_batch(&self, entries: &[(Box<[u8]>, Option<i64>)]) -> Result<RecordBatch> {

@@ -200,13 +200,16 @@ impl PhysicalPlan {
         acc.filter(|s| s.3 > 0).map(|(mn, mx, sum, n)| (mn, mx, (sum / n as i128) as i64))
     }
 
-    /// Whether a batch without new data should run because `watermark_ms` would emit or evict state.
-    pub fn needs_no_data_batch(&self, watermark_ms: i64) -> bool {
+    /// Whether a batch without new data should run after the watermark moved: as Spark's
+    /// `shouldRunAnotherBatch`, whenever a stateful operator evicts or emits by the watermark
+    /// (aggregations and session windows outside complete mode, watermarked deduplication),
+    /// whether or not anything is due yet.
+    pub fn needs_no_data_batch(&self) -> bool {
         let mut needed = false;
         visit(&self.root, &mut |n| match n {
-            Node::Aggregate { op, .. } => needed |= op.would_evict(watermark_ms),
-            Node::Dedup { op, .. } => needed |= op.would_evict(watermark_ms),
-            Node::SessionWindow { op, .. } => needed |= op.would_evict(watermark_ms),
+            Node::Aggregate { op, .. } => needed |= op.evicts_by_watermark(),
+            Node::Dedup { op, .. } => needed |= op.evicts_by_watermark(),
+            Node::SessionWindow { op, .. } => needed |= op.evicts_by_watermark(),
             _ => {}
         });
         needed

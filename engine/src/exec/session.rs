@@ -438,13 +438,9 @@ impl SessionWindowOp {
         )?)
     }
 
-    /// Whether a batch at `watermark_ms` would close (emit and evict) a session.
-    pub fn would_evict(&self, watermark_ms: i64) -> bool {
-        self.mode == OutputMode::Append
-            && self.layout.watermarked
-            && self
-                .min_open_end_us
-                .is_some_and(|end| end <= watermark_ms.saturating_mul(1000))
+    /// Whether sessions are closed (emitted and evicted) by the watermark.
+    pub fn evicts_by_watermark(&self) -> bool {
+        self.mode == OutputMode::Append && self.layout.watermarked
     }
 
     fn open_store(&mut self, state_root: &Path, fsync: bool) -> Result<&mut StateStore> {

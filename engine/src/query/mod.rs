@@ -501,7 +501,7 @@ impl MicroBatchExecution {
             let has_data = ends.iter().zip(&committed).any(|(e, c)| e.is_some() && e != c);
             let no_data_batch = !has_data
                 && watermark_ms > last_batch_watermark
-                && self.plan.needs_no_data_batch(watermark_ms);
+                && self.plan.needs_no_data_batch();
             if !has_data && !no_data_batch {
                 set_status(&self.shared, "Waiting for data to arrive", false, false);
                 self.ack_drain(drain_ticket);
@@ -584,7 +584,7 @@ impl MicroBatchExecution {
                 has_data = true;
             }
         }
-        let pending = watermark_ms > last_batch_watermark && self.plan.needs_no_data_batch(watermark_ms);
+        let pending = watermark_ms > last_batch_watermark && self.plan.needs_no_data_batch();
         if !has_data && !pending {
             self.ack_drain(ticket);
         }

@@ -75,12 +75,20 @@ fn retractions_cancel_insertions() {
     let before = st.output_all().unwrap();
     let second = data.slice(0, 700);
     k.update(&mut st, &second).unwrap();
-    k.update_weighted(&mut st, &second, &Int64Array::from(vec![-1; 700])).unwrap();
+    k.update_weighted(&mut st, &second, &Int64Array::from(vec![-1; 700]))
+        .unwrap();
     assert_eq!(st.output_all().unwrap(), before);
     // Retracting everything leaves count 0 and NULL sums.
-    k.update_weighted(&mut st, &data, &Int64Array::from(vec![-1; 1500])).unwrap();
+    k.update_weighted(&mut st, &data, &Int64Array::from(vec![-1; 1500]))
+        .unwrap();
     let out = st.output_all().unwrap();
-    assert!(out.column(2).as_primitive::<Int64Type>().values().iter().all(|n| *n == 0));
+    assert!(
+        out.column(2)
+            .as_primitive::<Int64Type>()
+            .values()
+            .iter()
+            .all(|n| *n == 0)
+    );
     assert_eq!(out.column(3).null_count(), out.num_rows());
 }
 
@@ -92,7 +100,9 @@ fn min_max_reject_retractions() {
     let k = engine().compile(&b.build().unwrap()).unwrap();
     let data = batch(&mut Choices::new(vec![7; 4096]), 10, 0, 0, false);
     let mut st = k.new_group_state();
-    let err = k.update_weighted(&mut st, &data, &Int64Array::from(vec![-1; 10])).unwrap_err();
+    let err = k
+        .update_weighted(&mut st, &data, &Int64Array::from(vec![-1; 10]))
+        .unwrap_err();
     assert!(matches!(err, JitError::Unsupported(_)), "{err}");
 }
 
@@ -109,10 +119,15 @@ fn eviction_dirty_tracking_and_key_columns() {
     assert!(st.take_dirty().is_empty());
     let windows = st.key_column(0);
     assert_eq!(windows.len(), n);
-    assert_eq!(windows.data_type(), &DataType::Timestamp(arrow::datatypes::TimeUnit::Microsecond, None));
+    assert_eq!(
+        windows.data_type(),
+        &DataType::Timestamp(arrow::datatypes::TimeUnit::Microsecond, None)
+    );
     // Evict every group whose window is NULL or starts before 0, then check the rest is intact.
     let w = windows.as_primitive::<arrow::datatypes::TimestampMicrosecondType>();
-    let evict: Vec<u32> = (0..n as u32).filter(|g| w.is_null(*g as usize) || w.value(*g as usize) < 0).collect();
+    let evict: Vec<u32> = (0..n as u32)
+        .filter(|g| w.is_null(*g as usize) || w.value(*g as usize) < 0)
+        .collect();
     let kept_before: Vec<u32> = (0..n as u32).filter(|g| !evict.contains(g)).collect();
     let expected = st.output(&kept_before).unwrap();
     st.remove(&evict).unwrap();
@@ -129,7 +144,9 @@ fn eviction_dirty_tracking_and_key_columns() {
 fn restoring_a_foreign_state_is_rejected() {
     let k = engine().compile(&window_count_spec()).unwrap();
     let other = RecordBatch::try_new(
-        Arc::new(arrow::datatypes::Schema::new(vec![arrow::datatypes::Field::new("x", DataType::Int64, false)])),
+        Arc::new(arrow::datatypes::Schema::new(vec![
+            arrow::datatypes::Field::new("x", DataType::Int64, false),
+        ])),
         vec![Arc::new(Int64Array::from(vec![1]))],
     )
     .unwrap();

@@ -7,7 +7,11 @@ use weir_jit::{Interpreter, JitError, KernelSpec};
 use super::engine;
 use super::generate::{Choices, agg_spec, batch, map_spec};
 
-fn same_outcome(spec: &KernelSpec, jit: Result<arrow::array::RecordBatch, JitError>, interp: Result<arrow::array::RecordBatch, JitError>) {
+fn same_outcome(
+    spec: &KernelSpec,
+    jit: Result<arrow::array::RecordBatch, JitError>,
+    interp: Result<arrow::array::RecordBatch, JitError>,
+) {
     match (jit, interp) {
         (Ok(a), Ok(b)) => assert_eq!(a, b, "spec:\n{spec}"),
         (Err(JitError::Runtime { row: r1, .. }), Err(JitError::Runtime { row: r2, .. })) => {
@@ -76,7 +80,10 @@ fn most_generated_kernels_compile_natively() {
     let (mut native, mut fully_native, mut total) = (0, 0, 0);
     for seed in 0..200u32 {
         let words = super::generate::words(seed as u64, 96);
-        for spec in [map_spec(&mut Choices::new(words.clone())), agg_spec(&mut Choices::new(words))] {
+        for spec in [
+            map_spec(&mut Choices::new(words.clone())),
+            agg_spec(&mut Choices::new(words)),
+        ] {
             let k = engine().compile(&spec).expect("compiles");
             total += 1;
             if k.report().mode == KernelMode::Native {
@@ -89,5 +96,8 @@ fn most_generated_kernels_compile_natively() {
     }
     println!("{native}/{total} native, {fully_native} without pre-computed columns");
     assert!(native * 10 >= total * 9, "{native}/{total} native");
-    assert!(fully_native * 10 >= total * 4, "{fully_native}/{total} fully native");
+    assert!(
+        fully_native * 10 >= total * 4,
+        "{fully_native}/{total} fully native"
+    );
 }

@@ -6,12 +6,14 @@
 use std::sync::Arc;
 
 use arrow::array::{
-    ArrayRef, BooleanArray, Date32Array, Decimal128Array, DictionaryArray, Float32Array, Float64Array, Int8Array,
-    Int16Array, Int32Array, Int64Array, LargeStringArray, RecordBatch, StringArray, StringViewArray,
-    TimestampMicrosecondArray, UInt8Array, UInt32Array, UInt64Array,
+    ArrayRef, BooleanArray, Date32Array, Decimal128Array, DictionaryArray, Float32Array,
+    Float64Array, Int8Array, Int16Array, Int32Array, Int64Array, LargeStringArray, RecordBatch,
+    StringArray, StringViewArray, TimestampMicrosecondArray, UInt8Array, UInt32Array, UInt64Array,
 };
 use arrow::datatypes::{DataType, Field, Int32Type, Schema, SchemaRef, TimeUnit};
-use weir_jit::{AggFunc, BinaryOp, ExprId, KernelSpec, KernelSpecBuilder, Scalar, ScalarFunc, UnaryOp};
+use weir_jit::{
+    AggFunc, BinaryOp, ExprId, KernelSpec, KernelSpecBuilder, Scalar, ScalarFunc, UnaryOp,
+};
 
 /// Deterministic choice stream.
 pub struct Choices {
@@ -55,7 +57,11 @@ pub fn schema() -> SchemaRef {
         Field::new("s", DataType::Utf8, true),
         Field::new("ls", DataType::LargeUtf8, true),
         Field::new("sv", DataType::Utf8View, true),
-        Field::new("dict", DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8)), true),
+        Field::new(
+            "dict",
+            DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8)),
+            true,
+        ),
         Field::new("i64nn", DataType::Int64, false),
     ]))
 }
@@ -100,7 +106,18 @@ pub const VALUE_TYPES: &[DataType] = &[
     DataType::Utf8,
 ];
 
-const STRINGS: &[&str] = &["", "a", "apple", "Apple", "a much longer string than twelve", "héllo wörld ß", "12", " 7 ", "2024-03-01", "abc%"];
+const STRINGS: &[&str] = &[
+    "",
+    "a",
+    "apple",
+    "Apple",
+    "a much longer string than twelve",
+    "héllo wörld ß",
+    "12",
+    " 7 ",
+    "2024-03-01",
+    "abc%",
+];
 
 fn literal(t: &DataType, c: &mut Choices) -> Scalar {
     if c.coin(8) {
@@ -116,13 +133,27 @@ fn literal(t: &DataType, c: &mut Choices) -> Scalar {
         DataType::UInt32 => Scalar::UInt32([0, 1, 2, u32::MAX, 1 << 31, 3][k]),
         DataType::UInt64 => Scalar::UInt64([0, 1, 2, u64::MAX, 1 << 63, 3][k]),
         DataType::Float32 => Scalar::Float32([0.0, -0.0, 1.5, f32::NAN, f32::INFINITY, -3.25][k]),
-        DataType::Float64 => Scalar::Float64([0.0, -0.0, 2.5, f64::NAN, f64::NEG_INFINITY, 1e300][k]),
-        DataType::Boolean => Scalar::Boolean(k % 2 == 0),
-        DataType::Decimal128(p, s) => Scalar::Decimal128([0, 1, -1, 908, 10i128.pow(*p as u32) - 1, -12345][k], *p, *s),
-        DataType::Date32 => Scalar::Date32([0, -1, 19_000, 365, -719_162, 2_932_896][k]),
-        DataType::Timestamp(..) => {
-            Scalar::TimestampMicros([0, -1, 1_700_000_000_000_000, i64::MIN, i64::MAX, 86_399_999_999][k], None)
+        DataType::Float64 => {
+            Scalar::Float64([0.0, -0.0, 2.5, f64::NAN, f64::NEG_INFINITY, 1e300][k])
         }
+        DataType::Boolean => Scalar::Boolean(k.is_multiple_of(2)),
+        DataType::Decimal128(p, s) => Scalar::Decimal128(
+            [0, 1, -1, 908, 10i128.pow(*p as u32) - 1, -12345][k],
+            *p,
+            *s,
+        ),
+        DataType::Date32 => Scalar::Date32([0, -1, 19_000, 365, -719_162, 2_932_896][k]),
+        DataType::Timestamp(..) => Scalar::TimestampMicros(
+            [
+                0,
+                -1,
+                1_700_000_000_000_000,
+                i64::MIN,
+                i64::MAX,
+                86_399_999_999,
+            ][k],
+            None,
+        ),
         _ => Scalar::Utf8(STRINGS[c.pick(STRINGS.len())].to_string()),
     }
 }
@@ -180,13 +211,30 @@ pub fn expr(b: &mut KernelSpecBuilder, t: &DataType, depth: usize, c: &mut Choic
                 let ot = pick_type(c);
                 let x = expr(b, &ot, d, c);
                 let y = expr(b, &ot, d, c);
-                let op = [BinaryOp::Eq, BinaryOp::NotEq, BinaryOp::Lt, BinaryOp::LtEq, BinaryOp::Gt, BinaryOp::GtEq, BinaryOp::EqNullSafe][c.pick(7)];
+                let op = [
+                    BinaryOp::Eq,
+                    BinaryOp::NotEq,
+                    BinaryOp::Lt,
+                    BinaryOp::LtEq,
+                    BinaryOp::Gt,
+                    BinaryOp::GtEq,
+                    BinaryOp::EqNullSafe,
+                ][c.pick(7)];
                 b.binary(op, x, y).expect("cmp")
             }
             2 => {
                 let x = expr(b, t, d, c);
                 let y = expr(b, t, d, c);
-                b.binary(if c.coin(50) { BinaryOp::And } else { BinaryOp::Or }, x, y).expect("logic")
+                b.binary(
+                    if c.coin(50) {
+                        BinaryOp::And
+                    } else {
+                        BinaryOp::Or
+                    },
+                    x,
+                    y,
+                )
+                .expect("logic")
             }
             3 => {
                 let x = expr(b, t, d, c);
@@ -195,19 +243,39 @@ pub fn expr(b: &mut KernelSpecBuilder, t: &DataType, depth: usize, c: &mut Choic
             4 => {
                 let ot = pick_type(c);
                 let x = expr(b, &ot, d, c);
-                b.unary(if c.coin(50) { UnaryOp::IsNull } else { UnaryOp::IsNotNull }, x).expect("isnull")
+                b.unary(
+                    if c.coin(50) {
+                        UnaryOp::IsNull
+                    } else {
+                        UnaryOp::IsNotNull
+                    },
+                    x,
+                )
+                .expect("isnull")
             }
             5 => {
-                let ot = [DataType::Int64, DataType::Utf8, DataType::Float64, DataType::Int32][c.pick(4)].clone();
+                let ot = [
+                    DataType::Int64,
+                    DataType::Utf8,
+                    DataType::Float64,
+                    DataType::Int32,
+                ][c.pick(4)]
+                .clone();
                 let x = expr(b, &ot, d, c);
                 let list = (0..1 + c.pick(3)).map(|_| expr(b, &ot, 0, c)).collect();
                 b.in_list(x, list, c.coin(30)).expect("in")
             }
             _ => {
                 let s = expr(b, &DataType::Utf8, d, c);
-                let f = [ScalarFunc::StartsWith, ScalarFunc::EndsWith, ScalarFunc::Contains, ScalarFunc::Like][c.pick(4)];
+                let f = [
+                    ScalarFunc::StartsWith,
+                    ScalarFunc::EndsWith,
+                    ScalarFunc::Contains,
+                    ScalarFunc::Like,
+                ][c.pick(4)];
                 let p = if f == ScalarFunc::Like {
-                    b.literal(Scalar::Utf8(["a%", "%e", "_pp%", "%"][c.pick(4)].into())).expect("lit")
+                    b.literal(Scalar::Utf8(["a%", "%e", "_pp%", "%"][c.pick(4)].into()))
+                        .expect("lit")
                 } else {
                     expr(b, &DataType::Utf8, 0, c)
                 };
@@ -218,12 +286,22 @@ pub fn expr(b: &mut KernelSpecBuilder, t: &DataType, depth: usize, c: &mut Choic
             0..=2 => {
                 let x = expr(b, t, d, c);
                 let y = expr(b, t, d, c);
-                let op = [BinaryOp::Add, BinaryOp::Sub, BinaryOp::Mul, BinaryOp::Div, BinaryOp::Mod][c.pick(5)];
+                let op = [
+                    BinaryOp::Add,
+                    BinaryOp::Sub,
+                    BinaryOp::Mul,
+                    BinaryOp::Div,
+                    BinaryOp::Mod,
+                ][c.pick(5)];
                 b.binary(op, x, y).expect("arith")
             }
             3 => {
                 let x = expr(b, t, d, c);
-                if c.coin(50) { b.unary(UnaryOp::Neg, x).expect("neg") } else { b.call(ScalarFunc::Abs, vec![x]).expect("abs") }
+                if c.coin(50) {
+                    b.unary(UnaryOp::Neg, x).expect("neg")
+                } else {
+                    b.call(ScalarFunc::Abs, vec![x]).expect("abs")
+                }
             }
             _ if *t == DataType::Int32 => {
                 if c.coin(30) {
@@ -231,9 +309,22 @@ pub fn expr(b: &mut KernelSpecBuilder, t: &DataType, depth: usize, c: &mut Choic
                     return b.call(ScalarFunc::Length, vec![s]).expect("length");
                 }
                 let (src, fs) = if c.coin(50) {
-                    (DataType::Date32, &[ScalarFunc::Year, ScalarFunc::Month, ScalarFunc::Day][..])
+                    (
+                        DataType::Date32,
+                        &[ScalarFunc::Year, ScalarFunc::Month, ScalarFunc::Day][..],
+                    )
                 } else {
-                    (TS, &[ScalarFunc::Year, ScalarFunc::Month, ScalarFunc::Day, ScalarFunc::Hour, ScalarFunc::Minute, ScalarFunc::Second][..])
+                    (
+                        TS,
+                        &[
+                            ScalarFunc::Year,
+                            ScalarFunc::Month,
+                            ScalarFunc::Day,
+                            ScalarFunc::Hour,
+                            ScalarFunc::Minute,
+                            ScalarFunc::Second,
+                        ][..],
+                    )
                 };
                 let x = expr(b, &src, d, c);
                 b.call(fs[c.pick(fs.len())], vec![x]).expect("datepart")
@@ -254,7 +345,11 @@ pub fn expr(b: &mut KernelSpecBuilder, t: &DataType, depth: usize, c: &mut Choic
                 let offset = if c.coin(30) { 1_000 } else { 0 };
                 b.window_start(x, size, size, offset).expect("window")
             } else {
-                let unit = b.literal(Scalar::Utf8(["hour", "day", "month", "week"][c.pick(4)].into())).expect("lit");
+                let unit = b
+                    .literal(Scalar::Utf8(
+                        ["hour", "day", "month", "week"][c.pick(4)].into(),
+                    ))
+                    .expect("lit");
                 b.call(ScalarFunc::DateTrunc, vec![unit, x]).expect("trunc")
             }
         }
@@ -304,28 +399,62 @@ pub fn agg_spec(c: &mut Choices) -> KernelSpec {
         let f = expr(&mut b, &DataType::Boolean, 2, c);
         b.filter(f);
     }
-    let key_types = [DataType::Int64, DataType::Utf8, DataType::Int8, DataType::Boolean, DataType::Float64, DataType::Decimal128(10, 2), TS, DataType::UInt64];
+    let key_types = [
+        DataType::Int64,
+        DataType::Utf8,
+        DataType::Int8,
+        DataType::Boolean,
+        DataType::Float64,
+        DataType::Decimal128(10, 2),
+        TS,
+        DataType::UInt64,
+    ];
     let mut keys = vec![];
     for i in 0..1 + c.pick(2) {
         let t = key_types[c.pick(key_types.len())].clone();
         let e = if t == TS && c.coin(70) {
             let ts = b.column(13).expect("ts");
-            b.window_start(ts, 10_000_000, 10_000_000, 0).expect("window")
+            b.window_start(ts, 10_000_000, 10_000_000, 0)
+                .expect("window")
         } else {
             expr(&mut b, &t, 1, c)
         };
         keys.push((format!("k{i}"), e));
     }
-    let funcs = [AggFunc::CountStar, AggFunc::Count, AggFunc::Sum, AggFunc::Avg, AggFunc::Min, AggFunc::Max, AggFunc::First, AggFunc::Last];
-    let arg_types = [DataType::Int64, DataType::Int32, DataType::UInt64, DataType::Float64, DataType::Float32, DataType::Decimal128(10, 2), DataType::Boolean, TS];
+    let funcs = [
+        AggFunc::CountStar,
+        AggFunc::Count,
+        AggFunc::Sum,
+        AggFunc::Avg,
+        AggFunc::Min,
+        AggFunc::Max,
+        AggFunc::First,
+        AggFunc::Last,
+    ];
+    let arg_types = [
+        DataType::Int64,
+        DataType::Int32,
+        DataType::UInt64,
+        DataType::Float64,
+        DataType::Float32,
+        DataType::Decimal128(10, 2),
+        DataType::Boolean,
+        TS,
+    ];
     let mut aggs = vec![];
     for i in 0..1 + c.pick(4) {
         let f = funcs[c.pick(funcs.len())];
         let mut t = arg_types[c.pick(arg_types.len())].clone();
-        if matches!(f, AggFunc::Sum | AggFunc::Avg) && matches!(t, DataType::Boolean | DataType::Timestamp(..)) {
+        if matches!(f, AggFunc::Sum | AggFunc::Avg)
+            && matches!(t, DataType::Boolean | DataType::Timestamp(..))
+        {
             t = DataType::Int64;
         }
-        let arg = if f == AggFunc::CountStar { None } else { Some(expr(&mut b, &t, 1, c)) };
+        let arg = if f == AggFunc::CountStar {
+            None
+        } else {
+            Some(expr(&mut b, &t, 1, c))
+        };
         aggs.push((format!("a{i}"), f, arg));
     }
     b.aggregate(keys, aggs);
@@ -333,25 +462,98 @@ pub fn agg_spec(c: &mut Choices) -> KernelSpec {
 }
 
 /// A random batch of `rows` rows over [`schema`], sliced at `offset`.
-pub fn batch(c: &mut Choices, rows: usize, offset: usize, null_percent: usize, few_values: bool) -> RecordBatch {
+pub fn batch(
+    c: &mut Choices,
+    rows: usize,
+    offset: usize,
+    null_percent: usize,
+    few_values: bool,
+) -> RecordBatch {
     let total = rows + offset;
     let null = |c: &mut Choices| c.coin(null_percent);
     macro_rules! prim {
         ($arr:ty, $vals:expr) => {{
             let vals = $vals;
-            let a: $arr = (0..total).map(|_| if null(c) { None } else { Some(vals[c.pick(vals.len())]) }).collect();
+            let a: $arr = (0..total)
+                .map(|_| {
+                    if null(c) {
+                        None
+                    } else {
+                        Some(vals[c.pick(vals.len())])
+                    }
+                })
+                .collect();
             Arc::new(a) as ArrayRef
         }};
     }
     let spread = if few_values { 3 } else { usize::MAX };
-    let ints64: Vec<i64> = [0, 1, -1, 2, 123, 246, i64::MIN, i64::MAX, 7, -123, 1000, 999_999].into_iter().take(spread.max(3)).collect();
-    let strings: Vec<&str> = STRINGS.iter().copied().take(if few_values { 3 } else { STRINGS.len() }).collect();
-    let s: Vec<Option<&str>> = (0..total).map(|_| if null(c) { None } else { Some(strings[c.pick(strings.len())]) }).collect();
-    let s2: Vec<Option<&str>> = (0..total).map(|_| if null(c) { None } else { Some(strings[c.pick(strings.len())]) }).collect();
-    let sv: Vec<Option<&str>> = (0..total).map(|_| if null(c) { None } else { Some(strings[c.pick(strings.len())]) }).collect();
-    let dict_keys: Vec<Option<i32>> = (0..total).map(|_| if null(c) { None } else { Some(c.pick(4) as i32) }).collect();
-    let dict_values = StringArray::from(vec![Some("apple"), None, Some("a much longer string than twelve"), Some("")]);
-    let dict = DictionaryArray::<Int32Type>::try_new(Int32Array::from(dict_keys), Arc::new(dict_values)).expect("dict");
+    let ints64: Vec<i64> = [
+        0,
+        1,
+        -1,
+        2,
+        123,
+        246,
+        i64::MIN,
+        i64::MAX,
+        7,
+        -123,
+        1000,
+        999_999,
+    ]
+    .into_iter()
+    .take(spread.max(3))
+    .collect();
+    let strings: Vec<&str> = STRINGS
+        .iter()
+        .copied()
+        .take(if few_values { 3 } else { STRINGS.len() })
+        .collect();
+    let s: Vec<Option<&str>> = (0..total)
+        .map(|_| {
+            if null(c) {
+                None
+            } else {
+                Some(strings[c.pick(strings.len())])
+            }
+        })
+        .collect();
+    let s2: Vec<Option<&str>> = (0..total)
+        .map(|_| {
+            if null(c) {
+                None
+            } else {
+                Some(strings[c.pick(strings.len())])
+            }
+        })
+        .collect();
+    let sv: Vec<Option<&str>> = (0..total)
+        .map(|_| {
+            if null(c) {
+                None
+            } else {
+                Some(strings[c.pick(strings.len())])
+            }
+        })
+        .collect();
+    let dict_keys: Vec<Option<i32>> = (0..total)
+        .map(|_| {
+            if null(c) {
+                None
+            } else {
+                Some(c.pick(4) as i32)
+            }
+        })
+        .collect();
+    let dict_values = StringArray::from(vec![
+        Some("apple"),
+        None,
+        Some("a much longer string than twelve"),
+        Some(""),
+    ]);
+    let dict =
+        DictionaryArray::<Int32Type>::try_new(Int32Array::from(dict_keys), Arc::new(dict_values))
+            .expect("dict");
     let cols: Vec<ArrayRef> = vec![
         prim!(Int8Array, [0i8, 1, -1, i8::MIN, i8::MAX, 3, 100]),
         prim!(Int16Array, [0i16, 1, -1, i16::MIN, i16::MAX, 7]),
@@ -360,30 +562,89 @@ pub fn batch(c: &mut Choices, rows: usize, offset: usize, null_percent: usize, f
         prim!(UInt8Array, [0u8, 1, 2, u8::MAX, 200]),
         prim!(UInt32Array, [0u32, 1, 2, u32::MAX, 1 << 31]),
         prim!(UInt64Array, [0u64, 1, 2, u64::MAX, 1 << 63, 123]),
-        prim!(Float32Array, [0.0f32, -0.0, 1.5, f32::NAN, f32::INFINITY, -3.25, 1e20]),
-        prim!(Float64Array, [0.0f64, -0.0, 2.5, f64::NAN, f64::NEG_INFINITY, 1e300, -7.0, 9.3e18]),
+        prim!(
+            Float32Array,
+            [0.0f32, -0.0, 1.5, f32::NAN, f32::INFINITY, -3.25, 1e20]
+        ),
+        prim!(
+            Float64Array,
+            [
+                0.0f64,
+                -0.0,
+                2.5,
+                f64::NAN,
+                f64::NEG_INFINITY,
+                1e300,
+                -7.0,
+                9.3e18
+            ]
+        ),
         {
-            let a: BooleanArray = (0..total).map(|_| if null(c) { None } else { Some(c.coin(50)) }).collect();
+            let a: BooleanArray = (0..total)
+                .map(|_| if null(c) { None } else { Some(c.coin(50)) })
+                .collect();
             Arc::new(a)
         },
         {
             let vals = [0i128, 1, -1, 908, 9_999_999_999, -12_345, 100];
-            let a: Decimal128Array = (0..total).map(|_| if null(c) { None } else { Some(vals[c.pick(vals.len())]) }).collect();
+            let a: Decimal128Array = (0..total)
+                .map(|_| {
+                    if null(c) {
+                        None
+                    } else {
+                        Some(vals[c.pick(vals.len())])
+                    }
+                })
+                .collect();
             Arc::new(a.with_precision_and_scale(10, 2).expect("dec"))
         },
         {
             let vals = [0i128, 1, -1, 999_999_999_999_999_999, -55_555, 10_000];
-            let a: Decimal128Array = (0..total).map(|_| if null(c) { None } else { Some(vals[c.pick(vals.len())]) }).collect();
+            let a: Decimal128Array = (0..total)
+                .map(|_| {
+                    if null(c) {
+                        None
+                    } else {
+                        Some(vals[c.pick(vals.len())])
+                    }
+                })
+                .collect();
             Arc::new(a.with_precision_and_scale(18, 4).expect("dec"))
         },
-        prim!(Date32Array, [0i32, -1, 19_000, 365, -719_162, 2_932_896, i32::MIN, i32::MAX]),
-        prim!(TimestampMicrosecondArray, [0i64, -1, 1_700_000_000_123_456, i64::MIN, i64::MAX, 86_399_999_999, 25_000_000, -86_400_000_001]),
+        prim!(
+            Date32Array,
+            [
+                0i32,
+                -1,
+                19_000,
+                365,
+                -719_162,
+                2_932_896,
+                i32::MIN,
+                i32::MAX
+            ]
+        ),
+        prim!(
+            TimestampMicrosecondArray,
+            [
+                0i64,
+                -1,
+                1_700_000_000_123_456,
+                i64::MIN,
+                i64::MAX,
+                86_399_999_999,
+                25_000_000,
+                -86_400_000_001
+            ]
+        ),
         Arc::new(StringArray::from(s)),
         Arc::new(LargeStringArray::from(s2)),
         Arc::new(StringViewArray::from(sv)),
         Arc::new(dict),
         {
-            let a: Int64Array = (0..total).map(|_| Some(ints64[c.pick(ints64.len())])).collect();
+            let a: Int64Array = (0..total)
+                .map(|_| Some(ints64[c.pick(ints64.len())]))
+                .collect();
             Arc::new(a)
         },
     ];

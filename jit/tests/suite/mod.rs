@@ -3,13 +3,17 @@
 mod aggregation;
 mod differential;
 mod generate;
-mod smoke;
 mod robustness;
+mod smoke;
 mod snapshots;
 
 use weir_jit::{JitEngine, JitOptions};
 
 /// An engine with the Cranelift verifier on.
 pub fn engine() -> JitEngine {
-    JitEngine::new(JitOptions { verify: true, ..JitOptions::default() }).expect("engine")
+    JitEngine::new(JitOptions {
+        verify: true,
+        ..JitOptions::default()
+    })
+    .expect("engine")
 }

@@ -2,7 +2,10 @@
 
 use std::sync::Arc;
 
-use arrow::array::{Array, AsArray, Decimal128Array, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray};
+use arrow::array::{
+    Array, AsArray, Decimal128Array, Int64Array, RecordBatch, StringArray,
+    TimestampMicrosecondArray,
+};
 use arrow::datatypes::{DataType, Field, Int64Type, Schema, TimeUnit};
 use weir_jit::{AggFunc, BinaryOp, Interpreter, KernelMode, KernelSpec, Scalar};
 
@@ -12,13 +15,23 @@ fn bids(n: i64) -> RecordBatch {
     let schema = Arc::new(Schema::new(vec![
         Field::new("auction", DataType::Int64, false),
         Field::new("price", DataType::Decimal128(10, 2), true),
-        Field::new("ts", DataType::Timestamp(TimeUnit::Microsecond, None), false),
+        Field::new(
+            "ts",
+            DataType::Timestamp(TimeUnit::Microsecond, None),
+            false,
+        ),
         Field::new("channel", DataType::Utf8, true),
     ]));
     let auction = Int64Array::from_iter_values((0..n).map(|i| i % 1000));
-    let price = Decimal128Array::from_iter((0..n).map(|i| if i % 7 == 3 { None } else { Some(i as i128 * 13) }))
-        .with_precision_and_scale(10, 2)
-        .unwrap();
+    let price = Decimal128Array::from_iter((0..n).map(|i| {
+        if i % 7 == 3 {
+            None
+        } else {
+            Some(i as i128 * 13)
+        }
+    }))
+    .with_precision_and_scale(10, 2)
+    .unwrap();
     let ts = TimestampMicrosecondArray::from_iter_values((0..n).map(|i| i * 1_000_000));
     let channel = StringArray::from_iter((0..n).map(|i| match i % 4 {
         0 => Some("apple"),
@@ -26,7 +39,16 @@ fn bids(n: i64) -> RecordBatch {
         2 => None,
         _ => Some(""),
     }));
-    RecordBatch::try_new(schema, vec![Arc::new(auction), Arc::new(price), Arc::new(ts), Arc::new(channel)]).unwrap()
+    RecordBatch::try_new(
+        schema,
+        vec![
+            Arc::new(auction),
+            Arc::new(price),
+            Arc::new(ts),
+            Arc::new(channel),
+        ],
+    )
+    .unwrap()
 }
 
 #[test]
@@ -42,7 +64,11 @@ fn filter_project_decimal() {
     let rate = b.literal(Scalar::Decimal128(908, 3, 3)).unwrap();
     let conv = b.binary(BinaryOp::Mul, price, rate).unwrap();
     let ch = b.column(3).unwrap();
-    b.filter(pred).project(vec![("auction".into(), auction), ("eur".into(), conv), ("channel".into(), ch)]);
+    b.filter(pred).project(vec![
+        ("auction".into(), auction),
+        ("eur".into(), conv),
+        ("channel".into(), ch),
+    ]);
     let spec = b.build().unwrap();
     let k = engine().compile(&spec).unwrap();
     assert_eq!(k.report().mode, KernelMode::Native, "{}", k.report());
@@ -65,7 +91,11 @@ fn string_compare_and_window_count() {
     let auction = b.column(0).unwrap();
     let price = b.column(1).unwrap();
     b.filter(ne).aggregate(
-        vec![("window".into(), w), ("auction".into(), auction), ("channel".into(), ch)],
+        vec![
+            ("window".into(), w),
+            ("auction".into(), auction),
+            ("channel".into(), ch),
+        ],
         vec![
             ("n".into(), AggFunc::CountStar, None),
             ("s".into(), AggFunc::Sum, Some(price)),
@@ -81,10 +111,21 @@ fn string_compare_and_window_count() {
     let interp = Interpreter::new(&spec).unwrap();
     let mut st2 = interp.new_group_state().unwrap();
     interp.update(&mut st2, &batch).unwrap();
-    assert_eq!(st.to_record_batch().unwrap(), st2.to_record_batch().unwrap());
+    assert_eq!(
+        st.to_record_batch().unwrap(),
+        st2.to_record_batch().unwrap()
+    );
     let out = st.output_all().unwrap();
-    let n: i64 = out.column(3).as_primitive::<Int64Type>().values().iter().sum();
+    let n: i64 = out
+        .column(3)
+        .as_primitive::<Int64Type>()
+        .values()
+        .iter()
+        .sum();
     // NULL channels fail the filter (NULL <> x is NULL): only "" and the long name remain.
-    assert_eq!(n as usize, (0..3000).filter(|i| i % 4 == 1 || i % 4 == 3).count());
+    assert_eq!(
+        n as usize,
+        (0..3000).filter(|i| i % 4 == 1 || i % 4 == 3).count()
+    );
     assert!(k.clif().unwrap().contains("call fn0"));
 }

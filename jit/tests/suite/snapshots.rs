@@ -2,7 +2,9 @@
 //! kernels. Snapshots live in the top-level snapshots/ folder.
 
 use arrow::datatypes::DataType;
-use weir_jit::{AggFunc, BinaryOp, ExprId, KernelSpec, KernelSpecBuilder, Scalar, ScalarFunc, UnaryOp};
+use weir_jit::{
+    AggFunc, BinaryOp, ExprId, KernelSpec, KernelSpecBuilder, Scalar, ScalarFunc, UnaryOp,
+};
 
 use super::engine;
 use super::generate::{TS, schema};
@@ -15,9 +17,14 @@ fn snap(name: &str, build: impl FnOnce(&mut KernelSpecBuilder)) {
     let kernel = engine().compile(&spec).expect("compiles");
     let clif = kernel.clif().expect("native kernel");
     // The host calling convention is the only platform-dependent token.
-    let clif = clif.replace("apple_aarch64", "system_v").replace("windows_fastcall", "system_v");
+    let clif = clif
+        .replace("apple_aarch64", "system_v")
+        .replace("windows_fastcall", "system_v");
     let report = kernel.report();
-    let text = format!("{spec}\nmode: {:?}; pre-computed: {:?}\n\n{clif}", report.mode, report.precomputed);
+    let text = format!(
+        "{spec}\nmode: {:?}; pre-computed: {:?}\n\n{clif}",
+        report.mode, report.precomputed
+    );
     insta::with_settings!({snapshot_path => "../../../snapshots", prepend_module_to_snapshot => false}, {
         insta::assert_snapshot!(format!("jit_clif_{name}"), text);
     });
@@ -38,7 +45,8 @@ fn clif_filter_mod_project_decimal() {
         let price = b.column(10).unwrap();
         let rate = lit(b, Scalar::Decimal128(908, 3, 3));
         let e = b.binary(BinaryOp::Mul, price, rate).unwrap();
-        b.filter(p).project(vec![("auction".into(), a), ("eur".into(), e)]);
+        b.filter(p)
+            .project(vec![("auction".into(), a), ("eur".into(), e)]);
     });
 }
 
@@ -164,7 +172,10 @@ fn clif_tumbling_window_count() {
         let t = b.column(13).unwrap();
         let w = b.window_start(t, 10_000_000, 10_000_000, 0).unwrap();
         let a = b.column(18).unwrap();
-        b.aggregate(vec![("window".into(), w), ("auction".into(), a)], vec![("n".into(), AggFunc::CountStar, None)]);
+        b.aggregate(
+            vec![("window".into(), w), ("auction".into(), a)],
+            vec![("n".into(), AggFunc::CountStar, None)],
+        );
     });
 }
 
