@@ -1129,7 +1129,7 @@ fn explain_a_query_prints_the_plans_in_the_ad_hoc_mode() {
             .contains("== Incremental Plan (output mode Update) ==")
     );
     assert!(out.stdout.contains("StatefulAggregate op=0 mode=Update"));
-    assert!(out.stdout.contains("Scan source #0"));
+    assert!(out.stdout.contains("Scan #0 rate_micro_batch"));
 
     let append = weir(&[
         "explain",

@@ -73,6 +73,9 @@ pub enum Error {
     /// Kernel compilation or execution failed.
     #[error(transparent)]
     Jit(#[from] weir_jit::JitError),
+    /// Rows did not convert to or from a `Record` type.
+    #[error(transparent)]
+    Record(#[from] crate::record::RecordError),
     /// An Arrow operation failed.
     #[error("arrow: {0}")]
     Arrow(#[from] arrow::error::ArrowError),

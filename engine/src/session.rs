@@ -154,6 +154,13 @@ impl Session {
         Ok(physical.explain())
     }
 
+    /// [`Session::explain`] plus the Cranelift IR of every compiled kernel (`EXPLAIN CODEGEN`).
+    pub fn explain_codegen(&self, plan: &LogicalPlan, mode: Option<OutputMode>) -> Result<String> {
+        let mode = mode.unwrap_or(OutputMode::Append);
+        let physical = plan_query(plan, mode, &self.inner.jit, &self.planner_options())?;
+        Ok(physical.explain_codegen())
+    }
+
     fn planner_options(&self) -> PlannerOptions {
         PlannerOptions {
             workers: self.inner.config.workers,

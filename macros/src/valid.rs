@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 use syn::spanned::Spanned;
-use syn::{Error, GenericArgument, PathArguments, Result, Type};
+use syn::{Error, Expr, ExprLit, GenericArgument, Lit, LitInt, PathArguments, Result, Type};
 
 use crate::ast::{Input, combine};
 
@@ -65,6 +65,11 @@ fn check_type(ty: &Type) -> Result<()> {
     };
     match ty {
         Type::Path(path) => {
+            if let Some(last) = path.path.segments.last()
+                && last.ident == "Decimal"
+            {
+                check_decimal(&last.arguments)?;
+            }
             for segment in &path.path.segments {
                 if let PathArguments::AngleBracketed(arguments) = &segment.arguments {
                     for argument in &arguments.args {
@@ -96,4 +101,42 @@ fn check_type(ty: &Type) -> Result<()> {
         ),
         _ => unsupported("this type", "use a concrete data type"),
     }
+}
+
+/// `Decimal<PRECISION, SCALE>` with literal arguments: 1 <= PRECISION <= 38 and SCALE <=
+/// PRECISION, as Arrow's Decimal128 requires (the runtime type asserts it too, but only when the
+/// code is generated, which `cargo check` never does).
+fn check_decimal(arguments: &PathArguments) -> Result<()> {
+    let PathArguments::AngleBracketed(arguments) = arguments else {
+        return Ok(());
+    };
+    let literal = |argument: Option<&GenericArgument>| match argument {
+        Some(GenericArgument::Const(Expr::Lit(ExprLit {
+            lit: Lit::Int(int), ..
+        }))) => Some(int.clone()),
+        _ => None,
+    };
+    let (Some(precision), scale) = (
+        literal(arguments.args.first()),
+        literal(arguments.args.get(1)),
+    ) else {
+        return Ok(());
+    };
+    let value = |int: &LitInt| int.base10_parse::<u32>();
+    let precision_value = value(&precision)?;
+    if !(1..=38).contains(&precision_value) {
+        return Err(Error::new(
+            precision.span(),
+            "a Decimal's precision must be between 1 and 38 (Arrow Decimal128)",
+        ));
+    }
+    if let Some(scale) = scale
+        && value(&scale)? > precision_value
+    {
+        return Err(Error::new(
+            scale.span(),
+            "a Decimal's scale cannot exceed its precision",
+        ));
+    }
+    Ok(())
 }

@@ -371,11 +371,11 @@ fn run_sql(args: &SqlArgs) -> Result<(), String> {
         .transpose()?;
     let plan = match catalog.execute(statement).map_err(|e| sql_error(&e, &args.query))? {
         StatementResult::Query(plan) => plan,
-        StatementResult::Explain { plan, .. } => {
+        StatementResult::Explain { plan, codegen } => {
             let s = session(&args.common)?;
             let mode = output_mode.unwrap_or_else(|| default_ad_hoc_mode(&plan));
             check_streaming(&plan, mode).map_err(|e| sql_error(&e, &args.query))?;
-            println!("{}", s.explain(&plan, Some(mode)).map_err(|e| engine_error(e, &args.query))?);
+            println!("{}", explain_text(&s, &plan, mode, codegen).map_err(|e| engine_error(e, &args.query))?);
             return Ok(());
         }
         StatementResult::Listed(names) => {
@@ -434,11 +434,11 @@ fn run_script(path: &Path, checkpoint_root: Option<&Path>, common: &CommonArgs) 
             StatementResult::Query(_) => {
                 return Err("a bare SELECT in a script has no sink: wrap it in CREATE SINK name WITH (...) AS SELECT ...".into());
             }
-            StatementResult::Explain { plan, .. } => {
+            StatementResult::Explain { plan, codegen } => {
                 let s = session(common)?;
                 let mode = default_ad_hoc_mode(plan);
                 check_streaming(plan, mode).map_err(|e| sql_error(&e, &text))?;
-                println!("{}", s.explain(plan, Some(mode)).map_err(|e| engine_error(e, &text))?);
+                println!("{}", explain_text(&s, plan, mode, *codegen).map_err(|e| engine_error(e, &text))?);
             }
             _ => {}
         }
@@ -511,6 +511,15 @@ fn start_sink(
         .map_err(|e| format!("sink {}: {}", sink.name, engine_error(e, text)))
 }
 
+/// The plans of a query, with the kernels' Cranelift IR for `EXPLAIN CODEGEN`.
+fn explain_text(s: &Session, plan: &LogicalPlan, mode: OutputMode, codegen: bool) -> weir::Result<String> {
+    if codegen {
+        s.explain_codegen(plan, Some(mode))
+    } else {
+        s.explain(plan, Some(mode))
+    }
+}
+
 fn explain(target: &str, output_mode: Option<&str>) -> Result<(), String> {
     let s = Session::new().map_err(|e| e.to_string())?;
     let mode = output_mode
@@ -527,10 +536,15 @@ fn explain(target: &str, output_mode: Option<&str>) -> Result<(), String> {
     let results = catalog.execute_script(&text).map_err(|e| sql_error(&e, &text))?;
     let mut printed = false;
     for r in results {
-        if let StatementResult::Query(plan) | StatementResult::Explain { plan, .. } = r {
+        let (plan, codegen) = match r {
+            StatementResult::Query(plan) => (plan, false),
+            StatementResult::Explain { plan, codegen } => (plan, codegen),
+            _ => continue,
+        };
+        {
             let m = mode.unwrap_or_else(|| default_ad_hoc_mode(&plan));
             check_streaming(&plan, m).map_err(|e| sql_error(&e, &text))?;
-            println!("{}", s.explain(&plan, Some(m)).map_err(|e| engine_error(e, &text))?);
+            println!("{}", explain_text(&s, &plan, m, codegen).map_err(|e| engine_error(e, &text))?);
             printed = true;
         }
     }

@@ -119,8 +119,16 @@ impl AggregateOp {
 
     /// Explain text.
     pub fn describe(&self) -> String {
+        let expansion = match &self.sliding {
+            Some(s) => format!(
+                "\nExpandSlidingWindows size {} slide {} (one row per window, late windows dropped)",
+                weir_plan::expr::format_duration(s.size_us),
+                weir_plan::expr::format_duration(s.slide_us)
+            ),
+            None => String::new(),
+        };
         format!(
-            "StatefulAggregate op={} mode={} [{}]\n{}",
+            "StatefulAggregate op={} mode={} [{}]{expansion}\n{}",
             self.op_id,
             self.mode,
             self.description,

@@ -21,13 +21,17 @@ pub(crate) enum OutputColumn {
     Kernel(usize),
     /// A `struct<start, end>` window from kernel outputs `start` and `end`.
     WindowStruct { start: usize, end: usize },
+    /// Column `i` of the stage's input, passed through without a copy (only in stages without a
+    /// filter).
+    Input(usize),
 }
 
 /// A fused filter/project stage.
 pub(crate) struct MapStage {
     pub inputs: KernelInputs,
     pub kernel_schema: SchemaRef,
-    pub kernel: Arc<CompiledKernel>,
+    /// `None` when every output column is passed through.
+    pub kernel: Option<Arc<CompiledKernel>>,
     pub outputs: Vec<OutputColumn>,
     pub output_schema: SchemaRef,
     pub description: String,
@@ -37,11 +41,10 @@ pub(crate) struct MapStage {
 impl MapStage {
     /// One line for explain, with what was compiled natively.
     pub fn describe(&self) -> String {
-        format!(
-            "Kernel [{}]\n{}",
-            self.description,
-            self.kernel.report().to_string().trim_end()
-        )
+        match &self.kernel {
+            Some(k) => format!("Kernel [{}]\n{}", self.description, k.report().to_string().trim_end()),
+            None => format!("Select [{}] (columns passed through, no kernel)", self.description),
+        }
     }
 
     /// Runs the stage over a batch list, in parallel when there are several batches.
@@ -74,17 +77,23 @@ impl MapStage {
     }
 
     fn run_one(&self, batch: &RecordBatch, ts_us: i64) -> Result<RecordBatch> {
-        let input = self.inputs.project(batch, &self.kernel_schema, ts_us)?;
-        let out = self.kernel.run(&input)?;
-        let n = out.num_rows();
+        let out = match &self.kernel {
+            Some(kernel) => Some(kernel.run(&self.inputs.project(batch, &self.kernel_schema, ts_us)?)?),
+            None => None,
+        };
+        let n = out.as_ref().map_or(batch.num_rows(), RecordBatch::num_rows);
+        let kernel_column = |i: usize| -> Result<ArrayRef> {
+            out.as_ref()
+                .map(|o| o.column(i).clone())
+                .ok_or_else(|| Error::Internal("a kernel output without a kernel".into()))
+        };
         let columns: Vec<ArrayRef> = self
             .outputs
             .iter()
             .map(|o| match o {
-                OutputColumn::Kernel(i) => Ok(out.column(*i).clone()),
-                OutputColumn::WindowStruct { start, end } => {
-                    window_struct(out.column(*start).clone(), out.column(*end).clone())
-                }
+                OutputColumn::Kernel(i) => kernel_column(*i),
+                OutputColumn::WindowStruct { start, end } => window_struct(kernel_column(*start)?, kernel_column(*end)?),
+                OutputColumn::Input(i) => Ok(batch.column(*i).clone()),
             })
             .collect::<Result<_>>()?;
         let options = RecordBatchOptions::new().with_row_count(Some(n));

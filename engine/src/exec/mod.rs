@@ -142,6 +142,24 @@ impl PhysicalPlan {
         self.explain.clone()
     }
 
+    /// [`PhysicalPlan::explain`] plus the CLIF of every compiled kernel (`EXPLAIN CODEGEN`).
+    pub fn explain_codegen(&self) -> String {
+        let mut text = self.explain.clone();
+        let _ = writeln!(text, "== Generated Code (Cranelift IR) ==");
+        for (label, kernel) in kernels(&self.root) {
+            let _ = writeln!(text, "-- {label}");
+            match kernel.clif() {
+                Some(clif) => {
+                    let _ = writeln!(text, "{}", clif.trim_end());
+                }
+                None => {
+                    let _ = writeln!(text, "(not compiled natively: runs on the interpreter)");
+                }
+            }
+        }
+        text
+    }
+
     /// A description of the stateful part of the query; a checkpoint written by a query with a
     /// different fingerprint is refused.
     pub fn state_fingerprint(&self) -> &str {
@@ -423,50 +441,89 @@ fn observe_event_times(t: &mut WatermarkTracker, col: &dyn Array) -> Result<()> 
     Ok(())
 }
 
-/// Appends one line per node to an explain text.
-pub(crate) fn explain_node(node: &Node, depth: usize, out: &mut String) {
+/// Names the explain text uses for sources and watermarks (from the logical plan).
+pub(crate) struct ExplainLabels {
+    pub scans: Vec<String>,
+    pub watermarks: Vec<String>,
+}
+
+fn indent(text: &str, pad: &str) -> String {
+    text.replace('\n', &format!("\n{pad}  "))
+}
+
+/// Appends one line (or block) per node to an explain text, children indented below.
+pub(crate) fn explain_node(node: &Node, depth: usize, labels: &ExplainLabels, out: &mut String) {
     let pad = "  ".repeat(depth);
+    let child = |input: &Node, out: &mut String| explain_node(input, depth + 1, labels, out);
     match node {
-        Node::Scan { index, projection } => {
-            let _ = writeln!(out, "{pad}Scan source #{index} columns {projection:?}");
+        Node::Scan { index, .. } => {
+            let label = labels.scans.get(*index).map_or("?", String::as_str);
+            let _ = writeln!(out, "{pad}Scan #{index} {label}");
         }
         Node::Map { input, stage } => {
-            let _ = writeln!(out, "{pad}{}", stage.describe().replace('\n', &format!("\n{pad}  ")));
-            explain_node(input, depth + 1, out);
+            let _ = writeln!(out, "{pad}{}", indent(&stage.describe(), &pad));
+            child(input, out);
         }
         Node::Explode { input, stage } => {
-            let _ = writeln!(out, "{pad}{}", stage.describe().replace('\n', &format!("\n{pad}  ")));
-            explain_node(input, depth + 1, out);
+            let _ = writeln!(out, "{pad}{}", indent(&stage.describe(), &pad));
+            child(input, out);
         }
-        Node::Watermark { input, column, tracker } => {
-            let _ = writeln!(out, "{pad}EventTimeWatermark column #{column} (tracker {tracker})");
-            explain_node(input, depth + 1, out);
+        Node::Watermark { input, tracker, .. } => {
+            let label = labels.watermarks.get(*tracker).map_or("?", String::as_str);
+            let _ = writeln!(out, "{pad}EventTimeWatermark {label}");
+            child(input, out);
         }
         Node::Union { inputs } => {
             let _ = writeln!(out, "{pad}Union");
             for i in inputs {
-                explain_node(i, depth + 1, out);
+                child(i, out);
             }
         }
         Node::Aggregate { input, op } => {
-            let _ = writeln!(out, "{pad}{}", op.describe().replace('\n', &format!("\n{pad}  ")));
-            explain_node(input, depth + 1, out);
+            let _ = writeln!(out, "{pad}{}", indent(&op.describe(), &pad));
+            child(input, out);
         }
         Node::Dedup { input, op } => {
             let _ = writeln!(out, "{pad}{}", op.describe());
-            explain_node(input, depth + 1, out);
+            child(input, out);
         }
         Node::SessionWindow { input, op } => {
-            let _ = writeln!(out, "{pad}{}", op.describe().replace('\n', &format!("\n{pad}  ")));
-            explain_node(input, depth + 1, out);
+            let _ = writeln!(out, "{pad}{}", indent(&op.describe(), &pad));
+            child(input, out);
         }
         Node::Sort { input, keys } => {
-            let _ = writeln!(out, "{pad}Sort {keys:?}");
-            explain_node(input, depth + 1, out);
+            let keys: Vec<String> = keys
+                .iter()
+                .map(|(i, o)| {
+                    format!(
+                        "#{i} {} NULLS {}",
+                        if o.descending { "DESC" } else { "ASC" },
+                        if o.nulls_first { "FIRST" } else { "LAST" }
+                    )
+                })
+                .collect();
+            let _ = writeln!(out, "{pad}Sort [{}]", keys.join(", "));
+            child(input, out);
         }
         Node::Limit { input, fetch, .. } => {
             let _ = writeln!(out, "{pad}Limit {fetch}");
-            explain_node(input, depth + 1, out);
+            child(input, out);
         }
     }
+}
+
+/// The compiled kernels of a plan, in plan order, with a label each (for `EXPLAIN CODEGEN`).
+pub(crate) fn kernels(node: &Node) -> Vec<(String, std::sync::Arc<weir_jit::CompiledKernel>)> {
+    let mut out = Vec::new();
+    visit(node, &mut |n| match n {
+        Node::Map { stage, .. } => {
+            if let Some(k) = &stage.kernel {
+                out.push((format!("Kernel [{}]", stage.description), k.clone()));
+            }
+        }
+        Node::Explode { stage, .. } => out.push((format!("Explode [{}]", stage.description), stage.kernel.clone())),
+        Node::Aggregate { op, .. } => out.push((format!("StatefulAggregate op={}", op.op_id), op.kernel.clone())),
+        _ => {}
+    });
+    out
 }

@@ -72,16 +72,25 @@ pub fn plan_query(
         trackers: Vec::new(),
         next_op: 0,
         fingerprint: String::new(),
+        scan_labels: Vec::new(),
+        watermark_labels: Vec::new(),
     };
-    let root = planner.build(plan)?;
+    // Constant folding, predicate and projection push-down (the output schema is unchanged).
+    let optimized = weir_plan::optimize(plan)?;
+    let root = planner.build(&optimized)?;
     let mut explain = String::new();
     let _ = writeln!(explain, "== Analyzed Logical Plan ==\n{plan}");
+    let _ = writeln!(explain, "== Optimized Logical Plan ==\n{optimized}");
     let _ = writeln!(explain, "== Incremental Plan (output mode {mode}) ==");
-    explain_node(&root, 0, &mut explain);
+    let labels = super::ExplainLabels {
+        scans: planner.scan_labels.clone(),
+        watermarks: planner.watermark_labels.clone(),
+    };
+    explain_node(&root, 0, &labels, &mut explain);
     Ok(PhysicalPlan {
         root,
         sources: planner.sources,
-        output_schema: plan.schema().clone(),
+        output_schema: optimized.schema().clone(),
         output_mode: mode,
         trackers: planner.trackers,
         explain,
@@ -97,6 +106,10 @@ struct Planner<'a> {
     trackers: Vec<WatermarkTracker>,
     next_op: usize,
     fingerprint: String,
+    /// Explain text of each source, by index.
+    scan_labels: Vec<String>,
+    /// Explain text of each watermark tracker, by index.
+    watermark_labels: Vec<String>,
 }
 
 /// Strips filters directly below a node: returns the node under them and the predicates.
@@ -132,6 +145,12 @@ impl Planner<'_> {
                     )));
                 }
                 let index = self.sources.len();
+                self.scan_labels.push(format!(
+                    "{} [{}] columns [{}]",
+                    s.name,
+                    s.format,
+                    s.schema.fields().iter().map(|f| f.name().as_str()).collect::<Vec<_>>().join(", ")
+                ));
                 self.sources.push(SourceSpec {
                     name: s.name.clone(),
                     format: s.format.clone(),
@@ -172,6 +191,11 @@ impl Planner<'_> {
                     Error::Internal(format!("watermark column '{}' missing after analysis", w.column))
                 })?;
                 let tracker = self.trackers.len();
+                self.watermark_labels.push(format!(
+                    "{}, delay {}",
+                    w.column,
+                    weir_plan::expr::format_duration(w.delay_us)
+                ));
                 self.trackers.push(WatermarkTracker {
                     column_name: w.column.clone(),
                     delay_ms: w.delay_us.div_euclid(1000),
@@ -320,6 +344,15 @@ impl Planner<'_> {
         let mut outputs = Vec::new();
         for (e, field) in exprs.iter().zip(out.fields()) {
             let inner = strip_alias(e);
+            // Without a filter, a plain column reference is passed through without a copy.
+            if filters.is_empty()
+                && let Expr::Column(c) = inner
+                && let Ok(i) = input.index_of(&c.name)
+                && input.field(i).data_type() == field.data_type()
+            {
+                outputs.push(OutputColumn::Input(i));
+                continue;
+            }
             if is_window_struct(field.data_type()) {
                 let Expr::Column(c) = inner else {
                     return Err(Error::Unsupported(format!(
@@ -373,7 +406,8 @@ impl Planner<'_> {
             columns.push((name.clone(), id));
         }
         // Make each output the exact type the plan promises.
-        for ((_, id), field) in columns.iter_mut().zip(flat_field_types(out)) {
+        let kernel_types = flat_field_types(out, &outputs);
+        for ((_, id), field) in columns.iter_mut().zip(kernel_types) {
             if builder.type_of(*id) != Some(&field) && field != DataType::Null {
                 *id = builder.cast(*id, field, false)?;
             }
@@ -381,9 +415,13 @@ impl Planner<'_> {
         for p in predicate_ids {
             builder.filter(p);
         }
-        builder.project(columns);
-        let spec = builder.build()?;
-        let kernel = self.jit.compile(&spec)?;
+        let kernel = if columns.is_empty() && filters.is_empty() {
+            None
+        } else {
+            builder.project(columns);
+            let spec = builder.build()?;
+            Some(self.jit.compile(&spec)?)
+        };
         let description = describe_stage(filters, exprs);
         let output_schema = Arc::new(Schema::new(
             out.fields().iter().map(|f| f.as_ref().clone()).collect::<Vec<Field>>(),
@@ -607,15 +645,18 @@ impl Planner<'_> {
     }
 }
 
-/// The kernel output types for an output schema whose window structs are flattened.
-fn flat_field_types(out: &SchemaRef) -> Vec<DataType> {
+/// The kernel output types, in kernel output order: window structs are flattened and passed
+/// through columns have no kernel output.
+fn flat_field_types(out: &SchemaRef, outputs: &[OutputColumn]) -> Vec<DataType> {
     let mut types = Vec::new();
-    for f in out.fields() {
-        if is_window_struct(f.data_type()) {
-            types.push(timestamp_type());
-            types.push(timestamp_type());
-        } else {
-            types.push(f.data_type().clone());
+    for (f, o) in out.fields().iter().zip(outputs) {
+        match o {
+            OutputColumn::Input(_) => {}
+            OutputColumn::WindowStruct { .. } => {
+                types.push(timestamp_type());
+                types.push(timestamp_type());
+            }
+            OutputColumn::Kernel(_) => types.push(f.data_type().clone()),
         }
     }
     types
