@@ -53,9 +53,11 @@ struct Run {
     trigger_rows_per_s: f64,
     median_trigger_ms: u64,
     peak_rss_mb: f64,
+    /// Mean per data batch: (read ms, execute + sink ms, commit ms).
+    phases_ms: (f64, f64, f64),
 }
 
-fn run_weir(data: &Path, query: &str, mode: &str, work: &Path) -> Run {
+fn run_weir(data: &Path, query: &str, mode: &str, work: &Path, fsync: bool) -> Run {
     let ddl = format!(
         "CREATE SOURCE bids (auction BIGINT, bidder BIGINT, price BIGINT, channel STRING, url STRING,
                              date_time TIMESTAMP, extra STRING,
@@ -70,7 +72,7 @@ fn run_weir(data: &Path, query: &str, mode: &str, work: &Path) -> Run {
         panic!("not a query")
     };
     let session = Session::with_config(SessionConfig {
-        fsync: true,
+        fsync,
         ..Default::default()
     })
     .expect("session");
@@ -98,6 +100,11 @@ fn run_weir(data: &Path, query: &str, mode: &str, work: &Path) -> Run {
         .map(|p| p.duration_ms["triggerExecution"])
         .collect();
     with_data.sort_unstable();
+    let data_batches: Vec<_> = progress.iter().filter(|p| p.num_input_rows > 0).collect();
+    let mean = |key: &str| {
+        data_batches.iter().map(|p| p.duration_ms[key] as f64).sum::<f64>() / data_batches.len().max(1) as f64
+    };
+    let phases_ms = (mean("getBatch"), mean("addBatch"), mean("walCommit") + mean("commitOffsets"));
     let _ = std::fs::remove_dir_all(&ck);
     Run {
         rows,
@@ -106,6 +113,7 @@ fn run_weir(data: &Path, query: &str, mode: &str, work: &Path) -> Run {
         trigger_rows_per_s: rows as f64 / (trigger_ms.max(1) as f64 / 1000.0),
         median_trigger_ms: with_data.get(with_data.len() / 2).copied().unwrap_or(0),
         peak_rss_mb: peak_rss_mb(),
+        phases_ms,
     }
 }
 
@@ -184,11 +192,14 @@ fn main() {
         Vec::new()
     };
     println!(
-        "| query | rows | out rows | weir wall s | weir rows/s (trigger) | median trigger ms | peak RSS MB | Spark rows/s | weir/Spark | ceiling rows/s (2 thr) | weir/ceiling |"
+        "| query | rows | out rows | weir wall s | weir rows/s (trigger) | median trigger ms | read / run / log ms per batch | peak RSS MB | weir rows/s, fsync on | Spark rows/s | weir/Spark | ceiling rows/s (2 thr) | weir/ceiling |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     for (name, sql, mode, ceiling_query) in queries {
-        let r = run_weir(&data, sql, mode, &work);
+        // Spark's local file system never fsyncs: the like-for-like run has fsync off; the
+        // durable run (weir's default) is printed beside it.
+        let r = run_weir(&data, sql, mode, &work, false);
+        let durable = run_weir(&data, sql, mode, &work, true);
         let (spark, spark_src) = match spark_now.iter().find(|(q, _)| q == name) {
             Some((_, v)) => (*v, "now"),
             None => (
@@ -198,13 +209,17 @@ fn main() {
         };
         let ceiling = run_ceiling(&peers, &data, ceiling_query);
         println!(
-            "| {name} | {} | {} | {:.2} | {:.0} | {} | {:.0} | {:.0} ({spark_src}) | {:.1}× | {} | {} |",
+            "| {name} | {} | {} | {:.2} | {:.0} | {} | {:.0} / {:.0} / {:.0} | {:.0} | {:.0} | {:.0} ({spark_src}) | {:.1}× | {} | {} |",
             r.rows,
             r.out_rows,
             r.wall_s,
             r.trigger_rows_per_s,
             r.median_trigger_ms,
+            r.phases_ms.0,
+            r.phases_ms.1,
+            r.phases_ms.2,
             r.peak_rss_mb,
+            durable.trigger_rows_per_s,
             spark,
             r.trigger_rows_per_s / spark,
             ceiling.map_or("not built".to_string(), |c| format!("{c:.0}")),

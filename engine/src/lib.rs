@@ -18,6 +18,7 @@ pub mod sink;
 pub mod source;
 pub mod state;
 pub mod testing;
+pub mod typed;
 
 pub use dataframe::{DataFrame, DataStreamReader, DataStreamWriter, GroupedData};
 pub use error::{Error, Result};

@@ -58,6 +58,8 @@ pub struct OutView {
     pub sel: *mut u32,
     /// Natively computed output columns.
     pub cols: *const OutCol,
+    /// Rows the output buffers (and `sel`) can hold.
+    pub capacity: u64,
 }
 
 /// Aggregation context: chunk scratch and accumulator pointers.
@@ -92,14 +94,19 @@ pub struct RtCtx {
     pub reserved: u32,
     /// Row of the error.
     pub err_row: u64,
-    /// Rows written by a filter/project kernel.
+    /// Filter/project kernels: output rows written so far (in: where to continue; out: total).
     pub out_rows: u64,
+    /// Filter/project kernels: the input row to start at (in), or to resume at after
+    /// `STATUS_OUTPUT_FULL` (out).
+    pub next_row: u64,
 }
 
 /// Kernel status: finished.
 pub const STATUS_OK: u32 = 0;
 /// Kernel status: stopped on an error described in RtCtx.
 pub const STATUS_ERROR: u32 = 1;
+/// Kernel status: the output buffers are full; grow them and call again (RtCtx.next_row/out_rows say where).
+pub const STATUS_OUTPUT_FULL: u32 = 2;
 
 /// Division by zero (ANSI).
 pub const ERR_DIV_ZERO: u32 = 1;
@@ -157,6 +164,8 @@ pub mod off {
     pub const OUT_SEL: i32 = offset_of!(OutView, sel) as i32;
     /// OutView.cols
     pub const OUT_COLS: i32 = offset_of!(OutView, cols) as i32;
+    /// OutView.capacity
+    pub const OUT_CAPACITY: i32 = offset_of!(OutView, capacity) as i32;
     /// size_of OutCol
     pub const OUTCOL_SIZE: i32 = std::mem::size_of::<OutCol>() as i32;
     /// OutCol.validity
@@ -181,4 +190,6 @@ pub mod off {
     pub const RT_ERR_ROW: i32 = offset_of!(RtCtx, err_row) as i32;
     /// RtCtx.out_rows
     pub const RT_OUT_ROWS: i32 = offset_of!(RtCtx, out_rows) as i32;
+    /// RtCtx.next_row
+    pub const RT_NEXT_ROW: i32 = offset_of!(RtCtx, next_row) as i32;
 }

@@ -1552,14 +1552,9 @@ impl<'a, 'b> Codegen<'a, 'b> {
         self.b.ins().return_(&[st]);
     }
 
-    fn map_kernel(&mut self) -> Result<()> {
-        let entry = self.b.create_block();
-        self.b.append_block_params_for_function_params(entry);
-        self.b.switch_to_block(entry);
-        let params = self.b.block_params(entry).to_vec();
-        let (batch, out, rt) = (params[0], params[2], params[3]);
-        let rows = self.load(I64, batch, off::BATCH_ROWS);
-        self.load_columns(batch);
+    /// Loads the selection vector and the (values, validity) pointers of every native output.
+    #[allow(clippy::type_complexity)]
+    fn output_pointers(&mut self, out: Value) -> (Value, Vec<(ExprId, Value, Value)>) {
         let sel = self.load(I64, out, off::OUT_SEL);
         let out_cols = self.load(I64, out, off::OUT_COLS);
         let mut native_outs = vec![];
@@ -1576,15 +1571,36 @@ impl<'a, 'b> Codegen<'a, 'b> {
                 n_native += 1;
             }
         }
+        (sel, native_outs)
+    }
+
+    fn map_kernel(&mut self) -> Result<()> {
+        let entry = self.b.create_block();
+        self.b.append_block_params_for_function_params(entry);
+        self.b.switch_to_block(entry);
+        let params = self.b.block_params(entry).to_vec();
+        let (batch, out, rt) = (params[0], params[2], params[3]);
+        let rows = self.load(I64, batch, off::BATCH_ROWS);
+        self.load_columns(batch);
+        // With a filter, output pointers are loaded only for rows that pass (they would otherwise
+        // stay live across the whole loop and push the hot per-row values out of registers).
+        let lazy_outputs = !self.plan.filters.is_empty();
+        let entry_outputs = if lazy_outputs {
+            None
+        } else {
+            Some(self.output_pointers(out))
+        };
         let i_var = self.b.declare_var(I64);
         let k_var = self.b.declare_var(I64);
-        let zero = self.iconst(I64, 0);
-        self.b.def_var(i_var, zero);
-        self.b.def_var(k_var, zero);
+        let start = self.load(I64, rt, off::RT_NEXT_ROW);
+        let start_k = self.load(I64, rt, off::RT_OUT_ROWS);
+        self.b.def_var(i_var, start);
+        self.b.def_var(k_var, start_k);
         let head = self.b.create_block();
         let body = self.b.create_block();
         let next = self.b.create_block();
         let done = self.b.create_block();
+        let full = self.b.create_block();
         let err_block = self.error_exit();
         self.b.ins().jump(head, &[]);
 
@@ -1608,6 +1624,16 @@ impl<'a, 'b> Codegen<'a, 'b> {
             }
         }
         let k = self.b.use_var(k_var);
+        // Output full: leave so Rust can grow the buffers and resume at this row.
+        let capacity = self.load(I64, out, off::OUT_CAPACITY);
+        let has_room = self.b.ins().icmp(IntCC::UnsignedLessThan, k, capacity);
+        let store_block = self.b.create_block();
+        self.b.ins().brif(has_room, store_block, &[], full, &[]);
+        self.b.switch_to_block(store_block);
+        let (sel, native_outs) = match &entry_outputs {
+            Some(p) => p.clone(),
+            None => self.output_pointers(out),
+        };
         let mut stores = vec![];
         for (e, vals, valid) in native_outs {
             let lv = self.expr(e);
@@ -1663,6 +1689,14 @@ impl<'a, 'b> Codegen<'a, 'b> {
         self.b.ins().store(flags(), k, rt, off::RT_OUT_ROWS);
         let ok = self.iconst(I32, abi::STATUS_OK as i64);
         self.b.ins().return_(&[ok]);
+
+        self.b.switch_to_block(full);
+        let k = self.b.use_var(k_var);
+        let i = self.b.use_var(i_var);
+        self.b.ins().store(flags(), k, rt, off::RT_OUT_ROWS);
+        self.b.ins().store(flags(), i, rt, off::RT_NEXT_ROW);
+        let st = self.iconst(I32, abi::STATUS_OUTPUT_FULL as i64);
+        self.b.ins().return_(&[st]);
         self.fill_error_exit(err_block, rt, i_var);
         Ok(())
     }

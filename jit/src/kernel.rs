@@ -249,36 +249,67 @@ impl CompiledKernel {
             )));
         }
         let inputs = InputViews::new(&native.plan, &self.interp, batch)?;
-        // Preallocated outputs: values (8-byte aligned words, or 16 for decimals) + validity bytes.
-        let mut out_values: Vec<OutBuf> = vec![];
-        for o in &native.plan.outputs {
-            if let OutputPlan::Native(e) = o {
-                out_values.push(OutBuf::new(&self.spec.types[*e as usize], rows));
-            }
+        // Outputs are preallocated by Rust: every row when nothing filters, otherwise a small
+        // buffer the kernel reports full (STATUS_OUTPUT_FULL) so it can be grown and resumed.
+        let mut capacity = if native.plan.filters.is_empty() {
+            rows
+        } else {
+            rows.min(INITIAL_FILTERED_OUTPUT)
         }
-        let out_cols: Vec<OutCol> = out_values
-            .iter_mut()
-            .map(|b| OutCol {
-                values: b.values_ptr(),
-                validity: b.valid.as_mut_ptr(),
+        .max(1);
+        let out_types: Vec<DataType> = native
+            .plan
+            .outputs
+            .iter()
+            .filter_map(|o| {
+                if let OutputPlan::Native(e) = o {
+                    Some(self.spec.types[*e as usize].clone())
+                } else {
+                    None
+                }
             })
             .collect();
-        let mut sel: Vec<u32> = Vec::with_capacity(rows.max(1));
-        let out = OutView {
-            sel: sel.as_mut_ptr(),
-            cols: out_cols.as_ptr(),
-        };
+        let mut out_values: Vec<OutBuf> =
+            out_types.iter().map(|t| OutBuf::new(t, capacity)).collect();
+        let mut sel: Vec<u32> = Vec::with_capacity(capacity);
         let one: i64 = 1;
         let view = inputs.batch_view(rows, &one, 0, native.plan.consts.as_ptr());
         let mut rt = RtCtx::default();
-        // SAFETY: every pointer in `view` and `out` points into buffers owned by `inputs`,
-        // `out_values` and `sel`, which outlive the call and are sized for `rows` rows; the
-        // kernel only touches rows < rows and never unwinds.
-        let status = unsafe { (native.func)(&view, std::ptr::null_mut(), &out, &mut rt) };
-        if status != abi::STATUS_OK {
-            return Err(runtime_error(&rt, &inputs));
+        loop {
+            let out_cols: Vec<OutCol> = out_values
+                .iter_mut()
+                .map(|b| OutCol {
+                    values: b.values_ptr(),
+                    validity: b.valid.as_mut_ptr(),
+                })
+                .collect();
+            let out = OutView {
+                sel: sel.as_mut_ptr(),
+                cols: out_cols.as_ptr(),
+                capacity: capacity as u64,
+            };
+            // SAFETY: every pointer in `view` and `out` points into buffers owned by `inputs`,
+            // `out_values` and `sel`, which outlive the call; input buffers hold `rows` rows and
+            // output buffers `capacity` rows, which the kernel checks before every output row.
+            let status = unsafe { (native.func)(&view, std::ptr::null_mut(), &out, &mut rt) };
+            match status {
+                abi::STATUS_OK => break,
+                abi::STATUS_OUTPUT_FULL => {
+                    let written = (rt.out_rows as usize).min(capacity);
+                    let grown = (capacity * 2).min(rows).max(written + 1);
+                    for (buf, t) in out_values.iter_mut().zip(&out_types) {
+                        // SAFETY: the kernel wrote rows 0..written of every native output.
+                        unsafe { buf.grow(t, written, grown) };
+                    }
+                    // SAFETY: the kernel wrote the selection vector for rows 0..written.
+                    unsafe { sel.set_len(written) };
+                    sel.reserve_exact(grown - written);
+                    capacity = grown;
+                }
+                _ => return Err(runtime_error(&rt, &inputs)),
+            }
         }
-        let n = (rt.out_rows as usize).min(rows);
+        let n = (rt.out_rows as usize).min(capacity);
         // SAFETY: the kernel wrote the selection vector for rows 0..n.
         unsafe { sel.set_len(n) };
         let sel_array = UInt32Array::from(sel);
@@ -432,6 +463,7 @@ impl CompiledKernel {
         let out = OutView {
             sel: std::ptr::null_mut(),
             cols: std::ptr::null(),
+            capacity: 0,
         };
         let mut rt = RtCtx::default();
         // SAFETY: all views point into buffers that outlive the call (inputs, scratch vectors,
@@ -538,6 +570,9 @@ pub(crate) extern "C" fn rt_intern(ctx: *mut AggCtx, n: u64) -> u32 {
     if result.is_ok() { 0 } else { 1 }
 }
 
+/// Initial output capacity (rows) of a filtering kernel; doubled whenever the kernel reports full.
+const INITIAL_FILTERED_OUTPUT: usize = 1024;
+
 /// A preallocated native output column. Capacity is reserved for every input row but nothing is
 /// initialised up front: the kernel writes rows 0..k and only those become the array.
 struct OutBuf {
@@ -560,6 +595,33 @@ impl OutBuf {
                 wide: vec![],
                 valid: Vec::with_capacity(n),
             },
+        }
+    }
+
+    /// Keeps the first `written` rows and makes room for `capacity` rows.
+    ///
+    /// # Safety
+    /// The kernel must have written values and validity of rows 0..written.
+    unsafe fn grow(&mut self, t: &DataType, written: usize, capacity: usize) {
+        // SAFETY: rows 0..written are initialised (caller contract); tails are zeroed first.
+        unsafe {
+            self.valid.set_len(written);
+            self.valid.reserve_exact(capacity - written);
+            if self.wide.capacity() == 0 {
+                let width = t.primitive_width().unwrap_or(1);
+                let bytes = written * width;
+                let words = bytes.div_ceil(8);
+                std::ptr::write_bytes(
+                    (self.words.as_mut_ptr() as *mut u8).add(bytes),
+                    0,
+                    words * 8 - bytes,
+                );
+                self.words.set_len(words);
+                self.words.reserve_exact(capacity - words);
+            } else {
+                self.wide.set_len(written);
+                self.wide.reserve_exact(capacity - written);
+            }
         }
     }
 

@@ -129,3 +129,101 @@ fn string_compare_and_window_count() {
     );
     assert!(k.clif().unwrap().contains("call fn0"));
 }
+
+#[test]
+fn dictionaries_with_narrow_keys_and_null_values() {
+    use arrow::array::{DictionaryArray, UInt16Array};
+    use arrow::datatypes::UInt16Type;
+    let values = StringArray::from(vec![
+        Some("x"),
+        None,
+        Some("a value longer than twelve bytes"),
+    ]);
+    let keys = UInt16Array::from(vec![
+        Some(0),
+        Some(1),
+        None,
+        Some(2),
+        Some(0),
+        Some(2),
+        Some(1),
+    ]);
+    let dict = DictionaryArray::<UInt16Type>::try_new(keys, Arc::new(values)).unwrap();
+    let schema = Arc::new(Schema::new(vec![Field::new(
+        "d",
+        dict.data_type().clone(),
+        true,
+    )]));
+    let batch = RecordBatch::try_new(schema.clone(), vec![Arc::new(dict)])
+        .unwrap()
+        .slice(1, 6);
+    let mut b = KernelSpec::builder(schema);
+    let d = b.column(0).unwrap();
+    let lit = b
+        .literal(Scalar::Utf8("a value longer than twelve bytes".into()))
+        .unwrap();
+    let gt = b.binary(BinaryOp::GtEq, d, lit).unwrap();
+    let isnull = b.unary(weir_jit::UnaryOp::IsNull, d).unwrap();
+    b.project(vec![
+        ("ge".into(), gt),
+        ("isnull".into(), isnull),
+        ("d".into(), d),
+    ]);
+    let spec = b.build().unwrap();
+    let k = engine().compile(&spec).unwrap();
+    assert_eq!(k.report().mode, KernelMode::Native);
+    let out = k.run(&batch).unwrap();
+    assert_eq!(out, Interpreter::new(&spec).unwrap().run(&batch).unwrap());
+    let isnull = out.column(1).as_boolean();
+    assert_eq!(
+        (0..6).map(|i| isnull.value(i)).collect::<Vec<_>>(),
+        vec![true, true, false, false, false, true]
+    );
+    assert_eq!(out.column(2).data_type(), &DataType::Utf8);
+}
+
+#[test]
+fn global_aggregate_without_keys() {
+    let batch = bids(2500);
+    let mut b = KernelSpec::builder(batch.schema());
+    let price = b.column(1).unwrap();
+    b.aggregate(
+        vec![],
+        vec![
+            ("n".into(), AggFunc::Count, Some(price)),
+            ("avg".into(), AggFunc::Avg, Some(price)),
+        ],
+    );
+    let spec = b.build().unwrap();
+    let k = engine().compile(&spec).unwrap();
+    let mut st = k.new_group_state();
+    k.update(&mut st, &batch).unwrap();
+    k.update(&mut st, &batch.slice(0, 0)).unwrap();
+    assert_eq!(st.num_groups(), 1);
+    let out = st.output_all().unwrap();
+    let expected = (0..2500).filter(|i| i % 7 != 3).count() as i64;
+    assert_eq!(out.column(0).as_primitive::<Int64Type>().value(0), expected);
+    assert_eq!(out.column(1).data_type(), &DataType::Decimal128(14, 6));
+}
+
+#[test]
+fn filtered_outputs_grow_past_their_initial_capacity() {
+    let batch = bids(20_000).slice(3, 19_990);
+    let mut b = KernelSpec::builder(batch.schema());
+    let auction = b.column(0).unwrap();
+    let lim = b.literal(Scalar::Int64(990)).unwrap();
+    let pred = b.binary(BinaryOp::Lt, auction, lim).unwrap();
+    let price = b.column(1).unwrap();
+    let ch = b.column(3).unwrap();
+    let flag = b.unary(weir_jit::UnaryOp::IsNull, price).unwrap();
+    b.filter(pred).project(vec![
+        ("p".into(), price),
+        ("c".into(), ch),
+        ("null".into(), flag),
+        ("a".into(), auction),
+    ]);
+    let spec = b.build().unwrap();
+    let out = engine().compile(&spec).unwrap().run(&batch).unwrap();
+    assert!(out.num_rows() > 19_000);
+    assert_eq!(out, Interpreter::new(&spec).unwrap().run(&batch).unwrap());
+}
