@@ -198,7 +198,12 @@ struct ColPtrs {
 struct Codegen<'a, 'b> {
     b: &'a mut FunctionBuilder<'b>,
     plan: &'a LowerPlan,
+    /// Column pointers loaded once in the entry block (columns the filters read).
     cols: BTreeMap<usize, ColPtrs>,
+    /// Column pointers loaded at first use in the current row (columns read only after the
+    /// filters: keeping them out of the loop leaves registers for the hot filter path).
+    row_cols: HashMap<usize, ColPtrs>,
+    cols_base: Option<Value>,
     consts: Option<Value>,
     row: Option<Value>,
     col_cache: HashMap<usize, Lv>,
@@ -215,6 +220,8 @@ impl<'a, 'b> Codegen<'a, 'b> {
             b,
             plan,
             cols: BTreeMap::new(),
+            row_cols: HashMap::new(),
+            cols_base: None,
             consts: None,
             row: None,
             col_cache: HashMap::new(),
@@ -286,62 +293,78 @@ impl<'a, 'b> Codegen<'a, 'b> {
 
     /// Loads the loop-invariant pointers of every column the plan reads (in the entry block).
     fn load_columns(&mut self, batch: Value) {
-        let used = self.used_columns();
         let cols = self.load(I64, batch, off::BATCH_COLS);
+        self.cols_base = Some(cols);
         self.consts = Some(self.load(I64, batch, off::BATCH_CONSTS));
-        for c in used {
-            let plan = &self.plan.columns[c];
-            let base = self
-                .b
-                .ins()
-                .iadd_imm_s(cols, (c as i64) * off::COL_SIZE as i64);
-            let values = self.load(I64, base, off::COL_VALUES);
-            let needs_data = matches!(
-                plan.data_type,
-                DataType::Utf8
-                    | DataType::LargeUtf8
-                    | DataType::Utf8View
-                    | DataType::Dictionary(..)
-            );
-            let data = needs_data.then(|| self.load(I64, base, off::COL_DATA));
-            let count = matches!(
-                plan.data_type,
-                DataType::Utf8View | DataType::Dictionary(..)
-            )
-            .then(|| self.load(I64, base, off::COL_COUNT));
-            let bit_offset = (plan.data_type == DataType::Boolean)
-                .then(|| self.load(I64, base, off::COL_BIT_OFFSET));
-            let (validity, validity_offset) = if plan.nullable {
-                (
-                    Some(self.load(I64, base, off::COL_VALIDITY)),
-                    Some(self.load(I64, base, off::COL_VALIDITY_OFFSET)),
-                )
-            } else {
-                (None, None)
-            };
-            let errors = plan
-                .has_errors
-                .then(|| self.load(I64, base, off::COL_ERRORS));
-            self.cols.insert(
-                c,
-                ColPtrs {
-                    values,
-                    data,
-                    count,
-                    bit_offset,
-                    validity,
-                    validity_offset,
-                    errors,
-                },
-            );
+        let eager = self.used_columns(!self.plan.filters.is_empty());
+        for c in eager {
+            let p = self.col_ptrs(c);
+            self.cols.insert(c, p);
         }
     }
 
-    fn used_columns(&self) -> Vec<usize> {
+    /// Loads the pointers of column `c` from the batch's ColView array (in the current block).
+    fn col_ptrs(&mut self, c: usize) -> ColPtrs {
+        let cols = self.cols_base.expect("column array");
+        let plan = &self.plan.columns[c];
+        let base = self
+            .b
+            .ins()
+            .iadd_imm_s(cols, (c as i64) * off::COL_SIZE as i64);
+        let values = self.load(I64, base, off::COL_VALUES);
+        let needs_data = matches!(
+            plan.data_type,
+            DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View | DataType::Dictionary(..)
+        );
+        let data = needs_data.then(|| self.load(I64, base, off::COL_DATA));
+        let count = matches!(
+            plan.data_type,
+            DataType::Utf8View | DataType::Dictionary(..)
+        )
+        .then(|| self.load(I64, base, off::COL_COUNT));
+        let bit_offset = (plan.data_type == DataType::Boolean)
+            .then(|| self.load(I64, base, off::COL_BIT_OFFSET));
+        let (validity, validity_offset) = if plan.nullable {
+            (
+                Some(self.load(I64, base, off::COL_VALIDITY)),
+                Some(self.load(I64, base, off::COL_VALIDITY_OFFSET)),
+            )
+        } else {
+            (None, None)
+        };
+        let errors = plan
+            .has_errors
+            .then(|| self.load(I64, base, off::COL_ERRORS));
+        ColPtrs {
+            values,
+            data,
+            count,
+            bit_offset,
+            validity,
+            validity_offset,
+            errors,
+        }
+    }
+
+    /// Starts a new row: forgets per-row column loads, pointers and memoised expressions.
+    fn start_row(&mut self, row: Value) {
+        self.row = Some(row);
+        self.col_cache.clear();
+        self.expr_cache.clear();
+        self.row_cols.clear();
+    }
+
+    /// Columns the kernel reads (only those the filters read when `filters_only`).
+    fn used_columns(&self, filters_only: bool) -> Vec<usize> {
         let mut used = std::collections::BTreeSet::new();
         let spec = &self.plan.spec;
         let mut stack: Vec<ExprId> = self.plan.filters.clone();
-        for o in &self.plan.outputs {
+        let outputs = if filters_only {
+            &[][..]
+        } else {
+            &self.plan.outputs[..]
+        };
+        for o in outputs {
             match o {
                 OutputPlan::Native(e) => stack.push(*e),
                 OutputPlan::Take(c) if self.plan.columns[*c].has_errors => {
@@ -350,7 +373,7 @@ impl<'a, 'b> Codegen<'a, 'b> {
                 OutputPlan::Take(_) => {}
             }
         }
-        if let Some(a) = &self.plan.agg {
+        if let Some(a) = self.plan.agg.as_ref().filter(|_| !filters_only) {
             stack.extend(a.keys.iter().copied());
             stack.extend(a.args.iter().copied());
         }
@@ -390,7 +413,14 @@ impl<'a, 'b> Codegen<'a, 'b> {
             return *lv;
         }
         let row = self.row.expect("row loop");
-        let p = self.cols[&c];
+        let p = match self.cols.get(&c).or_else(|| self.row_cols.get(&c)) {
+            Some(p) => *p,
+            None => {
+                let p = self.col_ptrs(c);
+                self.row_cols.insert(c, p);
+                p
+            }
+        };
         let dt = self.plan.columns[c].data_type.clone();
         let valid = match (p.validity, p.validity_offset) {
             (Some(v), Some(o)) => Some(self.bit(v, o, row)),
@@ -1610,9 +1640,8 @@ impl<'a, 'b> Codegen<'a, 'b> {
         self.b.ins().brif(more, body, &[], done, &[]);
 
         self.b.switch_to_block(body);
-        self.row = Some(self.b.use_var(i_var));
-        self.col_cache.clear();
-        self.expr_cache.clear();
+        let row = self.b.use_var(i_var);
+        self.start_row(row);
         self.filters(next, err_block);
         // Taken (copied) columns that were pre-computed may carry per-row errors: raise them for selected rows.
         for o in self.plan.outputs.clone() {
@@ -1789,9 +1818,7 @@ impl<'a, 'b> Codegen<'a, 'b> {
         // Loop 1: filter, evaluate keys and arguments, stage them in scratch.
         self.b.switch_to_block(l1_body);
         let row = self.b.use_var(i_var);
-        self.row = Some(row);
-        self.col_cache.clear();
-        self.expr_cache.clear();
+        self.start_row(row);
         self.filters(l1_next, err_block);
         let mut key_lvs = vec![];
         for k in &agg.keys {

@@ -3,6 +3,7 @@
 
 use proc_macro2::{Literal, TokenStream};
 use quote::{quote, quote_spanned};
+use syn::ext::IdentExt;
 use syn::spanned::Spanned;
 use syn::{DeriveInput, Index, LitStr, Result};
 
@@ -26,7 +27,46 @@ pub fn derive(input: &DeriveInput) -> TokenStream {
 fn try_expand(node: &DeriveInput) -> Result<TokenStream> {
     let input = Input::from_syn(node)?;
     valid::check(&input)?;
-    Ok(impl_record(&input))
+    let record = impl_record(&input);
+    let callback = schema_callback(&input);
+    Ok(quote! {
+        #record
+        #callback
+    })
+}
+
+/// The `macro_rules!` through which `weir::query!` learns this record's columns at compile time:
+/// `__weir_schema_<Name>! { [continuation macro path] { state } }` expands to
+/// `continuation! { @schema <Name> { "column": Type, ... } state }`. The field types are passed
+/// as written (spans kept); `query!` maps them to Arrow types and asks nested records for their
+/// own schemas the same way. The macro is re-exported `pub(crate)` next to the struct, so a
+/// path to the struct with its last segment renamed reaches it.
+fn schema_callback(input: &Input) -> TokenStream {
+    let ident = input.ident;
+    let callback = schema_callback_ident(ident);
+    let columns = input.columns().map(|field| {
+        let name = LitStr::new(&field.column, field.member.span());
+        let ty = field.ty;
+        quote!(#name: #ty)
+    });
+    quote! {
+        #[doc(hidden)]
+        #[allow(unused_macros)]
+        macro_rules! #callback {
+            ([$($continuation:tt)*] { $($state:tt)* }) => {
+                $($continuation)*! { @schema #ident { #(#columns),* } $($state)* }
+            };
+        }
+        #[doc(hidden)]
+        #[allow(unused_imports)]
+        pub(crate) use #callback;
+    }
+}
+
+/// The name of the schema callback of the record `ident`: `__weir_schema_<ident>`.
+pub fn schema_callback_ident(ident: &syn::Ident) -> syn::Ident {
+    let name = ident.unraw().to_string();
+    syn::Ident::new(&format!("__weir_schema_{name}"), ident.span())
 }
 
 fn impl_record(input: &Input) -> TokenStream {
