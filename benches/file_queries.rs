@@ -18,12 +18,15 @@ use std::time::Instant;
 use weir::plan::sql::{Catalog, StatementResult, parse_sql};
 use weir::{Session, SessionConfig, Trigger};
 
-/// Spark 4.3 rows/s (trigger time) from peers/RESULTS.md §1, measured on this machine.
-const SPARK_RECORDED: [(&str, f64); 4] = [
-    ("q1", 2_268_603.0),
-    ("q2", 3_671_072.0),
-    ("win_update", 1_494_098.0),
-    ("win_append", 1_427_348.0),
+/// Spark 4.3 rows/s (trigger time) from peers/RESULTS.md §1 (Parquet) and §2 (CSV), measured on
+/// this machine.
+const SPARK_RECORDED: [(&str, &str, f64); 6] = [
+    ("q1", "parquet", 2_268_603.0),
+    ("q2", "parquet", 3_671_072.0),
+    ("win_update", "parquet", 1_494_098.0),
+    ("win_append", "parquet", 1_427_348.0),
+    ("q1", "csv", 741_954.0),
+    ("q2", "csv", 1_173_155.0),
 ];
 
 fn peers_dir() -> PathBuf {
@@ -57,12 +60,17 @@ struct Run {
     phases_ms: (f64, f64, f64),
 }
 
-fn run_weir(data: &Path, query: &str, mode: &str, work: &Path, fsync: bool) -> Run {
+fn run_weir(data: &Path, format: &str, query: &str, mode: &str, work: &Path, fsync: bool) -> Run {
+    let reader_options = if format == "csv" {
+        ", header = 'false', timestampFormat = 'yyyy-MM-dd HH:mm:ss.SSS'"
+    } else {
+        ""
+    };
     let ddl = format!(
         "CREATE SOURCE bids (auction BIGINT, bidder BIGINT, price BIGINT, channel STRING, url STRING,
                              date_time TIMESTAMP, extra STRING,
                              WATERMARK FOR date_time AS date_time - INTERVAL '5' SECOND)
-           WITH (format = 'parquet', path = '{}', maxFilesPerTrigger = '1');",
+           WITH (format = '{format}', path = '{}', maxFilesPerTrigger = '1'{reader_options});",
         data.display()
     );
     let mut catalog = Catalog::new();
@@ -157,6 +165,7 @@ fn main() {
     let with_spark = std::env::args().any(|a| a == "--spark");
     let peers = peers_dir();
     let data = peers.join("data/bids_10000000/parquet");
+    let csv_data = peers.join("data/bids_10000000/csv");
     if !data.is_dir() {
         println!(
             "no benchmark data at {}: run `{}/.venv/bin/python {}/gen_data.py --rows 10000000` first",
@@ -168,9 +177,11 @@ fn main() {
     }
     let work = std::env::temp_dir().join("weir-bench");
     let _ = std::fs::create_dir_all(&work);
+    let q1 = "SELECT auction, bidder, 0.908 * price AS price, date_time, extra FROM bids";
+    let q2 = "SELECT auction, price FROM bids WHERE auction % 123 = 0";
     let queries = [
-        ("q1", "SELECT auction, bidder, 0.908 * price AS price, date_time, extra FROM bids", "append", "q1"),
-        ("q2", "SELECT auction, price FROM bids WHERE auction % 123 = 0", "append", "q2"),
+        ("q1", q1, "append", "q1"),
+        ("q2", q2, "append", "q2"),
         (
             "win_update",
             "SELECT window(date_time, '10 seconds') AS window, auction, count(*) AS count FROM bids \
@@ -195,19 +206,32 @@ fn main() {
         "| query | rows | out rows | weir wall s | weir rows/s (trigger) | median trigger ms | read / run / log ms per batch | peak RSS MB | weir rows/s, fsync on | Spark rows/s | weir/Spark | ceiling rows/s (2 thr) | weir/ceiling |"
     );
     println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
-    for (name, sql, mode, ceiling_query) in queries {
+    let mut runs: Vec<(&str, &str, &str, &str, &Path)> =
+        queries.iter().map(|(n, q, m, _)| (*n, "parquet", *q, *m, data.as_path())).collect();
+    if csv_data.is_dir() {
+        runs.push(("q1", "csv", q1, "append", csv_data.as_path()));
+        runs.push(("q2", "csv", q2, "append", csv_data.as_path()));
+    } else {
+        eprintln!("(no CSV data: gen_data.py --csv adds the CSV runs)");
+    }
+    for (name, format, sql, mode, dir) in runs {
         // Spark's local file system never fsyncs: the like-for-like run has fsync off; the
         // durable run (weir's default) is printed beside it.
-        let r = run_weir(&data, sql, mode, &work, false);
-        let durable = run_weir(&data, sql, mode, &work, true);
-        let (spark, spark_src) = match spark_now.iter().find(|(q, _)| q == name) {
+        let r = run_weir(dir, format, sql, mode, &work, false);
+        let durable = run_weir(dir, format, sql, mode, &work, true);
+        let (spark, spark_src) = match spark_now.iter().find(|(q, _)| q == name).filter(|_| format == "parquet") {
             Some((_, v)) => (*v, "now"),
             None => (
-                SPARK_RECORDED.iter().find(|(q, _)| *q == name).map_or(f64::NAN, |(_, v)| *v),
+                SPARK_RECORDED
+                    .iter()
+                    .find(|(q, f, _)| *q == name && *f == format)
+                    .map_or(f64::NAN, |(_, _, v)| *v),
                 "RESULTS.md",
             ),
         };
-        let ceiling = run_ceiling(&peers, &data, ceiling_query);
+        let ceiling_query = queries.iter().find(|q| q.0 == name).map_or("q1", |q| q.3);
+        let ceiling = if format == "parquet" { run_ceiling(&peers, dir, ceiling_query) } else { None };
+        let name = format!("{name} ({format})");
         println!(
             "| {name} | {} | {} | {:.2} | {:.0} | {} | {:.0} / {:.0} / {:.0} | {:.0} | {:.0} | {:.0} ({spark_src}) | {:.1}× | {} | {} |",
             r.rows,
@@ -222,7 +246,7 @@ fn main() {
             durable.trigger_rows_per_s,
             spark,
             r.trigger_rows_per_s / spark,
-            ceiling.map_or("not built".to_string(), |c| format!("{c:.0}")),
+            ceiling.map_or("-".to_string(), |c| format!("{c:.0}")),
             ceiling.map_or("-".to_string(), |c| format!("{:.2}", r.trigger_rows_per_s / c)),
         );
     }

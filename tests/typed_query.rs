@@ -232,3 +232,140 @@ fn windowed_aggregation_matches_runtime_sql_trigger_by_trigger() {
     typed.stop().unwrap();
     runtime.query.stop().unwrap();
 }
+
+#[test]
+fn append_mode_emits_each_window_once_when_the_watermark_passes_it() {
+    let session = Session::new().unwrap();
+    let typed = weir::query!(
+        AuctionWindow = "SELECT auction, window(date_time, '10 seconds') AS window, \
+             count(*) AS bids, max(price) AS max_price \
+             FROM Bid GROUP BY auction, window(date_time, '10 seconds')",
+        inputs(Bid),
+        mode = "append",
+        watermark(Bid.date_time, "5 seconds"),
+    )
+    .start(&session)
+    .unwrap();
+    let runtime = RuntimeQuery::start(
+        &session,
+        WINDOWED_SQL,
+        "append",
+        &[("Bid", Bid::schema(), Some(("date_time", 5_000_000)))],
+    );
+    let triggers: Vec<(Vec<Bid>, Vec<AuctionWindow>)> = vec![
+        (vec![bid(1, 100, 1), bid(1, 250, 4), bid(2, 90, 9)], vec![]),
+        // The watermark reaches 16 - 5 = 11 s: window [0, 10) is final.
+        (
+            vec![bid(1, 300, 8), bid(2, 95, 16)],
+            vec![
+                AuctionWindow { auction: 1, window: window(0), bids: 3, max_price: Some(300) },
+                AuctionWindow { auction: 2, window: window(0), bids: 1, max_price: Some(90) },
+            ],
+        ),
+        (
+            vec![bid(3, 40, 41)],
+            vec![AuctionWindow { auction: 2, window: window(10), bids: 1, max_price: Some(95) }],
+        ),
+    ];
+    for (trigger, (bids, expected)) in triggers.into_iter().enumerate() {
+        typed.push(&bids).unwrap();
+        runtime.streams[0].add_batch(Bid::to_batch(&bids).unwrap());
+        typed.process_all_available().unwrap();
+        runtime.query.process_all_available().unwrap();
+
+        let typed_batches = non_empty_sorted(typed.take_output());
+        let runtime_batches = non_empty_sorted(runtime.take_output::<AuctionWindow>());
+        assert_eq!(typed_batches, runtime_batches, "trigger {trigger}");
+        let mut rows: Vec<AuctionWindow> =
+            typed_batches.into_iter().flat_map(|(_, rows)| rows).collect();
+        rows.sort();
+        assert_eq!(rows, expected, "trigger {trigger}");
+    }
+    typed.stop().unwrap();
+    runtime.query.stop().unwrap();
+}
+
+/// A new person or auction (Nexmark's "new entities"), from two inputs.
+#[derive(Record, Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct NewEntity {
+    kind: String,
+    id: i64,
+    label: String,
+}
+
+const NEW_ENTITIES_SQL: &str = "SELECT 'person' AS kind, id, name AS label FROM Person WHERE state = 'OR' \
+     UNION ALL SELECT 'auction' AS kind, id, item_name AS label FROM Auction WHERE category = 10";
+
+fn person(id: i64, name: &str, state: &str) -> Person {
+    Person {
+        id,
+        name: name.to_owned(),
+        email_address: format!("{name}@nexmark.example"),
+        credit_card: "0000 0000 0000 0000".to_owned(),
+        city: "Portland".to_owned(),
+        state: state.to_owned(),
+        date_time: seconds(id),
+        extra: String::new(),
+    }
+}
+
+fn auction(id: i64, item_name: &str, category: i64) -> Auction {
+    Auction {
+        id,
+        item_name: item_name.to_owned(),
+        description: String::new(),
+        initial_bid: 10,
+        reserve: 100,
+        date_time: seconds(id),
+        expires: seconds(id + 3600),
+        seller: 1,
+        category,
+        extra: String::new(),
+    }
+}
+
+#[test]
+fn two_inputs_take_typed_rows_and_match_runtime_sql() {
+    let session = Session::new().unwrap();
+    let typed = weir::query!(
+        NewEntity = "SELECT 'person' AS kind, id, name AS label FROM Person WHERE state = 'OR' \
+             UNION ALL SELECT 'auction' AS kind, id, item_name AS label FROM Auction WHERE category = 10",
+        inputs(Person, Auction),
+    );
+    assert_eq!(typed.sql(), NEW_ENTITIES_SQL);
+    let typed = typed.start(&session).unwrap();
+    let runtime = RuntimeQuery::start(
+        &session,
+        NEW_ENTITIES_SQL,
+        "append",
+        &[("Person", Person::schema(), None), ("Auction", Auction::schema(), None)],
+    );
+
+    let people = vec![person(1, "ann", "OR"), person(2, "bo", "WA")];
+    let auctions = vec![auction(3, "lamp", 10), auction(4, "desk", 11)];
+    typed.push(&people).unwrap();
+    typed.push(&auctions).unwrap();
+    runtime.streams[0].add_batch(Person::to_batch(&people).unwrap());
+    runtime.streams[1].add_batch(Auction::to_batch(&auctions).unwrap());
+    typed.process_all_available().unwrap();
+    runtime.query.process_all_available().unwrap();
+
+    let typed_rows: Vec<NewEntity> = {
+        let mut rows: Vec<NewEntity> = typed.take_output().into_iter().flat_map(|(_, rows)| rows).collect();
+        rows.sort();
+        rows
+    };
+    let mut runtime_rows: Vec<NewEntity> =
+        runtime.take_output().into_iter().flat_map(|(_, rows)| rows).collect();
+    runtime_rows.sort();
+    assert_eq!(typed_rows, runtime_rows);
+    assert_eq!(
+        typed_rows,
+        vec![
+            NewEntity { kind: "auction".into(), id: 3, label: "lamp".into() },
+            NewEntity { kind: "person".into(), id: 1, label: "ann".into() },
+        ]
+    );
+    typed.stop().unwrap();
+    runtime.query.stop().unwrap();
+}

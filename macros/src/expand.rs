@@ -36,11 +36,12 @@ fn try_expand(node: &DeriveInput) -> Result<TokenStream> {
 }
 
 /// The `macro_rules!` through which `weir::query!` learns this record's columns at compile time:
-/// `__weir_schema_<Name>! { [continuation macro path] { state } }` expands to
-/// `continuation! { @schema <Name> { "column": Type, ... } state }`. The field types are passed
+/// `Name! { [continuation macro path] { state } }` expands to
+/// `continuation! { @schema Name { "column": Type, ... } state }`. The field types are passed
 /// as written (spans kept); `query!` maps them to Arrow types and asks nested records for their
-/// own schemas the same way. The macro is re-exported `pub(crate)` next to the struct, so a
-/// path to the struct with its last segment renamed reaches it.
+/// own schemas the same way. The macro is defined as `__weir_schema_<Name>` and re-exported
+/// `pub(crate)` under the struct's own name, in the macro namespace: wherever the struct can be
+/// named (by path or through `use`), so can its callback.
 fn schema_callback(input: &Input) -> TokenStream {
     let ident = input.ident;
     let callback = schema_callback_ident(ident);
@@ -59,12 +60,12 @@ fn schema_callback(input: &Input) -> TokenStream {
         }
         #[doc(hidden)]
         #[allow(unused_imports)]
-        pub(crate) use #callback;
+        pub(crate) use #callback as #ident;
     }
 }
 
-/// The name of the schema callback of the record `ident`: `__weir_schema_<ident>`.
-pub fn schema_callback_ident(ident: &syn::Ident) -> syn::Ident {
+/// The name the schema callback of the record `ident` is defined under: `__weir_schema_<ident>`.
+fn schema_callback_ident(ident: &syn::Ident) -> syn::Ident {
     let name = ident.unraw().to_string();
     syn::Ident::new(&format!("__weir_schema_{name}"), ident.span())
 }

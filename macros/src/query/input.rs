@@ -124,13 +124,14 @@ pub fn name(ident: &Ident) -> String {
 
 /// One record's columns as its schema callback reports them.
 pub struct SchemaBlock {
-    /// The struct's name.
+    /// The name `query!` asked for (the struct's name, unless a `use ... as` renamed it).
     pub record: Ident,
     /// `(column name, field type)` in declaration order, skipped fields left out.
     pub columns: Vec<(LitStr, Type)>,
 }
 
-/// A continuation call: `@schema Name { "column": Type, ... }`* then `@query ( user args )`.
+/// A continuation call: `@schema Name { "column": Type, ... }`*, each newly received one followed
+/// by `@for Requested` (the name it was asked for), then `@query [ user args ]`.
 pub struct Continuation {
     /// Every schema received so far (the newest first).
     pub schemas: Vec<SchemaBlock>,
@@ -158,13 +159,24 @@ impl Parse for Continuation {
                             .collect(),
                     });
                 }
+                "for" => {
+                    let requested = input.call(Ident::parse_any)?;
+                    if let Some(newest) = schemas.last_mut() {
+                        newest.record = requested;
+                    }
+                }
                 "query" => {
                     let content;
                     bracketed!(content in input);
                     let args = content.parse()?;
                     return Ok(Continuation { schemas, args });
                 }
-                _ => return Err(syn::Error::new(keyword.span(), "expected `@schema` or `@query`")),
+                _ => {
+                    return Err(syn::Error::new(
+                        keyword.span(),
+                        "expected `@schema`, `@for` or `@query`",
+                    ));
+                }
             }
         }
     }

@@ -1,10 +1,11 @@
 //! `query!`: SQL over Record types, planned and analysed at compile time by weir-plan.
 //!
 //! A proc macro cannot see the struct definitions of its argument types, so the schemas come
-//! through callbacks: `#[derive(Record)]` emits `__weir_schema_<Name>!` next to each struct
-//! (see `expand::schema_callback`), and `query!` calls the callback of every type it still
-//! needs with itself as the continuation. Each callback prepends `@schema Name { ... }` to the
-//! state and calls `::weir::query!` again; when every input, the output and every nested
+//! through callbacks: `#[derive(Record)]` emits a `macro_rules!` named like each struct (in the
+//! macro namespace; see `expand::schema_callback`), and `query!` calls the callback of every
+//! type it still needs, by the path the user wrote, with itself as the continuation and
+//! `@for <name>` (the name it asked for, which a `use ... as` may have changed). Each callback
+//! prepends `@schema Name { ... }` to the state and calls `::weir::query!` again; when every input, the output and every nested
 //! Record have a schema, [`analyse`] builds the catalog, plans the SQL, runs the streaming
 //! checks and compares the output columns with the output Record, and [`generate`] emits the
 //! `::weir::typed::TypedQuery` that runs the same SQL at run time.
@@ -28,7 +29,6 @@ use weir_plan::expr::parse_duration;
 use weir_plan::plan::{OutputMode, Source};
 use weir_plan::sql::{Catalog, sql_to_plan};
 
-use crate::expand::schema_callback_ident;
 use input::{Args, Continuation, SchemaBlock, last_ident, name};
 use schema::{Schemas, nested_records, output_mismatches};
 
@@ -79,13 +79,14 @@ fn next_missing<'a>(args: &'a Args, schemas: &'a [SchemaBlock]) -> Result<Option
     Ok(None)
 }
 
-/// `path::__weir_schema_Name! { [::weir::query] { @schema ... @query [args] } }`: the callback
-/// of `path`'s Record, spanned on the type so a type that is not a Record is reported there.
+/// `path::Name! { [::weir::query] { @for Name @schema ... @query [args] } }`: the callback of
+/// `path`'s Record, spanned on the type so a type that is not a Record is reported there.
 fn request_schema(path: &Path, schemas: &[SchemaBlock], args: &TokenStream) -> TokenStream {
     let mut callback = path.clone();
+    let mut requested = None;
     if let Some(last) = callback.segments.last_mut() {
-        last.ident = schema_callback_ident(&last.ident);
         last.arguments = syn::PathArguments::None;
+        requested = Some(last.ident.clone());
     }
     let received = schemas.iter().map(|block| {
         let record = &block.record;
@@ -93,7 +94,7 @@ fn request_schema(path: &Path, schemas: &[SchemaBlock], args: &TokenStream) -> T
         quote!(@schema #record { #(#columns),* })
     });
     quote! {
-        #callback! { [::weir::query] { #(#received)* @query [#args] } }
+        #callback! { [::weir::query] { @for #requested #(#received)* @query [#args] } }
     }
 }
 
