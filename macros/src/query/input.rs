@@ -144,7 +144,7 @@ impl Parse for Continuation {
         let mut schemas = Vec::new();
         loop {
             input.parse::<Token![@]>()?;
-            let keyword: Ident = input.parse()?;
+            let keyword = input.call(Ident::parse_any)?;
             match keyword.to_string().as_str() {
                 "schema" => {
                     let record = input.call(Ident::parse_any)?;
