@@ -199,22 +199,47 @@ fn windowed_aggregation_matches_runtime_sql_trigger_by_trigger() {
         (
             vec![bid(1, 100, 1), bid(1, 250, 4), bid(2, 90, 9)],
             vec![
-                AuctionWindow { auction: 1, window: window(0), bids: 2, max_price: Some(250) },
-                AuctionWindow { auction: 2, window: window(0), bids: 1, max_price: Some(90) },
+                AuctionWindow {
+                    auction: 1,
+                    window: window(0),
+                    bids: 2,
+                    max_price: Some(250),
+                },
+                AuctionWindow {
+                    auction: 2,
+                    window: window(0),
+                    bids: 1,
+                    max_price: Some(90),
+                },
             ],
         ),
         // 8 s is behind the newest event but ahead of the watermark (9 - 5 = 4 s): counted.
         (
             vec![bid(1, 300, 8), bid(2, 95, 12), bid(2, 80, 15)],
             vec![
-                AuctionWindow { auction: 1, window: window(0), bids: 3, max_price: Some(300) },
-                AuctionWindow { auction: 2, window: window(10), bids: 2, max_price: Some(95) },
+                AuctionWindow {
+                    auction: 1,
+                    window: window(0),
+                    bids: 3,
+                    max_price: Some(300),
+                },
+                AuctionWindow {
+                    auction: 2,
+                    window: window(10),
+                    bids: 2,
+                    max_price: Some(95),
+                },
             ],
         ),
         // The watermark is now 15 - 5 = 10 s: the bid at 3 s is late and dropped.
         (
             vec![bid(1, 999, 3), bid(3, 40, 31)],
-            vec![AuctionWindow { auction: 3, window: window(30), bids: 1, max_price: Some(40) }],
+            vec![AuctionWindow {
+                auction: 3,
+                window: window(30),
+                bids: 1,
+                max_price: Some(40),
+            }],
         ),
     ];
     for (trigger, (bids, expected)) in triggers.into_iter().enumerate() {
@@ -226,7 +251,10 @@ fn windowed_aggregation_matches_runtime_sql_trigger_by_trigger() {
         let typed_batches = non_empty_sorted(typed.take_output());
         let runtime_batches = non_empty_sorted(runtime.take_output::<AuctionWindow>());
         assert_eq!(typed_batches, runtime_batches, "trigger {trigger}");
-        let rows: Vec<AuctionWindow> = typed_batches.into_iter().flat_map(|(_, rows)| rows).collect();
+        let rows: Vec<AuctionWindow> = typed_batches
+            .into_iter()
+            .flat_map(|(_, rows)| rows)
+            .collect();
         assert_eq!(rows, expected, "trigger {trigger}");
     }
     typed.stop().unwrap();
@@ -258,13 +286,28 @@ fn append_mode_emits_each_window_once_when_the_watermark_passes_it() {
         (
             vec![bid(1, 300, 8), bid(2, 95, 16)],
             vec![
-                AuctionWindow { auction: 1, window: window(0), bids: 3, max_price: Some(300) },
-                AuctionWindow { auction: 2, window: window(0), bids: 1, max_price: Some(90) },
+                AuctionWindow {
+                    auction: 1,
+                    window: window(0),
+                    bids: 3,
+                    max_price: Some(300),
+                },
+                AuctionWindow {
+                    auction: 2,
+                    window: window(0),
+                    bids: 1,
+                    max_price: Some(90),
+                },
             ],
         ),
         (
             vec![bid(3, 40, 41)],
-            vec![AuctionWindow { auction: 2, window: window(10), bids: 1, max_price: Some(95) }],
+            vec![AuctionWindow {
+                auction: 2,
+                window: window(10),
+                bids: 1,
+                max_price: Some(95),
+            }],
         ),
     ];
     for (trigger, (bids, expected)) in triggers.into_iter().enumerate() {
@@ -276,8 +319,10 @@ fn append_mode_emits_each_window_once_when_the_watermark_passes_it() {
         let typed_batches = non_empty_sorted(typed.take_output());
         let runtime_batches = non_empty_sorted(runtime.take_output::<AuctionWindow>());
         assert_eq!(typed_batches, runtime_batches, "trigger {trigger}");
-        let mut rows: Vec<AuctionWindow> =
-            typed_batches.into_iter().flat_map(|(_, rows)| rows).collect();
+        let mut rows: Vec<AuctionWindow> = typed_batches
+            .into_iter()
+            .flat_map(|(_, rows)| rows)
+            .collect();
         rows.sort();
         assert_eq!(rows, expected, "trigger {trigger}");
     }
@@ -338,7 +383,10 @@ fn two_inputs_take_typed_rows_and_match_runtime_sql() {
         &session,
         NEW_ENTITIES_SQL,
         "append",
-        &[("Person", Person::schema(), None), ("Auction", Auction::schema(), None)],
+        &[
+            ("Person", Person::schema(), None),
+            ("Auction", Auction::schema(), None),
+        ],
     );
 
     let people = vec![person(1, "ann", "OR"), person(2, "bo", "WA")];
@@ -351,19 +399,34 @@ fn two_inputs_take_typed_rows_and_match_runtime_sql() {
     runtime.query.process_all_available().unwrap();
 
     let typed_rows: Vec<NewEntity> = {
-        let mut rows: Vec<NewEntity> = typed.take_output().into_iter().flat_map(|(_, rows)| rows).collect();
+        let mut rows: Vec<NewEntity> = typed
+            .take_output()
+            .into_iter()
+            .flat_map(|(_, rows)| rows)
+            .collect();
         rows.sort();
         rows
     };
-    let mut runtime_rows: Vec<NewEntity> =
-        runtime.take_output().into_iter().flat_map(|(_, rows)| rows).collect();
+    let mut runtime_rows: Vec<NewEntity> = runtime
+        .take_output()
+        .into_iter()
+        .flat_map(|(_, rows)| rows)
+        .collect();
     runtime_rows.sort();
     assert_eq!(typed_rows, runtime_rows);
     assert_eq!(
         typed_rows,
         vec![
-            NewEntity { kind: "auction".into(), id: 3, label: "lamp".into() },
-            NewEntity { kind: "person".into(), id: 1, label: "ann".into() },
+            NewEntity {
+                kind: "auction".into(),
+                id: 3,
+                label: "lamp".into()
+            },
+            NewEntity {
+                kind: "person".into(),
+                id: 1,
+                label: "ann".into()
+            },
         ]
     );
     typed.stop().unwrap();

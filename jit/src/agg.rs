@@ -346,6 +346,12 @@ fn decode_keys(kinds: &[KeyDesc], enc: &[u64], out: &mut Vec<KeyRef<'static>>) {
     }
 }
 
+/// Equality of two short word slices without a library memcmp call per probe.
+#[inline]
+fn words_equal(a: &[u64], b: &[u64]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u64, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
 fn hash_words(words: &[u64]) -> u64 {
     words.iter().fold(0x243f_6a88_85a3_08d3, |h, w| mix(h, *w))
 }
@@ -533,7 +539,7 @@ impl GroupState {
                 let words = &p.words;
                 self.index
                     .find(h, |&g| {
-                        &words[g as usize * stride..(g as usize + 1) * stride] == enc
+                        words_equal(&words[g as usize * stride..(g as usize + 1) * stride], enc)
                     })
                     .copied()
             }
@@ -681,7 +687,10 @@ impl GroupState {
                         let words = &p.words;
                         self.index
                             .find(h, |&g| {
-                                words[g as usize * stride..(g as usize + 1) * stride] == enc[..w]
+                                words_equal(
+                                    &words[g as usize * stride..(g as usize + 1) * stride],
+                                    &enc[..w],
+                                )
                             })
                             .copied()
                     }

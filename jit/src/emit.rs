@@ -917,6 +917,73 @@ impl<'a, 'b> Codegen<'a, 'b> {
         }
     }
 
+    /// Whether `n` bytes at `a` and `b` are equal (i8).
+    fn bytes_equal(&mut self, a: Value, b: Value, n: Value) -> Value {
+        let head = self.b.create_block();
+        let body = self.b.create_block();
+        let done = self.b.create_block();
+        let j = self.b.append_block_param(head, I64);
+        let res = self.b.append_block_param(done, I8);
+        let zero = self.iconst(I64, 0);
+        self.b.ins().jump(head, &[BlockArg::Value(zero)]);
+        self.b.switch_to_block(head);
+        let more = self.b.ins().icmp(IntCC::UnsignedLessThan, j, n);
+        let yes = self.iconst(I8, 1);
+        self.b
+            .ins()
+            .brif(more, body, &[], done, &[BlockArg::Value(yes)]);
+        self.b.switch_to_block(body);
+        let pa = self.b.ins().iadd(a, j);
+        let pb = self.b.ins().iadd(b, j);
+        let ca = self.b.ins().uload8(I32, flags(), pa, 0);
+        let cb = self.b.ins().uload8(I32, flags(), pb, 0);
+        let ne = self.b.ins().icmp(IntCC::NotEqual, ca, cb);
+        let j2 = self.b.ins().iadd_imm_s(j, 1);
+        let no = self.iconst(I8, 0);
+        self.b.ins().brif(
+            ne,
+            done,
+            &[BlockArg::Value(no)],
+            head,
+            &[BlockArg::Value(j2)],
+        );
+        self.b.switch_to_block(done);
+        res
+    }
+
+    /// Number of UTF-8 characters of a string: bytes that are not continuation bytes (i32).
+    fn utf8_char_count(&mut self, s: Lv) -> Value {
+        let n = s.len.expect("len");
+        let head = self.b.create_block();
+        let body = self.b.create_block();
+        let done = self.b.create_block();
+        let j = self.b.append_block_param(head, I64);
+        let count = self.b.append_block_param(head, I64);
+        let res = self.b.append_block_param(done, I64);
+        let zero = self.iconst(I64, 0);
+        self.b
+            .ins()
+            .jump(head, &[BlockArg::Value(zero), BlockArg::Value(zero)]);
+        self.b.switch_to_block(head);
+        let more = self.b.ins().icmp(IntCC::UnsignedLessThan, j, n);
+        self.b
+            .ins()
+            .brif(more, body, &[], done, &[BlockArg::Value(count)]);
+        self.b.switch_to_block(body);
+        let p = self.b.ins().iadd(s.v, j);
+        let c = self.b.ins().uload8(I32, flags(), p, 0);
+        let top = self.b.ins().band_imm_u(c, 0xC0);
+        let starts = self.b.ins().icmp_imm_s(IntCC::NotEqual, top, 0x80);
+        let inc = self.b.ins().uextend(I64, starts);
+        let count2 = self.b.ins().iadd(count, inc);
+        let j2 = self.b.ins().iadd_imm_s(j, 1);
+        self.b
+            .ins()
+            .jump(head, &[BlockArg::Value(j2), BlockArg::Value(count2)]);
+        self.b.switch_to_block(done);
+        self.b.ins().ireduce(I32, res)
+    }
+
     /// Byte-wise comparison of two strings: -1, 0 or 1 (i32).
     fn str_cmp(&mut self, a: Lv, b: Lv) -> Value {
         let (la, lb) = (a.len.expect("len"), b.len.expect("len"));
@@ -1405,6 +1472,39 @@ impl<'a, 'b> Codegen<'a, 'b> {
         let a = self.expr(args[0]);
         let at = self.ty(args[0]).clone();
         match func {
+            ScalarFunc::Length => {
+                let v = self.utf8_char_count(a);
+                Lv {
+                    v,
+                    len: None,
+                    valid: a.valid,
+                    err: a.err,
+                }
+            }
+            ScalarFunc::StartsWith | ScalarFunc::EndsWith => {
+                let b = self.expr(args[1]);
+                let err = self.err_opt(a.err, b.err);
+                let valid = self.and_opt(a.valid, b.valid);
+                let (la, lb) = (a.len.expect("len"), b.len.expect("len"));
+                let fits = self.b.ins().icmp(IntCC::UnsignedGreaterThanOrEqual, la, lb);
+                let zero = self.iconst(I64, 0);
+                // Compare lb bytes only when the needle fits, so nothing past `a` is read.
+                let n = self.b.ins().select(fits, lb, zero);
+                let start = if func == ScalarFunc::StartsWith {
+                    a.v
+                } else {
+                    let tail = self.b.ins().isub(la, n);
+                    self.b.ins().iadd(a.v, tail)
+                };
+                let same = self.bytes_equal(start, b.v, n);
+                let v = self.b.ins().band(fits, same);
+                Lv {
+                    v,
+                    len: None,
+                    valid,
+                    err,
+                }
+            }
             ScalarFunc::Abs => {
                 if is_float(&at) {
                     return Lv {

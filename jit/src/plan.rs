@@ -197,6 +197,7 @@ fn node_native(spec: &KernelSpec, id: ExprId) -> bool {
         } => size_us == slide_us,
         Expr::Call { func, args } => match func {
             ScalarFunc::Abs => args.len() == 1,
+            ScalarFunc::StartsWith | ScalarFunc::EndsWith | ScalarFunc::Length => true,
             ScalarFunc::Hour | ScalarFunc::Minute | ScalarFunc::Second => true,
             ScalarFunc::Year | ScalarFunc::Month | ScalarFunc::Day => true,
             _ => false,

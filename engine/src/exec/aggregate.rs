@@ -71,10 +71,21 @@ pub(crate) struct AggregateOp {
     pub output_schema: SchemaRef,
     pub description: String,
     pub fsync: bool,
+    /// Kernel-input columns whose values route a row to its shard (plain-column grouping keys);
+    /// empty means one shard.
+    route: Vec<usize>,
+    /// State shards: each owns the groups whose routing key hashes to it, with its own store
+    /// under `state/<op>/<shard>/`; shards are updated in parallel.
+    shards: Vec<Shard>,
+    metrics: StateOperatorProgress,
+}
+
+/// One shard of an aggregation's state.
+#[derive(Default)]
+struct Shard {
     state: Option<GroupState>,
     store: Option<StateStore>,
     pending: Option<(RecordBatch, RecordBatch)>,
-    metrics: StateOperatorProgress,
 }
 
 impl AggregateOp {
@@ -91,6 +102,7 @@ impl AggregateOp {
         mode: OutputMode,
         output_schema: SchemaRef,
         description: String,
+        route: Vec<usize>,
     ) -> AggregateOp {
         AggregateOp {
             op_id,
@@ -105,9 +117,8 @@ impl AggregateOp {
             output_schema,
             description,
             fsync: true,
-            state: None,
-            store: None,
-            pending: None,
+            route,
+            shards: vec![Shard::default()],
             metrics: StateOperatorProgress {
                 operator_name: "stateStoreSave".into(),
                 num_shuffle_partitions: 1,
@@ -136,13 +147,18 @@ impl AggregateOp {
         )
     }
 
-    fn state_mut(&mut self) -> Result<&mut GroupState> {
-        if self.state.is_none() {
-            self.state = Some(self.kernel.new_group_state());
-        }
-        self.state
-            .as_mut()
-            .ok_or_else(|| Error::Internal("group state missing".into()))
+    /// Number of state shards.
+    pub fn shard_count(&self) -> usize {
+        self.shards.len()
+    }
+
+    /// Sets the number of state shards (the checkpoint pins it). A query whose grouping keys
+    /// cannot route rows keeps one shard.
+    pub fn set_shard_count(&mut self, n: usize) {
+        let n = if self.route.is_empty() { 1 } else { n.max(1) };
+        self.shards = (0..n).map(|_| Shard::default()).collect();
+        self.metrics.num_shuffle_partitions = n as u64;
+        self.metrics.num_state_store_instances = n as u64;
     }
 
     /// Runs one batch: returns the rows to emit.
@@ -151,9 +167,12 @@ impl AggregateOp {
         let late_us = ctx.late_watermark_ms.saturating_mul(1000);
         let mut dropped = 0u64;
         let ts_us = ctx.batch_timestamp_ms.saturating_mul(1000);
+        let shard_count = self.shards.len();
+        let mut parts: Vec<Vec<RecordBatch>> = vec![Vec::new(); shard_count];
         for batch in rows {
             let batch = if let Some(sl) = self.sliding.clone() {
-                let (b, d) = expand_sliding(&batch, &sl, if ctx.late_watermark_ms > 0 { Some(late_us) } else { None })?;
+                let late = (ctx.late_watermark_ms > 0).then_some(late_us);
+                let (b, d) = expand_sliding(&batch, &sl, late)?;
                 dropped += d;
                 b
             } else if let (Some(col), Some(et), true) =
@@ -169,58 +188,90 @@ impl AggregateOp {
                 continue;
             }
             let input = self.inputs.project(&batch, &self.kernel_schema, ts_us)?;
-            let kernel = self.kernel.clone();
-            kernel.update(self.state_mut()?, &input)?;
+            if shard_count == 1 {
+                parts[0].push(input);
+            } else {
+                for (shard, part) in route_rows(&input, &self.route, shard_count)?.into_iter().enumerate() {
+                    if part.num_rows() > 0 {
+                        parts[shard].push(part);
+                    }
+                }
+            }
+        }
+        let kernel = self.kernel.clone();
+        let update = |shard: &mut Shard, batches: Vec<RecordBatch>| -> Result<()> {
+            let state = shard.state.get_or_insert_with(|| kernel.new_group_state());
+            for b in &batches {
+                kernel.update(state, b)?;
+            }
+            Ok(())
+        };
+        if shard_count == 1 {
+            let batches = std::mem::take(&mut parts[0]);
+            update(&mut self.shards[0], batches)?;
+        } else {
+            std::thread::scope(|scope| {
+                let handles: Vec<_> = self
+                    .shards
+                    .iter_mut()
+                    .zip(parts)
+                    .map(|(shard, batches)| scope.spawn(|| update(shard, batches)))
+                    .collect();
+                for h in handles {
+                    h.join()
+                        .map_err(|_| Error::Internal("an aggregation shard thread panicked".into()))??;
+                }
+                Ok::<(), Error>(())
+            })?;
         }
         let update_ms = t_update.elapsed().as_millis() as u64;
 
-        // Decide what to emit and what to evict.
+        // Decide what to emit and what to evict, shard by shard.
         let t_remove = Instant::now();
         let watermark_us = ctx.watermark_ms.saturating_mul(1000);
         let evict_enabled = self.mode != OutputMode::Complete && self.event_time.is_some() && ctx.watermark_ms > 0;
-        let event_time = self.event_time.clone();
-        let state = self.state_mut()?;
-        let mut dirty = state.take_dirty();
-        dirty.sort_unstable();
-        let expired: Vec<u32> = match (&event_time, evict_enabled) {
-            (Some(et), true) => expired_groups(state, et.key, watermark_us, et.size_us)?,
-            _ => Vec::new(),
-        };
-        let mode = self.mode;
-        let state = self.state_mut()?;
-        let emit_gids: Vec<u32> = match mode {
-            OutputMode::Complete => (0..state.num_groups() as u32).collect(),
-            OutputMode::Update => dirty.clone(),
-            OutputMode::Append => expired.clone(),
-        };
-        let output = if emit_gids.is_empty() {
-            Vec::new()
-        } else {
-            let raw = state.output(&emit_gids)?;
-            vec![self.to_output(&raw)?]
-        };
-
-        // Changes for the state store: upserts of touched live groups, removal of evicted keys.
-        let state = self.state_mut()?;
-        let full = state.to_record_batch()?;
-        let expired_set: std::collections::HashSet<u32> = expired.iter().copied().collect();
-        let upsert_ids: Vec<u32> = dirty.iter().copied().filter(|g| !expired_set.contains(g)).collect();
-        let upserts = compute::take_record_batch(&full, &UInt32Array::from(upsert_ids.clone()))?;
-        let key_count = self.keys.len();
-        let keys_only = full.project(&(0..key_count).collect::<Vec<_>>())?;
-        let removals = compute::take_record_batch(&keys_only, &UInt32Array::from(expired.clone()))?;
-        if !expired.is_empty() {
-            self.state_mut()?.remove(&expired)?;
+        let mut output = Vec::new();
+        let (mut total, mut updated, mut removed) = (0u64, 0u64, 0u64);
+        for s in 0..shard_count {
+            let kernel = self.kernel.clone();
+            let state = self.shards[s].state.get_or_insert_with(|| kernel.new_group_state());
+            let mut dirty = state.take_dirty();
+            dirty.sort_unstable();
+            let expired: Vec<u32> = match (&self.event_time, evict_enabled) {
+                (Some(et), true) => expired_groups(state, et.key, watermark_us, et.size_us)?,
+                _ => Vec::new(),
+            };
+            let emit_gids: Vec<u32> = match self.mode {
+                OutputMode::Complete => (0..state.num_groups() as u32).collect(),
+                OutputMode::Update => dirty.clone(),
+                OutputMode::Append => expired.clone(),
+            };
+            if !emit_gids.is_empty() {
+                let raw = state.output(&emit_gids)?;
+                output.push(raw);
+            }
+            // Changes for the state store: upserts of touched live groups, removal of evicted keys.
+            let full = state.to_record_batch()?;
+            let expired_set: std::collections::HashSet<u32> = expired.iter().copied().collect();
+            let upsert_ids: Vec<u32> = dirty.iter().copied().filter(|g| !expired_set.contains(g)).collect();
+            let upserts = compute::take_record_batch(&full, &UInt32Array::from(upsert_ids.clone()))?;
+            let keys_only = full.project(&(0..self.keys.len()).collect::<Vec<_>>())?;
+            let removals = compute::take_record_batch(&keys_only, &UInt32Array::from(expired.clone()))?;
+            if !expired.is_empty() {
+                state.remove(&expired)?;
+            }
+            total += state.num_groups() as u64;
+            updated += upsert_ids.len() as u64;
+            removed += expired.len() as u64;
+            self.shards[s].pending = Some((upserts, removals));
         }
-        let removal_ms = t_remove.elapsed().as_millis() as u64;
-        self.pending = Some((upserts, removals));
-        let total = self.state.as_ref().map_or(0, |s| s.num_groups()) as u64;
+        let output = output.iter().map(|raw| self.to_output(raw)).collect::<Result<Vec<_>>>()?;
         self.metrics.num_rows_total = total;
-        self.metrics.num_rows_updated = upsert_ids.len() as u64;
-        self.metrics.num_rows_removed = expired.len() as u64;
+        self.metrics.num_rows_updated = updated;
+        self.metrics.num_rows_removed = removed;
         self.metrics.num_rows_dropped_by_watermark = dropped;
         self.metrics.all_updates_time_ms = update_ms;
-        self.metrics.all_removals_time_ms = removal_ms;
+        self.metrics.all_removals_time_ms = t_remove.elapsed().as_millis() as u64;
         Ok(output)
     }
 
@@ -272,68 +323,150 @@ impl AggregateOp {
         self.mode != OutputMode::Complete && self.event_time.is_some()
     }
 
-    /// Loads the state as of `version` from the checkpoint.
+    /// Loads every shard's state as of `version` from the checkpoint.
     pub fn restore(&mut self, state_root: &Path, version: u64, fsync: bool) -> Result<()> {
-        let store = self.open_store(state_root, fsync)?;
-        let batch = store.load(version)?;
-        self.state = Some(self.kernel.restore_group_state(&batch)?);
+        for s in 0..self.shards.len() {
+            let batch = self.open_store(s, state_root, fsync)?.load(version)?;
+            self.shards[s].state = Some(self.kernel.restore_group_state(&batch)?);
+        }
         Ok(())
     }
 
-    fn open_store(&mut self, state_root: &Path, fsync: bool) -> Result<&mut StateStore> {
-        if self.store.is_none() {
-            let schema = self.kernel.new_group_state().state_schema();
-            let store = StateStore::open(
+    fn open_store(&mut self, shard: usize, state_root: &Path, fsync: bool) -> Result<&mut StateStore> {
+        let keys = self.keys.len();
+        let schema = self.kernel.new_group_state().state_schema();
+        let slot = &mut self.shards[shard].store;
+        if slot.is_none() {
+            *slot = Some(StateStore::open(
                 state_root,
                 self.op_id,
-                0,
+                shard,
                 schema,
-                self.keys.len(),
+                keys,
                 StateStoreOptions {
                     fsync,
                     ..Default::default()
                 },
-            )?;
-            self.store = Some(store);
+            )?);
         }
-        self.store
-            .as_mut()
-            .ok_or_else(|| Error::Internal("state store missing".into()))
+        slot.as_mut().ok_or_else(|| Error::Internal("state store missing".into()))
     }
 
-    /// Commits this batch's state changes as `version`.
+    /// Commits every shard's changes of this batch as `version`.
     pub fn commit(&mut self, state_root: &Path, version: u64) -> Result<StateOperatorProgress> {
         let t = Instant::now();
-        let pending = self.pending.take();
-        let full = if version.is_multiple_of(10) {
-            Some(self.state_mut()?.to_record_batch()?)
-        } else {
-            None
-        };
         let fsync = self.fsync;
-        let store = self.open_store(state_root, fsync)?;
-        let (upserts, removals) = match pending {
-            Some(p) => p,
-            None => {
-                let empty = RecordBatch::new_empty(Arc::new(Schema::empty()));
-                (empty.clone(), empty)
+        let mut memory = 0u64;
+        for s in 0..self.shards.len() {
+            let pending = self.shards[s].pending.take();
+            let full = match &self.shards[s].state {
+                Some(state) => Some(state.to_record_batch()?),
+                None => None,
+            };
+            memory += full.as_ref().map_or(0, |b| b.get_array_memory_size() as u64);
+            let store = self.open_store(s, state_root, fsync)?;
+            let (upserts, removals) = match pending {
+                Some(p) => p,
+                None => {
+                    let empty = RecordBatch::new_empty(Arc::new(Schema::empty()));
+                    (empty.clone(), empty)
+                }
+            };
+            store.commit(version, &upserts, &removals)?;
+            if version.is_multiple_of(10) {
+                if let Some(full) = &full {
+                    store.maybe_snapshot(version, full)?;
+                }
+                store.purge()?;
             }
-        };
-        store.commit(version, &upserts, &removals)?;
-        if let Some(full) = full {
-            store.maybe_snapshot(version, &full)?;
-        }
-        if version.is_multiple_of(10) {
-            store.purge()?;
         }
         self.metrics.commit_time_ms = t.elapsed().as_millis() as u64;
-        self.metrics.memory_used_bytes = self
-            .state
-            .as_ref()
-            .and_then(|s| s.to_record_batch().ok())
-            .map_or(0, |b| b.get_array_memory_size() as u64);
+        self.metrics.memory_used_bytes = memory;
         Ok(self.metrics.clone())
     }
+}
+
+/// Splits a kernel-input batch by shard: a fixed-seed hash of the routing columns (the same in
+/// every process, since shards own state on disk), modulo the shard count.
+fn route_rows(batch: &RecordBatch, route: &[usize], shards: usize) -> Result<Vec<RecordBatch>> {
+    let n = batch.num_rows();
+    let mut hashes = vec![0x9e37_79b9_7f4a_7c15u64; n];
+    for &c in route {
+        hash_column(batch.column(c), &mut hashes)?;
+    }
+    let mut indices: Vec<Vec<u32>> = vec![Vec::with_capacity(n / shards + 1); shards];
+    for (row, h) in hashes.iter().enumerate() {
+        indices[(h % shards as u64) as usize].push(row as u32);
+    }
+    indices
+        .into_iter()
+        .map(|idx| Ok(compute::take_record_batch(batch, &UInt32Array::from(idx))?))
+        .collect()
+}
+
+/// Folds one column into per-row hashes (NULL hashes as a fixed word).
+fn hash_column(col: &ArrayRef, hashes: &mut [u64]) -> Result<()> {
+    use arrow::array::AsArray;
+    use arrow::datatypes::{DataType as T, Int8Type, Int16Type, Int32Type, Int64Type, UInt8Type, UInt16Type, UInt32Type, UInt64Type, Date32Type, TimestampMicrosecondType};
+    fn mix(a: u64, b: u64) -> u64 {
+        let full = u128::from(a ^ 0x9e37_79b9_7f4a_7c15) * u128::from(b ^ 0xbf58_476d_1ce4_e5b9);
+        (full as u64) ^ ((full >> 64) as u64)
+    }
+    macro_rules! primitive {
+        ($t:ty) => {{
+            let a = col.as_primitive::<$t>();
+            for (i, h) in hashes.iter_mut().enumerate() {
+                let v = if a.is_null(i) { 0x6e75_6c6c } else { a.value(i) as u64 };
+                *h = mix(*h, v);
+            }
+        }};
+    }
+    match col.data_type() {
+        T::Int8 => primitive!(Int8Type),
+        T::Int16 => primitive!(Int16Type),
+        T::Int32 => primitive!(Int32Type),
+        T::Int64 => primitive!(Int64Type),
+        T::UInt8 => primitive!(UInt8Type),
+        T::UInt16 => primitive!(UInt16Type),
+        T::UInt32 => primitive!(UInt32Type),
+        T::UInt64 => primitive!(UInt64Type),
+        T::Date32 => primitive!(Date32Type),
+        T::Timestamp(arrow::datatypes::TimeUnit::Microsecond, _) => primitive!(TimestampMicrosecondType),
+        T::Utf8 | T::LargeUtf8 | T::Utf8View => {
+            let strings = compute::cast(col, &T::Utf8)?;
+            let a = strings.as_string::<i32>();
+            for (i, h) in hashes.iter_mut().enumerate() {
+                let mut x = mix(*h, 0x5354_5200);
+                if a.is_valid(i) {
+                    for chunk in a.value(i).as_bytes().chunks(8) {
+                        let mut w = [0u8; 8];
+                        w[..chunk.len()].copy_from_slice(chunk);
+                        x = mix(x, u64::from_le_bytes(w));
+                    }
+                } else {
+                    x = mix(x, 0x6e75_6c6c);
+                }
+                *h = x;
+            }
+        }
+        other => {
+            return Err(Error::Internal(format!("a routing key of type {other}")));
+        }
+    }
+    Ok(())
+}
+
+/// Whether rows can be routed to shards by a column of this type.
+pub(crate) fn routable(t: &DataType) -> bool {
+    t.is_integer()
+        || matches!(
+            t,
+            DataType::Date32
+                | DataType::Timestamp(arrow::datatypes::TimeUnit::Microsecond, _)
+                | DataType::Utf8
+                | DataType::LargeUtf8
+                | DataType::Utf8View
+        )
 }
 
 /// Group ids whose event-time key ends at or before the watermark.

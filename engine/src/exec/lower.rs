@@ -93,6 +93,11 @@ impl KernelInputs {
         Ok(RecordBatch::try_new_with_options(kernel_schema.clone(), arrays, &options)?)
     }
 
+    /// The kernel-input index of the column named `name`, if the kernel reads it.
+    pub fn position(&self, name: &str) -> Option<usize> {
+        self.columns.iter().position(|(n, _)| n == name)
+    }
+
     /// Number of kernel inputs.
     pub fn len(&self) -> usize {
         self.columns.len()

@@ -166,9 +166,25 @@ impl PhysicalPlan {
         &self.fingerprint
     }
 
-    /// Number of state shards (pinned in the checkpoint).
+    /// Number of state shards of the aggregations (pinned in the checkpoint's offsets conf as
+    /// `spark.sql.shuffle.partitions`).
     pub fn state_shards(&self) -> usize {
-        1
+        let mut n = 1;
+        visit(&self.root, &mut |node| {
+            if let Node::Aggregate { op, .. } = node {
+                n = n.max(op.shard_count());
+            }
+        });
+        n
+    }
+
+    /// Sets the shard count of every aggregation (from a checkpoint, before restoring state).
+    pub fn set_state_shards(&mut self, n: usize) {
+        visit_mut(&mut self.root, &mut |node| {
+            if let Node::Aggregate { op, .. } = node {
+                op.set_shard_count(n);
+            }
+        });
     }
 
     /// True when the query has a watermark.

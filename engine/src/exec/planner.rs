@@ -625,7 +625,16 @@ impl Planner<'_> {
             a.aggregates.iter().map(|e| e.to_string()).collect::<Vec<_>>().join(", ")
         );
         let _ = writeln!(self.fingerprint, "op {op_id}: aggregate {description}");
-        let op = AggregateOp::new(
+        // Plain-column keys route rows to state shards (all rows of a group share them).
+        let route: Vec<usize> = key_exprs
+            .iter()
+            .filter_map(|k| match k {
+                Expr::Column(c) => inputs.position(&c.name),
+                _ => None,
+            })
+            .filter(|i| super::aggregate::routable(kernel_schema.field(*i).data_type()))
+            .collect();
+        let mut op = AggregateOp::new(
             op_id,
             kernel,
             inputs,
@@ -637,7 +646,9 @@ impl Planner<'_> {
             self.mode,
             a.schema.clone(),
             description,
+            route,
         );
+        op.set_shard_count(self.options.workers);
         Ok(Node::Aggregate {
             input: Box::new(input),
             op: Box::new(op),

@@ -369,6 +369,16 @@ impl MicroBatchExecution {
 
         // Recovery: find where the previous run stopped.
         if let Some((last, seq)) = self.checkpoint.latest_offsets()? {
+            // The state shard count is pinned by the checkpoint.
+            if let Some(n) = seq.conf.get("spark.sql.shuffle.partitions") {
+                let shards = n.parse::<usize>().ok().filter(|n| (1..=4096).contains(n)).ok_or_else(|| {
+                    Error::checkpoint(
+                        self.checkpoint.dir().join("offsets").join(last.to_string()),
+                        format!("spark.sql.shuffle.partitions is '{n}', not a shard count"),
+                    )
+                })?;
+                self.plan.set_state_shards(shards);
+            }
             let last_commit = self.checkpoint.latest_commit()?;
             if last_commit.as_ref().map(|(b, _)| *b) == Some(last) {
                 committed = seq.offsets.clone();

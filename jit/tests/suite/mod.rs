@@ -2,6 +2,7 @@
 
 mod aggregation;
 mod differential;
+mod functions;
 mod generate;
 mod robustness;
 mod smoke;

@@ -42,7 +42,8 @@ pub fn expand(input: TokenStream) -> TokenStream {
             Span::call_site(),
             "expected `Out = \"SELECT ...\", inputs(Type, ...)`",
         ))
-    } else if matches!(input.clone().into_iter().next(), Some(TokenTree::Punct(punct)) if punct.as_char() == '@') {
+    } else if matches!(input.clone().into_iter().next(), Some(TokenTree::Punct(punct)) if punct.as_char() == '@')
+    {
         syn::parse2::<Continuation>(input).and_then(|state| step(state.schemas, state.args))
     } else {
         step(Vec::new(), input)
@@ -90,7 +91,10 @@ fn request_schema(path: &Path, schemas: &[SchemaBlock], args: &TokenStream) -> T
     }
     let received = schemas.iter().map(|block| {
         let record = &block.record;
-        let columns = block.columns.iter().map(|(column, ty)| quote!(#column: #ty));
+        let columns = block
+            .columns
+            .iter()
+            .map(|(column, ty)| quote!(#column: #ty));
         quote!(@schema #record { #(#columns),* })
     });
     quote! {
@@ -165,8 +169,8 @@ fn analyse(args: &Args, blocks: &[SchemaBlock]) -> Result<()> {
     let plan = sql_to_plan(&catalog, &sql).map_err(sql_error)?;
     check_streaming(&plan, mode).map_err(sql_error)?;
 
-    let output_ident = last_ident(&args.output)
-        .ok_or_else(|| Error::new(Span::call_site(), "empty path"))?;
+    let output_ident =
+        last_ident(&args.output).ok_or_else(|| Error::new(Span::call_site(), "empty path"))?;
     let output_name = name(output_ident);
     let output = schemas.schema(&output_name, output_ident.span())?;
     let problems = output_mismatches(plan.schema(), &output);
@@ -176,7 +180,11 @@ fn analyse(args: &Args, blocks: &[SchemaBlock]) -> Result<()> {
             .fields()
             .iter()
             .map(|field| {
-                let nullable = if field.is_nullable() { " (nullable)" } else { "" };
+                let nullable = if field.is_nullable() {
+                    " (nullable)"
+                } else {
+                    ""
+                };
                 format!("{}: {}{nullable}", field.name(), field.data_type())
             })
             .collect();

@@ -237,12 +237,7 @@ fn field_mismatch(path: &str, column: &Field, field: &Field, problems: &mut Vec<
     {
         for child in fields {
             if let Some((_, column)) = columns.find(child.name()) {
-                field_mismatch(
-                    &format!("{path}.{}", child.name()),
-                    column,
-                    child,
-                    problems,
-                );
+                field_mismatch(&format!("{path}.{}", child.name()), column, child, problems);
             }
         }
     }
