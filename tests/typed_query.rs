@@ -100,20 +100,25 @@ fn window(start_second: i64) -> Window {
     }
 }
 
+/// One `foreachBatch` call: the batch id and its batches.
+type SinkBatch = (u64, Vec<RecordBatch>);
+
+/// A runtime input: table name, schema, and an optional watermark (column, delay in µs).
+type RuntimeInput<'a> = (
+    &'a str,
+    weir::arrow::datatypes::SchemaRef,
+    Option<(&'a str, i64)>,
+);
+
 /// The same query as runtime SQL: memory streams named like the Records, a catalog over them.
 struct RuntimeQuery {
     query: StreamingQuery,
     streams: Vec<weir::engine::source::MemoryStream>,
-    output: Arc<Mutex<Vec<(u64, Vec<RecordBatch>)>>>,
+    output: Arc<Mutex<Vec<SinkBatch>>>,
 }
 
 impl RuntimeQuery {
-    fn start(
-        session: &Session,
-        sql: &str,
-        mode: &str,
-        inputs: &[(&str, weir::arrow::datatypes::SchemaRef, Option<(&str, i64)>)],
-    ) -> RuntimeQuery {
+    fn start(session: &Session, sql: &str, mode: &str, inputs: &[RuntimeInput]) -> RuntimeQuery {
         let mut catalog = Catalog::new();
         let mut streams = Vec::new();
         for (table, schema, watermark) in inputs {
@@ -130,7 +135,7 @@ impl RuntimeQuery {
             streams.push(stream);
         }
         let plan = sql_to_plan(&catalog, sql).unwrap();
-        let output: Arc<Mutex<Vec<(u64, Vec<RecordBatch>)>>> = Arc::default();
+        let output: Arc<Mutex<Vec<SinkBatch>>> = Arc::default();
         let sink = Arc::clone(&output);
         let query = session
             .dataframe(plan)

@@ -230,7 +230,7 @@ where
             streams.push((stream, frame.logical_plan().clone()));
         }
         let plan = self.plan(&streams)?;
-        let output: Arc<Mutex<Vec<(u64, Vec<Out>)>>> = Arc::default();
+        let output: ReceivedBatches<Out> = Arc::default();
         let sink_output = Arc::clone(&output);
         let query = session
             .dataframe(plan)
@@ -258,11 +258,14 @@ where
     }
 }
 
+/// The output batches the sink received and `take_output` has not taken yet: `(batch id, rows)`.
+type ReceivedBatches<Out> = Arc<Mutex<Vec<(u64, Vec<Out>)>>>;
+
 /// A running [`TypedQuery`]: push input records, wait for them, take the output records.
 pub struct TypedStreamingQuery<Out, In> {
     query: StreamingQuery,
     streams: Vec<MemoryStream>,
-    output: Arc<Mutex<Vec<(u64, Vec<Out>)>>>,
+    output: ReceivedBatches<Out>,
     inputs: PhantomData<fn(In)>,
 }
 
