@@ -437,3 +437,37 @@ fn two_inputs_take_typed_rows_and_match_runtime_sql() {
     typed.stop().unwrap();
     runtime.query.stop().unwrap();
 }
+
+#[test]
+fn a_renamed_import_and_a_record_local_to_a_function_work() {
+    use nexmark::Bid as NexmarkBid;
+
+    #[derive(Record, Debug, PartialEq)]
+    struct Price {
+        auction: i64,
+        price: i64,
+    }
+
+    let session = Session::new().unwrap();
+    let query = weir::query!(
+        Price = "SELECT auction, price FROM NexmarkBid WHERE price >= 100",
+        inputs(NexmarkBid),
+    )
+    .start(&session)
+    .unwrap();
+    query.push(&[bid(1, 100, 1), bid(2, 50, 2)]).unwrap();
+    query.process_all_available().unwrap();
+    let rows: Vec<Price> = query
+        .take_output()
+        .into_iter()
+        .flat_map(|(_, rows)| rows)
+        .collect();
+    assert_eq!(
+        rows,
+        vec![Price {
+            auction: 1,
+            price: 100
+        }]
+    );
+    query.stop().unwrap();
+}

@@ -193,6 +193,19 @@ where
                 ),
             ));
         }
+        if let Some(stray) = self
+            .watermarks
+            .iter()
+            .find(|watermark| !self.tables.contains(&watermark.table))
+        {
+            return Err(Error::option(
+                "watermark",
+                format!(
+                    "the watermark on `{}.{}` names no input; the inputs are {:?}",
+                    stray.table, stray.column, self.tables
+                ),
+            ));
+        }
         let mut catalog = Catalog::new();
         for (table, (_, scan)) in self.tables.iter().zip(streams) {
             let LogicalPlan::Source(source) = scan else {

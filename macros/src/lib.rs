@@ -2,15 +2,17 @@
 //!
 //! The derive turns a struct with named fields into a `weir::Record`: its Arrow schema and its
 //! conversions from and to record batches. The pipeline follows dtolnay's derive crates:
-//! [`ast`] (typed view of the input, spans kept) → [`attr`] (`#[weir(...)]`) → [`valid`]
-//! (semantic checks) → [`expand`] (code), with [`fallback`] emitting a stub impl next to a
+//! `ast` (typed view of the input, spans kept) → `attr` (`#[weir(...)]`) → `valid`
+//! (semantic checks) → `expand` (code), with `fallback` emitting a stub impl next to a
 //! compile error so the user sees one error, not a cascade. It also emits a `macro_rules!`
 //! schema callback per struct, through which [`query!`] (module `query`) learns the columns of
 //! its Record types and analyses its SQL at compile time with weir-plan, the runtime analyzer.
 //!
 //! Generated code names only `::weir::…` paths (and `::core`), so it compiles in a crate that
 //! depends on `weir` alone. The runtime it calls is `weir_engine::record` and
-//! `weir_engine::typed`; this crate must not depend on the engine (weir-plan has no runtime). User documentation lives there and on `weir::Record`.
+//! `weir_engine::typed`; this crate must not depend on the engine (weir-plan, which it uses at
+//! compile time, has no runtime). User documentation lives there, on `weir::Record` and on
+//! [`query!`].
 
 mod ast;
 mod attr;
@@ -55,6 +57,9 @@ pub fn derive_record(input: TokenStream) -> TokenStream {
 /// plans the same SQL over memory streams of the inputs and runs it like runtime SQL, giving a
 /// `TypedStreamingQuery` with `push(&[In])`, `process_all_available()` and
 /// `take_output() -> Vec<(batch_id, Vec<Out>)>`.
+///
+/// An input or output type that does not derive `weir::Record` is reported as "cannot find macro
+/// `Type`": the derive defines a hidden macro of the struct's name that hands its columns over.
 ///
 /// Limits: every type must derive `weir::Record` in the same crate (the schema callback is
 /// `pub(crate)`); field types are recognised by name, so a type alias of a field type is not

@@ -641,12 +641,40 @@ fn read_csv_fast(
     else {
         return Ok(None);
     };
-    if opts.timestamp_format.is_some() || data_cols.len() < 2 {
+    if data_cols.len() < 2 {
         return Ok(None);
     }
     let data_schema = schema.project(data_cols)?;
+    // With a timestampFormat, timestamp columns are read as text and parsed with it below.
+    let formatted_timestamps: Vec<usize> = match &opts.timestamp_format {
+        Some(_) => data_schema
+            .fields()
+            .iter()
+            .enumerate()
+            .filter(|(_, f)| matches!(f.data_type(), DataType::Timestamp(..)))
+            .map(|(i, _)| i)
+            .collect(),
+        None => Vec::new(),
+    };
+    let read_schema = if formatted_timestamps.is_empty() {
+        without_timezones(&data_schema)
+    } else {
+        let fields: Vec<Field> = data_schema
+            .fields()
+            .iter()
+            .enumerate()
+            .map(|(i, f)| {
+                if formatted_timestamps.contains(&i) {
+                    f.as_ref().clone().with_data_type(DataType::Utf8)
+                } else {
+                    f.as_ref().clone()
+                }
+            })
+            .collect();
+        without_timezones(&Schema::new(fields))
+    };
     let file = File::open(path).map_err(|e| Error::io(path, e))?;
-    let reader = arrow::csv::ReaderBuilder::new(without_timezones(&data_schema))
+    let reader = arrow::csv::ReaderBuilder::new(read_schema)
         .with_header(opts.header)
         .with_delimiter(sep)
         .with_quote(quote)
@@ -661,7 +689,19 @@ fn read_csv_fast(
         let Ok(batch) = batch else {
             return Ok(None);
         };
-        let mut columns = retag_columns(batch.columns().to_vec(), &data_schema);
+        let mut columns = batch.columns().to_vec();
+        for &i in &formatted_timestamps {
+            let Some(text) = columns[i].as_any().downcast_ref::<StringArray>() else {
+                return Ok(None);
+            };
+            let (converted, failed) = convert_strings(text, data_schema.field(i), opts)?;
+            if failed.iter().any(|f| *f) {
+                // A value the format does not parse: the per-record path applies the mode.
+                return Ok(None);
+            }
+            columns[i] = converted;
+        }
+        let mut columns = retag_columns(columns, &data_schema);
         if let Some(i) = corrupt_index {
             columns.insert(i, new_null_array(&DataType::Utf8, batch.num_rows()));
         }

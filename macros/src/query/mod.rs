@@ -5,10 +5,11 @@
 //! macro namespace; see `expand::schema_callback`), and `query!` calls the callback of every
 //! type it still needs, by the path the user wrote, with itself as the continuation and
 //! `@for <name>` (the name it asked for, which a `use ... as` may have changed). Each callback
-//! prepends `@schema Name { ... }` to the state and calls `::weir::query!` again; when every input, the output and every nested
-//! Record have a schema, [`analyse`] builds the catalog, plans the SQL, runs the streaming
-//! checks and compares the output columns with the output Record, and [`generate`] emits the
-//! `::weir::typed::TypedQuery` that runs the same SQL at run time.
+//! prepends `@schema Name { ... }` to the state and calls `::weir::query!` again; when every
+//! input, the output and every nested Record have a schema, [`analyse`] builds the catalog,
+//! plans the SQL, runs the streaming checks and compares the output columns with the output
+//! Record, and [`generate`] emits the `::weir::typed::TypedQuery` that runs the same SQL at
+//! run time.
 //!
 //! Errors point at the SQL literal (stable Rust cannot span inside a literal) and carry the
 //! runtime analyzer's message with the line and column inside the SQL text.
@@ -42,13 +43,20 @@ pub fn expand(input: TokenStream) -> TokenStream {
             Span::call_site(),
             "expected `Out = \"SELECT ...\", inputs(Type, ...)`",
         ))
-    } else if matches!(input.clone().into_iter().next(), Some(TokenTree::Punct(punct)) if punct.as_char() == '@')
-    {
+    } else if is_continuation(&input) {
         syn::parse2::<Continuation>(input).and_then(|state| step(state.schemas, state.args))
     } else {
         step(Vec::new(), input)
     };
     step.unwrap_or_else(|error| error.to_compile_error())
+}
+
+/// A continuation starts with `@`; a user's call with the output type.
+fn is_continuation(input: &TokenStream) -> bool {
+    matches!(
+        input.clone().into_iter().next(),
+        Some(TokenTree::Punct(punct)) if punct.as_char() == '@'
+    )
 }
 
 /// Asks for the next missing schema, or analyses the query when none is missing.
@@ -57,8 +65,8 @@ fn step(schemas: Vec<SchemaBlock>, args_tokens: TokenStream) -> Result<TokenStre
     if let Some(missing) = next_missing(&args, &schemas)? {
         return Ok(request_schema(missing, &schemas, &args_tokens));
     }
-    analyse(&args, &schemas)?;
-    Ok(generate(&args))
+    let mode = analyse(&args, &schemas)?;
+    Ok(generate(&args, mode))
 }
 
 /// The first type (inputs, then the output, then nested Records) with no schema yet.
@@ -104,7 +112,8 @@ fn request_schema(path: &Path, schemas: &[SchemaBlock], args: &TokenStream) -> T
 
 /// The compile-time checks: inputs, watermarks, the SQL against a catalog of the inputs, the
 /// streaming rules for the output mode, and the output Record against the query's columns.
-fn analyse(args: &Args, blocks: &[SchemaBlock]) -> Result<()> {
+/// Returns the output mode.
+fn analyse(args: &Args, blocks: &[SchemaBlock]) -> Result<OutputMode> {
     let schemas = Schemas::new(blocks);
     let sql = args.sql.value();
     let sql_error = |error: weir_plan::Error| {
@@ -119,6 +128,31 @@ fn analyse(args: &Args, blocks: &[SchemaBlock]) -> Result<()> {
             args.inputs_keyword.span(),
             format!("a typed query has 1 to {MAX_INPUTS} inputs"),
         ));
+    }
+    let input_names: Vec<String> = args
+        .inputs
+        .iter()
+        .filter_map(last_ident)
+        .map(name)
+        .collect();
+    let mut watermarked = BTreeSet::new();
+    for watermark in &args.watermarks {
+        let table = name(&watermark.table);
+        if !input_names.contains(&table) {
+            return Err(Error::new(
+                watermark.table.span(),
+                format!(
+                    "`{table}` is not an input of this query; a watermark goes on one of inputs({}), spelled as there",
+                    input_names.join(", ")
+                ),
+            ));
+        }
+        if !watermarked.insert(table.clone()) {
+            return Err(Error::new(
+                watermark.table.span(),
+                format!("`{table}` already has a watermark; an input has at most one"),
+            ));
+        }
     }
     let mut tables = BTreeSet::new();
     let mut catalog = Catalog::new();
@@ -137,32 +171,16 @@ fn analyse(args: &Args, blocks: &[SchemaBlock]) -> Result<()> {
             schemas.schema(&table, ident.span())?,
             true,
         );
-        for watermark in &args.watermarks {
-            if name(&watermark.table) == table {
-                let delay = parse_duration(&watermark.delay.value())
-                    .map_err(|error| Error::new(watermark.delay.span(), error.to_string()))?;
-                source = source.with_watermark(name(&watermark.column), delay);
-            }
+        let watermark = args.watermarks.iter().find(|w| name(&w.table) == table);
+        if let Some(watermark) = watermark {
+            let delay = parse_duration(&watermark.delay.value())
+                .map_err(|error| Error::new(watermark.delay.span(), error.to_string()))?;
+            source = source.with_watermark(name(&watermark.column), delay);
         }
         catalog.register_source(source).map_err(|error| {
-            let span = args
-                .watermarks
-                .iter()
-                .find(|w| name(&w.table) == table)
-                .map_or(ident.span(), |w| w.column.span());
+            let span = watermark.map_or(ident.span(), |w| w.column.span());
             Error::new(span, error.to_string())
         })?;
-    }
-    for watermark in &args.watermarks {
-        if !tables.contains(&name(&watermark.table).to_ascii_lowercase()) {
-            return Err(Error::new(
-                watermark.table.span(),
-                format!(
-                    "`{}` is not an input of this query; a watermark goes on one of `inputs(...)`",
-                    watermark.table
-                ),
-            ));
-        }
     }
 
     let mode = output_mode(args)?;
@@ -197,7 +215,7 @@ fn analyse(args: &Args, blocks: &[SchemaBlock]) -> Result<()> {
             ),
         ));
     }
-    Ok(())
+    Ok(mode)
 }
 
 fn output_mode(args: &Args) -> Result<OutputMode> {
@@ -212,7 +230,7 @@ fn output_mode(args: &Args) -> Result<OutputMode> {
 
 /// The typed query: `::weir::typed::TypedQuery::<Out, (In, ...)>::new(...)`. Names only
 /// `::weir::…` paths and the user's own types.
-fn generate(args: &Args) -> TokenStream {
+fn generate(args: &Args, mode: OutputMode) -> TokenStream {
     let output = &args.output;
     let inputs = &args.inputs;
     let sql = &args.sql;
@@ -221,10 +239,10 @@ fn generate(args: &Args) -> TokenStream {
         .iter()
         .filter_map(last_ident)
         .map(|ident| LitStr::new(&name(ident), ident.span()));
-    let mode = match output_mode(args) {
-        Ok(OutputMode::Update) => format_ident!("Update"),
-        Ok(OutputMode::Complete) => format_ident!("Complete"),
-        Ok(OutputMode::Append) | Err(_) => format_ident!("Append"),
+    let mode = match mode {
+        OutputMode::Append => format_ident!("Append"),
+        OutputMode::Update => format_ident!("Update"),
+        OutputMode::Complete => format_ident!("Complete"),
     };
     let watermarks = args.watermarks.iter().map(|watermark| {
         let table = LitStr::new(&name(&watermark.table), watermark.table.span());

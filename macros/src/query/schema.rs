@@ -263,3 +263,139 @@ fn readable(column: &DataType, field: &DataType) -> bool {
         _ => column == field,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn schema(fields: Vec<Field>) -> Schema {
+        Schema::new(fields)
+    }
+
+    #[test]
+    fn reads_like_the_record_runtime() {
+        let utc = DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()));
+        let naive = DataType::Timestamp(TimeUnit::Microsecond, None);
+        assert!(readable(&naive, &utc));
+        assert!(!readable(
+            &DataType::Timestamp(TimeUnit::Millisecond, None),
+            &utc
+        ));
+        assert!(readable(
+            &DataType::Decimal128(8, 2),
+            &DataType::Decimal128(10, 2)
+        ));
+        assert!(!readable(
+            &DataType::Decimal128(12, 2),
+            &DataType::Decimal128(10, 2)
+        ));
+        assert!(!readable(
+            &DataType::Decimal128(10, 3),
+            &DataType::Decimal128(10, 2)
+        ));
+        assert!(readable(&DataType::LargeUtf8, &DataType::Utf8));
+        assert!(!readable(&DataType::Int32, &DataType::Int64));
+        let list =
+            |nullable| DataType::List(Arc::new(Field::new_list_field(DataType::Int64, nullable)));
+        assert!(readable(&list(false), &list(true)));
+        assert!(!readable(&list(true), &list(false)));
+    }
+
+    #[test]
+    fn reports_every_mismatch_by_column() {
+        let query = schema(vec![
+            Field::new("a", DataType::Int64, false),
+            Field::new("b", DataType::Int64, true),
+            Field::new("c", DataType::Utf8, false),
+        ]);
+        let output = schema(vec![
+            Field::new("a", DataType::Int64, true),
+            Field::new("b", DataType::Int64, false),
+            Field::new("d", DataType::Utf8, false),
+        ]);
+        assert_eq!(
+            output_mismatches(&query, &output),
+            vec![
+                "column `b` can be null but its field is not an Option; declare it as Option<...>",
+                "the query's column `c` (Utf8) has no field",
+                "the field for column `d` (Utf8) is not a column of the query",
+            ]
+        );
+        assert!(output_mismatches(&query, &query).is_empty());
+    }
+
+    #[test]
+    fn compares_nested_struct_fields() {
+        let window = |nullable| {
+            DataType::Struct(Fields::from(vec![Field::new(
+                "start",
+                DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+                nullable,
+            )]))
+        };
+        let query = schema(vec![Field::new("window", window(true), false)]);
+        let output = schema(vec![Field::new("window", window(false), false)]);
+        assert_eq!(
+            output_mismatches(&query, &output),
+            vec![
+                "column `window.start` can be null but its field is not an Option; declare it as Option<...>"
+            ]
+        );
+    }
+
+    #[test]
+    fn maps_field_types_like_the_record_table() {
+        use super::super::input::SchemaBlock;
+        use syn::parse_quote;
+        let block = |record: &str, columns: Vec<(&str, Type)>| SchemaBlock {
+            record: syn::Ident::new(record, Span::call_site()),
+            columns: columns
+                .into_iter()
+                .map(|(column, ty)| (syn::LitStr::new(column, Span::call_site()), ty))
+                .collect(),
+        };
+        let blocks = vec![
+            block(
+                "Row",
+                vec![
+                    ("id", parse_quote!(u32)),
+                    ("name", parse_quote!(Option<::std::string::String>)),
+                    ("tags", parse_quote!(Vec<Option<i16>>)),
+                    ("amount", parse_quote!(weir::record::Decimal<10, 2>)),
+                    ("day", parse_quote!(Date)),
+                    ("inner", parse_quote!(crate::Inner)),
+                ],
+            ),
+            block("Inner", vec![("at", parse_quote!(Timestamp))]),
+        ];
+        let schemas = Schemas::new(&blocks);
+        let row = schemas.schema("Row", Span::call_site()).unwrap();
+        let expected = Schema::new(vec![
+            Field::new("id", DataType::UInt32, false),
+            Field::new("name", DataType::Utf8, true),
+            Field::new(
+                "tags",
+                DataType::List(Arc::new(Field::new_list_field(DataType::Int16, true))),
+                false,
+            ),
+            Field::new("amount", DataType::Decimal128(10, 2), false),
+            Field::new("day", DataType::Date32, false),
+            Field::new(
+                "inner",
+                DataType::Struct(Fields::from(vec![Field::new(
+                    "at",
+                    DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+                    false,
+                )])),
+                false,
+            ),
+        ]);
+        assert_eq!(*row, expected);
+        let mut nested = Vec::new();
+        for (_, ty) in &blocks[0].columns {
+            nested_records(ty, &mut nested);
+        }
+        assert_eq!(nested.len(), 1);
+        assert!(schemas.schema("Missing", Span::call_site()).is_err());
+    }
+}
