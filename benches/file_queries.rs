@@ -79,10 +79,14 @@ fn run_weir(data: &Path, format: &str, query: &str, mode: &str, work: &Path, fsy
     let StatementResult::Query(plan) = catalog.execute(&statements[0]).expect("query plans") else {
         panic!("not a query")
     };
-    let session = Session::with_config(SessionConfig {
+    let mut config = SessionConfig {
         fsync,
         ..Default::default()
-    })
+    };
+    if let Some(w) = std::env::var("WEIR_WORKERS").ok().and_then(|w| w.parse().ok()) {
+        config.workers = w;
+    }
+    let session = Session::with_config(config)
     .expect("session");
     let ck = work.join(format!("ck-{}", uuid_like()));
     reset_peak_rss();
@@ -177,6 +181,7 @@ fn main() {
     }
     let work = std::env::temp_dir().join("weir-bench");
     let _ = std::fs::create_dir_all(&work);
+    let only: Option<String> = std::env::var("WEIR_BENCH_ONLY").ok();
     let q1 = "SELECT auction, bidder, 0.908 * price AS price, date_time, extra FROM bids";
     let q2 = "SELECT auction, price FROM bids WHERE auction % 123 = 0";
     let queries = [
@@ -215,6 +220,9 @@ fn main() {
         eprintln!("(no CSV data: gen_data.py --csv adds the CSV runs)");
     }
     for (name, format, sql, mode, dir) in runs {
+        if only.as_deref().is_some_and(|o| !name.starts_with(o)) {
+            continue;
+        }
         // Spark's local file system never fsyncs: the like-for-like run has fsync off; the
         // durable run (weir's default) is printed beside it.
         let r = run_weir(dir, format, sql, mode, &work, false);

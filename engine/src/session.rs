@@ -36,6 +36,10 @@ pub struct SessionConfig {
     pub watermark_policy: WatermarkPolicy,
     /// Worker threads for stateless kernels (default: all cores).
     pub workers: usize,
+    /// State shards of a new aggregation (rows routed by a hash of the grouping keys, shards
+    /// updated in parallel). Default 1: on a 2-core machine routing cost more than the parallel
+    /// update saved (see ARCHITECTURE.md). A checkpoint keeps the count it was created with.
+    pub state_shards: usize,
     /// ANSI casts and arithmetic errors (Spark 4's default: on).
     pub ansi: bool,
     /// Processing-time clock (a manual clock in tests).
@@ -52,6 +56,7 @@ impl Default for SessionConfig {
             fsync: true,
             watermark_policy: WatermarkPolicy::Min,
             workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            state_shards: 1,
             ansi: true,
             clock: Arc::new(SystemClock),
             polling_delay: Duration::from_millis(10),
@@ -164,6 +169,7 @@ impl Session {
     fn planner_options(&self) -> PlannerOptions {
         PlannerOptions {
             workers: self.inner.config.workers,
+            state_shards: self.inner.config.state_shards,
             ansi: self.inner.config.ansi,
         }
     }

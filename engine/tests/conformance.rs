@@ -50,8 +50,10 @@ fn events(rows: &[(i64, &str)]) -> RecordBatch {
 }
 
 fn session() -> Session {
+    // Two state shards: these tests also cover routing rows to shards and merging their output.
     Session::with_config(SessionConfig {
         workers: 2,
+        state_shards: 2,
         fsync: false,
         ..Default::default()
     })

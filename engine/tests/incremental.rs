@@ -75,8 +75,10 @@ fn split(rows: &[Row], cuts: &[usize]) -> Vec<Vec<Row>> {
 }
 
 fn session() -> Session {
+    // Two state shards: these tests also cover routing rows to shards and merging their output.
     Session::with_config(SessionConfig {
         workers: 2,
+        state_shards: 2,
         fsync: false,
         ..Default::default()
     })

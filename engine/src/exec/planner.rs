@@ -44,6 +44,8 @@ pub struct SourceSpec {
 pub struct PlannerOptions {
     /// Worker threads for stateless kernels.
     pub workers: usize,
+    /// State shards of each aggregation.
+    pub state_shards: usize,
     /// ANSI casts (Spark 4's default).
     pub ansi: bool,
 }
@@ -52,6 +54,7 @@ impl Default for PlannerOptions {
     fn default() -> Self {
         PlannerOptions {
             workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            state_shards: 1,
             ansi: true,
         }
     }
@@ -648,7 +651,7 @@ impl Planner<'_> {
             description,
             route,
         );
-        op.set_shard_count(self.options.workers);
+        op.set_shard_count(self.options.state_shards);
         Ok(Node::Aggregate {
             input: Box::new(input),
             op: Box::new(op),
