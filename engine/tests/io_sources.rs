@@ -941,3 +941,52 @@ fn parquet_with_many_row_groups_is_read_in_file_order() {
     let b = col_str(&batches, 1);
     assert_eq!(b[999].as_deref(), Some("s999"));
 }
+
+/// A large unquoted CSV is parsed in chunks on all cores; rows keep file order and the common
+/// `yyyy-MM-dd HH:mm:ss.SSS` timestamps parse exactly (fast path) next to chrono's general path.
+#[test]
+fn large_csv_parses_in_order_with_fast_timestamps() {
+    let tmp = tempfile::tempdir().unwrap();
+    let input = tmp.path().join("in");
+    fs::create_dir(&input).unwrap();
+    let n = 120_000i64;
+    let mut text = String::with_capacity(6 << 20);
+    for i in 0..n {
+        let ms = i * 1_337;
+        let secs = ms / 1000;
+        text.push_str(&format!(
+            "{i},2024-01-{:02} {:02}:{:02}:{:02}.{:03},padding-to-make-the-file-bigger-than-four-megabytes\n",
+            1 + secs / 86_400,
+            secs / 3600 % 24,
+            secs / 60 % 60,
+            secs % 60,
+            ms % 1000
+        ));
+    }
+    assert!(text.len() > 4 << 20);
+    write_file(&input, "big.csv", text.as_bytes(), now_s());
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("id", DataType::Int64, true),
+        Field::new("t", DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())), true),
+        Field::new("pad", DataType::Utf8, true),
+    ]));
+    let mut src = file_source(
+        tmp.path(),
+        "csv",
+        Some(schema),
+        &[("timestampFormat", "yyyy-MM-dd HH:mm:ss.SSS"), ("mode", "FAILFAST")],
+    )
+    .unwrap();
+    let batches = read_all(&mut src);
+    let ids = col_i64(&batches, 0);
+    assert_eq!(ids, (0..n).map(Some).collect::<Vec<_>>());
+    let base = 1_704_067_200_000_000i64; // 2024-01-01T00:00:00Z
+    let mut row = 0;
+    for b in &batches {
+        let t = b.column(1).as_primitive::<TimestampMicrosecondType>();
+        for i in 0..t.len() {
+            assert_eq!(t.value(i), base + (row as i64) * 1_337_000, "row {row}");
+            row += 1;
+        }
+    }
+}

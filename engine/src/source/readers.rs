@@ -205,6 +205,9 @@ impl TimestampFormat {
     /// Microseconds since the epoch (UTC for patterns without a zone).
     fn parse_micros(&self, text: &str) -> Option<i64> {
         let text = text.trim();
+        if let Some(micros) = self.parse_iso_like(text) {
+            return Some(micros);
+        }
         if self.has_zone {
             let dt = chrono::DateTime::parse_from_str(text, &self.chrono).ok()?;
             return Some(dt.timestamp_micros());
@@ -215,6 +218,39 @@ impl TimestampFormat {
         }
         let date = chrono::NaiveDate::parse_from_str(text, &self.chrono).ok()?;
         Some(date.and_hms_opt(0, 0, 0)?.and_utc().timestamp_micros())
+    }
+}
+
+impl TimestampFormat {
+    /// A fast path for the common `yyyy-MM-dd HH:mm:ss[.SSS]` patterns: fixed-position digits
+    /// parsed directly (the general path goes through chrono's format interpreter). `None` when
+    /// the pattern or the text does not have that exact shape; the caller then uses chrono.
+    fn parse_iso_like(&self, text: &str) -> Option<i64> {
+        let millis = match self.chrono.as_str() {
+            "%Y-%m-%d %H:%M:%S%.3f" | "%Y-%m-%d %H:%M:%S.%3f" => true,
+            "%Y-%m-%d %H:%M:%S" => false,
+            _ => return None,
+        };
+        let b = text.as_bytes();
+        let expected_len = if millis { 23 } else { 19 };
+        if b.len() != expected_len || b[4] != b'-' || b[7] != b'-' || b[10] != b' ' || b[13] != b':' || b[16] != b':' {
+            return None;
+        }
+        if millis && b[19] != b'.' {
+            return None;
+        }
+        let num = |range: std::ops::Range<usize>| -> Option<i64> {
+            b[range].iter().try_fold(0i64, |acc, &c| c.is_ascii_digit().then(|| acc * 10 + i64::from(c - b'0')))
+        };
+        let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
+        let (hour, minute, second) = (num(11..13)?, num(14..16)?, num(17..19)?);
+        let ms = if millis { num(20..23)? } else { 0 };
+        let date = chrono::NaiveDate::from_ymd_opt(i32::try_from(year).ok()?, u32::try_from(month).ok()?, u32::try_from(day).ok()?)?;
+        if hour > 23 || minute > 59 || second > 59 {
+            return None;
+        }
+        let days = date.signed_duration_since(chrono::NaiveDate::from_ymd_opt(1970, 1, 1)?).num_days();
+        Some(((days * 86_400 + hour * 3_600 + minute * 60 + second) * 1_000 + ms) * 1_000)
     }
 }
 
@@ -673,45 +709,135 @@ fn read_csv_fast(
             .collect();
         without_timezones(&Schema::new(fields))
     };
-    let file = File::open(path).map_err(|e| Error::io(path, e))?;
-    let reader = arrow::csv::ReaderBuilder::new(read_schema)
-        .with_header(opts.header)
-        .with_delimiter(sep)
-        .with_quote(quote)
-        .with_escape(escape)
-        .with_batch_size(BATCH_ROWS)
-        .build(file);
-    let Ok(reader) = reader else {
-        return Ok(None);
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    // Without quote characters every newline ends a record, so the file splits into chunks at
+    // newlines that parse on all cores (in file order).
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let chunks: Vec<&[u8]> = if workers > 1 && bytes.len() > (4 << 20) && !bytes.contains(&quote) {
+        split_at_newlines(&bytes, workers)
+    } else {
+        vec![&bytes[..]]
+    };
+    let job = CsvChunkJob {
+        read_schema: &read_schema,
+        data_schema: &data_schema,
+        schema,
+        opts,
+        formatted_timestamps: &formatted_timestamps,
+        corrupt_index,
+        sep,
+        quote,
+        escape,
+    };
+    let parts: Vec<Result<Option<Vec<RecordBatch>>>> = if chunks.len() == 1 {
+        vec![job.parse(chunks[0], opts.header)]
+    } else {
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = chunks
+                .iter()
+                .enumerate()
+                .map(|(i, chunk)| {
+                    let job = &job;
+                    scope.spawn(move || job.parse(chunk, i == 0 && opts.header))
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join()
+                        .unwrap_or_else(|_| Err(Error::Internal("a CSV parsing thread panicked".into())))
+                })
+                .collect()
+        })
     };
     let mut out = Vec::new();
-    for batch in reader {
-        let Ok(batch) = batch else {
-            return Ok(None);
-        };
-        let mut columns = batch.columns().to_vec();
-        for &i in &formatted_timestamps {
-            let Some(text) = columns[i].as_any().downcast_ref::<StringArray>() else {
-                return Ok(None);
-            };
-            let (converted, failed) = convert_strings(text, data_schema.field(i), opts)?;
-            if failed.iter().any(|f| *f) {
-                // A value the format does not parse: the per-record path applies the mode.
-                return Ok(None);
-            }
-            columns[i] = converted;
+    for part in parts {
+        match part? {
+            Some(batches) => out.extend(batches),
+            None => return Ok(None),
         }
-        let mut columns = retag_columns(columns, &data_schema);
-        if let Some(i) = corrupt_index {
-            columns.insert(i, new_null_array(&DataType::Utf8, batch.num_rows()));
-        }
-        out.push(RecordBatch::try_new_with_options(
-            schema.clone(),
-            columns,
-            &RecordBatchOptions::new().with_row_count(Some(batch.num_rows())),
-        )?);
     }
     Ok(Some(out))
+}
+
+/// Splits `bytes` into about `n` pieces, each ending just after a newline.
+fn split_at_newlines(bytes: &[u8], n: usize) -> Vec<&[u8]> {
+    let mut pieces = Vec::with_capacity(n);
+    let mut start = 0;
+    for i in 1..n {
+        let target = (bytes.len() * i / n).max(start);
+        match bytes[target..].iter().position(|&b| b == b'\n') {
+            Some(off) => {
+                let end = target + off + 1;
+                pieces.push(&bytes[start..end]);
+                start = end;
+            }
+            None => break,
+        }
+    }
+    pieces.push(&bytes[start..]);
+    pieces.retain(|p| !p.is_empty());
+    if pieces.is_empty() {
+        pieces.push(&bytes[..0]);
+    }
+    pieces
+}
+
+/// What parsing one chunk of a CSV file needs (shared by the chunk threads).
+struct CsvChunkJob<'a> {
+    read_schema: &'a SchemaRef,
+    data_schema: &'a Schema,
+    schema: &'a SchemaRef,
+    opts: &'a ReaderOptions,
+    formatted_timestamps: &'a [usize],
+    corrupt_index: Option<usize>,
+    sep: u8,
+    quote: u8,
+    escape: u8,
+}
+
+impl CsvChunkJob<'_> {
+    /// Arrow's CSV reader over one chunk; `None` when a record does not parse.
+    fn parse(&self, chunk: &[u8], header: bool) -> Result<Option<Vec<RecordBatch>>> {
+        let reader = arrow::csv::ReaderBuilder::new(self.read_schema.clone())
+            .with_header(header)
+            .with_delimiter(self.sep)
+            .with_quote(self.quote)
+            .with_escape(self.escape)
+            .with_batch_size(BATCH_ROWS)
+            .build(std::io::Cursor::new(chunk));
+        let Ok(reader) = reader else {
+            return Ok(None);
+        };
+        let mut out = Vec::new();
+        for batch in reader {
+            let Ok(batch) = batch else {
+                return Ok(None);
+            };
+            let mut columns = batch.columns().to_vec();
+            for &i in self.formatted_timestamps {
+                let Some(text) = columns[i].as_any().downcast_ref::<StringArray>() else {
+                    return Ok(None);
+                };
+                let (converted, failed) = convert_strings(text, self.data_schema.field(i), self.opts)?;
+                if failed.iter().any(|f| *f) {
+                    // A value the format does not parse: the per-record path applies the mode.
+                    return Ok(None);
+                }
+                columns[i] = converted;
+            }
+            let mut columns = retag_columns(columns, self.data_schema);
+            if let Some(i) = self.corrupt_index {
+                columns.insert(i, new_null_array(&DataType::Utf8, batch.num_rows()));
+            }
+            out.push(RecordBatch::try_new_with_options(
+                self.schema.clone(),
+                columns,
+                &RecordBatchOptions::new().with_row_count(Some(batch.num_rows())),
+            )?);
+        }
+        Ok(Some(out))
+    }
 }
 
 fn read_csv(path: &Path, schema: &SchemaRef, opts: &ReaderOptions) -> Result<Vec<RecordBatch>> {
