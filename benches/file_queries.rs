@@ -83,11 +83,13 @@ fn run_weir(data: &Path, format: &str, query: &str, mode: &str, work: &Path, fsy
         fsync,
         ..Default::default()
     };
-    if let Some(w) = std::env::var("WEIR_WORKERS").ok().and_then(|w| w.parse().ok()) {
+    if let Some(w) = std::env::var("WEIR_WORKERS")
+        .ok()
+        .and_then(|w| w.parse().ok())
+    {
         config.workers = w;
     }
-    let session = Session::with_config(config)
-    .expect("session");
+    let session = Session::with_config(config).expect("session");
     let ck = work.join(format!("ck-{}", uuid_like()));
     reset_peak_rss();
     let t0 = Instant::now();
@@ -105,7 +107,10 @@ fn run_weir(data: &Path, format: &str, query: &str, mode: &str, work: &Path, fsy
     let progress = q.recent_progress();
     let rows: u64 = progress.iter().map(|p| p.num_input_rows).sum();
     let out_rows: i64 = progress.iter().map(|p| p.sink.num_output_rows).sum();
-    let trigger_ms: u64 = progress.iter().map(|p| p.duration_ms["triggerExecution"]).sum();
+    let trigger_ms: u64 = progress
+        .iter()
+        .map(|p| p.duration_ms["triggerExecution"])
+        .sum();
     let mut with_data: Vec<u64> = progress
         .iter()
         .filter(|p| p.num_input_rows > 0)
@@ -114,9 +119,17 @@ fn run_weir(data: &Path, format: &str, query: &str, mode: &str, work: &Path, fsy
     with_data.sort_unstable();
     let data_batches: Vec<_> = progress.iter().filter(|p| p.num_input_rows > 0).collect();
     let mean = |key: &str| {
-        data_batches.iter().map(|p| p.duration_ms[key] as f64).sum::<f64>() / data_batches.len().max(1) as f64
+        data_batches
+            .iter()
+            .map(|p| p.duration_ms[key] as f64)
+            .sum::<f64>()
+            / data_batches.len().max(1) as f64
     };
-    let phases_ms = (mean("getBatch"), mean("addBatch"), mean("walCommit") + mean("commitOffsets"));
+    let phases_ms = (
+        mean("getBatch"),
+        mean("addBatch"),
+        mean("walCommit") + mean("commitOffsets"),
+    );
     let _ = std::fs::remove_dir_all(&ck);
     Run {
         rows,
@@ -130,7 +143,11 @@ fn run_weir(data: &Path, format: &str, query: &str, mode: &str, work: &Path, fsy
 }
 
 fn uuid_like() -> String {
-    format!("{}-{}", std::process::id(), Instant::now().elapsed().as_nanos())
+    format!(
+        "{}-{}",
+        std::process::id(),
+        Instant::now().elapsed().as_nanos()
+    )
 }
 
 /// rows/s of the ceiling program for a query, when it has been built.
@@ -139,7 +156,10 @@ fn run_ceiling(peers: &Path, data: &Path, query: &str) -> Option<f64> {
     if !bin.exists() {
         return None;
     }
-    let out = Command::new(bin).args([data.to_str()?, query, "2"]).output().ok()?;
+    let out = Command::new(bin)
+        .args([data.to_str()?, query, "2"])
+        .output()
+        .ok()?;
     let text = String::from_utf8_lossy(&out.stdout);
     text.split_whitespace()
         .find_map(|w| w.strip_prefix("rows/s="))
@@ -155,13 +175,25 @@ fn run_spark(peers: &Path, queries: &[&str]) -> Vec<(String, f64)> {
     }
     let out = Command::new(python)
         .arg(peers.join("spark_bench.py"))
-        .args(["--rows", "10000000", "--warmup-rows", "100000", "--queries", &queries.join(",")])
+        .args([
+            "--rows",
+            "10000000",
+            "--warmup-rows",
+            "100000",
+            "--queries",
+            &queries.join(","),
+        ])
         .output();
     let Ok(out) = out else { return Vec::new() };
     String::from_utf8_lossy(&out.stdout)
         .lines()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .filter_map(|v| Some((v["query"].as_str()?.to_string(), v["rows_per_s_trigger"].as_f64()?)))
+        .filter_map(|v| {
+            Some((
+                v["query"].as_str()?.to_string(),
+                v["rows_per_s_trigger"].as_f64()?,
+            ))
+        })
         .collect()
 }
 
@@ -211,8 +243,10 @@ fn main() {
         "| query | rows | out rows | weir wall s | weir rows/s (trigger) | median trigger ms | read / run / log ms per batch | peak RSS MB | weir rows/s, fsync on | Spark rows/s | weir/Spark | ceiling rows/s (2 thr) | weir/ceiling |"
     );
     println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
-    let mut runs: Vec<(&str, &str, &str, &str, &Path)> =
-        queries.iter().map(|(n, q, m, _)| (*n, "parquet", *q, *m, data.as_path())).collect();
+    let mut runs: Vec<(&str, &str, &str, &str, &Path)> = queries
+        .iter()
+        .map(|(n, q, m, _)| (*n, "parquet", *q, *m, data.as_path()))
+        .collect();
     if csv_data.is_dir() {
         runs.push(("q1", "csv", q1, "append", csv_data.as_path()));
         runs.push(("q2", "csv", q2, "append", csv_data.as_path()));
@@ -227,7 +261,11 @@ fn main() {
         // durable run (weir's default) is printed beside it.
         let r = run_weir(dir, format, sql, mode, &work, false);
         let durable = run_weir(dir, format, sql, mode, &work, true);
-        let (spark, spark_src) = match spark_now.iter().find(|(q, _)| q == name).filter(|_| format == "parquet") {
+        let (spark, spark_src) = match spark_now
+            .iter()
+            .find(|(q, _)| q == name)
+            .filter(|_| format == "parquet")
+        {
             Some((_, v)) => (*v, "now"),
             None => (
                 SPARK_RECORDED
@@ -238,7 +276,11 @@ fn main() {
             ),
         };
         let ceiling_query = queries.iter().find(|q| q.0 == name).map_or("q1", |q| q.3);
-        let ceiling = if format == "parquet" { run_ceiling(&peers, dir, ceiling_query) } else { None };
+        let ceiling = if format == "parquet" {
+            run_ceiling(&peers, dir, ceiling_query)
+        } else {
+            None
+        };
         let name = format!("{name} ({format})");
         println!(
             "| {name} | {} | {} | {:.2} | {:.0} | {} | {:.0} / {:.0} / {:.0} | {:.0} | {:.0} | {:.0} ({spark_src}) | {:.1}× | {} | {} |",
@@ -255,7 +297,10 @@ fn main() {
             spark,
             r.trigger_rows_per_s / spark,
             ceiling.map_or("-".to_string(), |c| format!("{c:.0}")),
-            ceiling.map_or("-".to_string(), |c| format!("{:.2}", r.trigger_rows_per_s / c)),
+            ceiling.map_or("-".to_string(), |c| format!(
+                "{:.2}",
+                r.trigger_rows_per_s / c
+            )),
         );
     }
 }

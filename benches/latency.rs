@@ -68,7 +68,10 @@ fn trigger_overhead_ms(batches: usize) -> Vec<f64> {
     }
     q.stop().expect("stop");
     let t = times.0.lock().unwrap();
-    t.windows(2).skip(1).map(|w| (w[1] - w[0]).as_secs_f64() * 1e3).collect()
+    t.windows(2)
+        .skip(1)
+        .map(|w| (w[1] - w[0]).as_secs_f64() * 1e3)
+        .collect()
 }
 
 fn file_drop_to_commit_ms(fsync: bool, drops: usize) -> Vec<f64> {
@@ -131,8 +134,12 @@ fn atomic_write_ms(dir: &Path, n: usize) -> Vec<f64> {
     (0..n)
         .map(|i| {
             let t0 = Instant::now();
-            weir::engine::checkpoint::atomic_write(&dir.join(format!("w{i}")), b"v1\n{\"nextBatchWatermarkMs\":0}", true)
-                .expect("atomic write");
+            weir::engine::checkpoint::atomic_write(
+                &dir.join(format!("w{i}")),
+                b"v1\n{\"nextBatchWatermarkMs\":0}",
+                true,
+            )
+            .expect("atomic write");
             t0.elapsed().as_secs_f64() * 1e3
         })
         .collect()

@@ -16,7 +16,10 @@ fn main() -> weir::Result<()> {
         .load()?;
     let counts = events
         .with_watermark("timestamp", "2 seconds")?
-        .group_by([window(col("timestamp"), "5 seconds")?, (col("value") % lit(3i64)).alias("bucket")])
+        .group_by([
+            window(col("timestamp"), "5 seconds")?,
+            (col("value") % lit(3i64)).alias("bucket"),
+        ])
         .agg([count_star().alias("n"), sum(col("value")).alias("total")])?;
     println!("{}", counts.explain()?);
     let checkpoint = std::env::temp_dir().join(format!("weir-quickstart-{}", std::process::id()));
@@ -24,7 +27,9 @@ fn main() -> weir::Result<()> {
         .write_stream()
         .format("console")
         .output_mode("append")
-        .trigger(Trigger::ProcessingTime(std::time::Duration::from_millis(200)))
+        .trigger(Trigger::ProcessingTime(std::time::Duration::from_millis(
+            200,
+        )))
         .option("checkpointLocation", checkpoint.display())
         .option("truncate", false)
         .start()?;

@@ -34,8 +34,8 @@ pub use weir_engine::record::{self, Record};
 pub use weir_engine::testing;
 pub use weir_engine::typed;
 pub use weir_engine::{
-    DataFrame, Error, Result, Session, SessionConfig, StreamingQuery, StreamingQueryListener, StreamingQueryProgress,
-    Trigger,
+    DataFrame, Error, Result, Session, SessionConfig, StreamingQuery, StreamingQueryListener,
+    StreamingQueryProgress, Trigger,
 };
 pub use weir_macros::{Record, query};
 

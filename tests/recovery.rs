@@ -61,7 +61,11 @@ fn committed_rows(output: &Path) -> Vec<String> {
             for line in text.lines().skip(1) {
                 let v: serde_json::Value = serde_json::from_str(line).unwrap();
                 if v["action"] == "add" {
-                    let path = v["path"].as_str().unwrap().trim_start_matches("file://").to_string();
+                    let path = v["path"]
+                        .as_str()
+                        .unwrap()
+                        .trim_start_matches("file://")
+                        .to_string();
                     files.insert(path);
                 }
             }
@@ -69,7 +73,8 @@ fn committed_rows(output: &Path) -> Vec<String> {
     }
     let mut rows = Vec::new();
     for f in files {
-        let text = std::fs::read_to_string(&f).unwrap_or_else(|e| panic!("committed file {f} unreadable: {e}"));
+        let text = std::fs::read_to_string(&f)
+            .unwrap_or_else(|e| panic!("committed file {f} unreadable: {e}"));
         for line in text.lines().filter(|l| !l.trim().is_empty()) {
             let v: serde_json::Value = serde_json::from_str(line).unwrap();
             rows.push(v.to_string());
@@ -85,7 +90,13 @@ fn weir() -> Command {
 
 fn run_to_completion(script_path: &Path) {
     let out = weir()
-        .args(["run", script_path.to_str().unwrap(), "--progress", "none", "--no-fsync"])
+        .args([
+            "run",
+            script_path.to_str().unwrap(),
+            "--progress",
+            "none",
+            "--no-fsync",
+        ])
         .output()
         .unwrap();
     assert!(
@@ -116,7 +127,12 @@ fn kill_and_restart_matches_uninterrupted_run(query: &str, seed: u64) {
     let ref_script = dir.path().join("reference.sql");
     std::fs::write(
         &ref_script,
-        script(&input, &dir.path().join("ref-out"), &dir.path().join("ref-ck"), query),
+        script(
+            &input,
+            &dir.path().join("ref-out"),
+            &dir.path().join("ref-ck"),
+            query,
+        ),
     )
     .unwrap();
     run_to_completion(&ref_script);
@@ -145,7 +161,12 @@ fn kill_and_restart_matches_uninterrupted_run(query: &str, seed: u64) {
             Some(status) => {
                 let mut err = String::new();
                 use std::io::Read;
-                child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+                child
+                    .stderr
+                    .take()
+                    .unwrap()
+                    .read_to_string(&mut err)
+                    .unwrap();
                 assert!(status.success(), "a run failed on its own: {err}");
                 finished_early += 1;
                 if finished_early > 5 {
@@ -165,9 +186,19 @@ fn kill_and_restart_matches_uninterrupted_run(query: &str, seed: u64) {
     run_to_completion(&crash_script);
     let actual = committed_rows(&out);
     let mut log = std::io::stderr();
-    let _ = writeln!(log, "recovery: {kills} SIGKILLs, {finished_early} early completions");
-    assert!(kills >= KILLS, "only {kills} SIGKILLs happened before the job finished; the test needs {KILLS}");
-    assert_eq!(actual.len(), expected.len(), "row counts differ after {kills} kills");
+    let _ = writeln!(
+        log,
+        "recovery: {kills} SIGKILLs, {finished_early} early completions"
+    );
+    assert!(
+        kills >= KILLS,
+        "only {kills} SIGKILLs happened before the job finished; the test needs {KILLS}"
+    );
+    assert_eq!(
+        actual.len(),
+        expected.len(),
+        "row counts differ after {kills} kills"
+    );
     let a: BTreeMap<&String, usize> = actual.iter().fold(BTreeMap::new(), |mut m, r| {
         *m.entry(r).or_default() += 1;
         m
@@ -176,7 +207,10 @@ fn kill_and_restart_matches_uninterrupted_run(query: &str, seed: u64) {
         *m.entry(r).or_default() += 1;
         m
     });
-    assert!(a == e, "committed output differs from the uninterrupted run after {kills} kills");
+    assert!(
+        a == e,
+        "committed output differs from the uninterrupted run after {kills} kills"
+    );
 }
 
 #[test]
@@ -195,4 +229,3 @@ fn windowed_aggregation_is_exactly_once_under_sigkill() {
         0xD1B5_4A32_D192_ED03,
     );
 }
-

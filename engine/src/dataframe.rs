@@ -35,7 +35,9 @@ impl std::fmt::Debug for DataFrame {
 fn streaming_action_error(action: &str) -> Error {
     Error::Plan(weir_plan::Error::analysis(
         weir_plan::Rule::StreamingUnsupportedOperation,
-        format!("Queries with streaming sources must be executed with writeStream.start(); {action}() is not supported on a streaming DataFrame"),
+        format!(
+            "Queries with streaming sources must be executed with writeStream.start(); {action}() is not supported on a streaming DataFrame"
+        ),
     ))
 }
 
@@ -121,7 +123,11 @@ impl DataFrame {
 
     /// `dropDuplicatesWithinWatermark(columns)`.
     pub fn drop_duplicates_within_watermark(&self, columns: &[&str]) -> Result<DataFrame> {
-        Ok(self.with(self.plan.clone().drop_duplicates_within_watermark(columns)?))
+        Ok(self.with(
+            self.plan
+                .clone()
+                .drop_duplicates_within_watermark(columns)?,
+        ))
     }
 
     /// `distinct()`.
@@ -263,7 +269,10 @@ impl DataStreamReader {
             pushed_filters: Vec::new(),
             projection: None,
         };
-        Ok(DataFrame::new(self.session, LogicalPlanBuilder::scan(node)?))
+        Ok(DataFrame::new(
+            self.session,
+            LogicalPlanBuilder::scan(node)?,
+        ))
     }
 
     /// A memory stream (for tests and embedding): returns the stream handle and its DataFrame.
@@ -281,7 +290,10 @@ impl DataStreamReader {
             pushed_filters: Vec::new(),
             projection: None,
         };
-        Ok((stream, DataFrame::new(self.session, LogicalPlanBuilder::scan(node)?)))
+        Ok((
+            stream,
+            DataFrame::new(self.session, LogicalPlanBuilder::scan(node)?),
+        ))
     }
 }
 
@@ -331,7 +343,10 @@ impl DataStreamWriter {
     /// `foreachBatch(f)`: `f` gets each batch's rows and its batch id.
     pub fn foreach_batch<F>(mut self, f: F) -> Self
     where
-        F: FnMut(&[arrow::record_batch::RecordBatch], u64) -> std::result::Result<(), Box<dyn std::error::Error + Send + Sync>>
+        F: FnMut(
+                &[arrow::record_batch::RecordBatch],
+                u64,
+            ) -> std::result::Result<(), Box<dyn std::error::Error + Send + Sync>>
             + Send
             + 'static,
     {

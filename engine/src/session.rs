@@ -192,11 +192,16 @@ impl Session {
         physical.set_fsync(config.fsync);
 
         if let Some(name) = &writer.query_name
-            && self.active_queries().iter().any(|q| q.name() == Some(name.as_str()))
+            && self
+                .active_queries()
+                .iter()
+                .any(|q| q.name() == Some(name.as_str()))
         {
             return Err(Error::option(
                 "queryName",
-                format!("Cannot start query with name {name} as a query with that name is already active in this session"),
+                format!(
+                    "Cannot start query with name {name} as a query with that name is already active in this session"
+                ),
             ));
         }
 
@@ -222,7 +227,12 @@ impl Session {
                 std::env::temp_dir().join(format!("weir-temporary-{}", uuid::Uuid::new_v4()))
             }
         };
-        let mut checkpoint = Checkpoint::open(&checkpoint_dir, CheckpointOptions { fsync: config.fsync })?;
+        let mut checkpoint = Checkpoint::open(
+            &checkpoint_dir,
+            CheckpointOptions {
+                fsync: config.fsync,
+            },
+        )?;
         check_state_fingerprint(&mut checkpoint, physical.state_fingerprint())?;
 
         // Sources.
@@ -233,7 +243,9 @@ impl Session {
                 let stream = lock(&self.inner.memory_streams)
                     .get(&name)
                     .cloned()
-                    .ok_or_else(|| Error::Internal(format!("memory stream {name} is not registered")))?;
+                    .ok_or_else(|| {
+                        Error::Internal(format!("memory stream {name} is not registered"))
+                    })?;
                 stream.source()
             } else {
                 source::create_source(
@@ -279,7 +291,8 @@ impl Session {
             watermark_policy: config.watermark_policy,
         };
         let listeners = lock(&self.inner.listeners).clone();
-        let query = StreamingQuery::start(physical, sources, sink, checkpoint, query_config, listeners)?;
+        let query =
+            StreamingQuery::start(physical, sources, sink, checkpoint, query_config, listeners)?;
         lock(&self.inner.queries).push(query.clone());
         Ok(query)
     }
@@ -296,23 +309,43 @@ fn check_state_fingerprint(checkpoint: &mut Checkpoint, fingerprint: &str) -> Re
     match recorded {
         Some(old) if old == fingerprint => Ok(()),
         Some(old) => {
-            let was: Vec<&str> = old.lines().filter(|l| !fingerprint.lines().any(|n| n == *l)).collect();
-            let now: Vec<&str> = fingerprint.lines().filter(|l| !old.lines().any(|o| o == *l)).collect();
+            let was: Vec<&str> = old
+                .lines()
+                .filter(|l| !fingerprint.lines().any(|n| n == *l))
+                .collect();
+            let now: Vec<&str> = fingerprint
+                .lines()
+                .filter(|l| !old.lines().any(|o| o == *l))
+                .collect();
             Err(Error::checkpoint(
                 checkpoint.dir().join("metadata"),
                 format!(
                     "the stateful part of the query changed since this checkpoint was written, so its state cannot be reused.\n  \
                      checkpoint: {}\n  query:      {}\n\
                      Start the changed query with a new checkpointLocation, or run the original query.",
-                    if was.is_empty() { "(none)".to_string() } else { was.join("; ") },
-                    if now.is_empty() { "(none)".to_string() } else { now.join("; ") },
+                    if was.is_empty() {
+                        "(none)".to_string()
+                    } else {
+                        was.join("; ")
+                    },
+                    if now.is_empty() {
+                        "(none)".to_string()
+                    } else {
+                        now.join("; ")
+                    },
                 ),
             ))
         }
         None => {
-            let mut extra = checkpoint.extra_metadata().cloned().unwrap_or_else(|| serde_json::json!({}));
+            let mut extra = checkpoint
+                .extra_metadata()
+                .cloned()
+                .unwrap_or_else(|| serde_json::json!({}));
             if let Some(obj) = extra.as_object_mut() {
-                obj.insert("statefulOperators".into(), serde_json::Value::String(fingerprint.to_string()));
+                obj.insert(
+                    "statefulOperators".into(),
+                    serde_json::Value::String(fingerprint.to_string()),
+                );
             }
             checkpoint.write_extra_metadata(extra)
         }

@@ -78,7 +78,13 @@ impl Sink for CollectingSink {
         "StreamTestSink".into()
     }
 
-    fn add_batch(&mut self, batch_id: u64, _schema: &SchemaRef, batches: &[RecordBatch], mode: SinkOutputMode) -> Result<()> {
+    fn add_batch(
+        &mut self,
+        batch_id: u64,
+        _schema: &SchemaRef,
+        batches: &[RecordBatch],
+        mode: SinkOutputMode,
+    ) -> Result<()> {
         let mut rows = Vec::new();
         for b in batches {
             rows.extend(format_rows(b)?);
@@ -100,7 +106,13 @@ pub fn format_rows(batch: &RecordBatch) -> Result<Vec<String>> {
         .map(format_column)
         .collect::<Result<_>>()?;
     Ok((0..batch.num_rows())
-        .map(|r| columns.iter().map(|c| c[r].as_str()).collect::<Vec<_>>().join(", "))
+        .map(|r| {
+            columns
+                .iter()
+                .map(|c| c[r].as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        })
         .collect())
 }
 
@@ -111,7 +123,11 @@ fn format_column(col: &ArrayRef) -> Result<Vec<String>> {
                 .as_any()
                 .downcast_ref::<StructArray>()
                 .ok_or_else(|| crate::Error::Internal("struct column".into()))?;
-            let children: Vec<Vec<String>> = s.columns().iter().map(format_column).collect::<Result<_>>()?;
+            let children: Vec<Vec<String>> = s
+                .columns()
+                .iter()
+                .map(format_column)
+                .collect::<Result<_>>()?;
             let is_window = s.column_names() == ["start", "end"];
             Ok((0..s.len())
                 .map(|i| {
@@ -120,7 +136,14 @@ fn format_column(col: &ArrayRef) -> Result<Vec<String>> {
                     } else if is_window {
                         format!("[{}, {})", children[0][i], children[1][i])
                     } else {
-                        format!("{{{}}}", children.iter().map(|c| c[i].as_str()).collect::<Vec<_>>().join(", "))
+                        format!(
+                            "{{{}}}",
+                            children
+                                .iter()
+                                .map(|c| c[i].as_str())
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        )
                     }
                 })
                 .collect())
@@ -190,7 +213,8 @@ impl StreamTest {
     /// when the first action is not `StartStream`.
     pub fn run(&mut self, actions: Vec<Action>) -> std::result::Result<(), String> {
         if !matches!(actions.first(), Some(Action::StartStream(_))) && self.query.is_none() {
-            self.start(Trigger::Default).map_err(|e| format!("starting the query: {e}"))?;
+            self.start(Trigger::Default)
+                .map_err(|e| format!("starting the query: {e}"))?;
         }
         for (i, action) in actions.into_iter().enumerate() {
             self.step(action).map_err(|e| format!("action #{i}: {e}"))?;
@@ -293,10 +317,16 @@ impl StreamTest {
                     return Err("ExpectFailure: the query is not running".into());
                 };
                 match q.await_termination_timeout(std::time::Duration::from_secs(30)) {
-                    Ok(true) => Err(format!("ExpectFailure: the query stopped without failing (expected '{text}')")),
-                    Ok(false) => Err(format!("ExpectFailure: the query did not fail within 30 s (expected '{text}')")),
+                    Ok(true) => Err(format!(
+                        "ExpectFailure: the query stopped without failing (expected '{text}')"
+                    )),
+                    Ok(false) => Err(format!(
+                        "ExpectFailure: the query did not fail within 30 s (expected '{text}')"
+                    )),
                     Err(e) if e.to_string().contains(&text) => Ok(()),
-                    Err(e) => Err(format!("ExpectFailure: expected a failure containing '{text}', got: {e}")),
+                    Err(e) => Err(format!(
+                        "ExpectFailure: expected a failure containing '{text}', got: {e}"
+                    )),
                 }
             }
             Action::AssertOnQuery(check) => {
@@ -310,7 +340,11 @@ impl StreamTest {
     }
 }
 
-fn compare(what: &str, mut expected: Vec<String>, mut actual: Vec<String>) -> std::result::Result<(), String> {
+fn compare(
+    what: &str,
+    mut expected: Vec<String>,
+    mut actual: Vec<String>,
+) -> std::result::Result<(), String> {
     expected.sort();
     actual.sort();
     if expected == actual {

@@ -20,8 +20,12 @@ fn words(rows: &[(&str, i64)]) -> RecordBatch {
     RecordBatch::try_new(
         words_schema(),
         vec![
-            Arc::new(StringArray::from(rows.iter().map(|r| r.0).collect::<Vec<_>>())),
-            Arc::new(Int64Array::from(rows.iter().map(|r| r.1).collect::<Vec<_>>())),
+            Arc::new(StringArray::from(
+                rows.iter().map(|r| r.0).collect::<Vec<_>>(),
+            )),
+            Arc::new(Int64Array::from(
+                rows.iter().map(|r| r.1).collect::<Vec<_>>(),
+            )),
         ],
     )
     .unwrap()
@@ -29,7 +33,11 @@ fn words(rows: &[(&str, i64)]) -> RecordBatch {
 
 fn events_schema() -> SchemaRef {
     Arc::new(Schema::new(vec![
-        Field::new("ts", DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())), true),
+        Field::new(
+            "ts",
+            DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+            true,
+        ),
         Field::new("word", DataType::Utf8, true),
     ]))
 }
@@ -40,10 +48,14 @@ fn events(rows: &[(i64, &str)]) -> RecordBatch {
         events_schema(),
         vec![
             Arc::new(
-                TimestampMicrosecondArray::from(rows.iter().map(|r| r.0 * 1_000_000).collect::<Vec<_>>())
-                    .with_timezone("UTC"),
+                TimestampMicrosecondArray::from(
+                    rows.iter().map(|r| r.0 * 1_000_000).collect::<Vec<_>>(),
+                )
+                .with_timezone("UTC"),
             ),
-            Arc::new(StringArray::from(rows.iter().map(|r| r.1).collect::<Vec<_>>())),
+            Arc::new(StringArray::from(
+                rows.iter().map(|r| r.1).collect::<Vec<_>>(),
+            )),
         ],
     )
     .unwrap()
@@ -67,7 +79,10 @@ fn stateless_filter_and_project_emit_each_new_row_once() {
     let df = df
         .filter((col("n") % lit(2i64)).eq(lit(0i64)))
         .unwrap()
-        .select([func("upper", vec![col("word")]).alias("w"), (col("n") * lit(10i64)).alias("n10")])
+        .select([
+            func("upper", vec![col("word")]).alias("w"),
+            (col("n") * lit(10i64)).alias("n10"),
+        ])
         .unwrap();
     let mut t = StreamTest::new(df, "append").unwrap();
     t.run(vec![
@@ -123,7 +138,10 @@ fn aggregation_state_survives_a_restart_on_the_same_checkpoint() {
     let (input, df) = s.read_stream().memory(words_schema()).unwrap();
     let df = df
         .group_by([col("word")])
-        .agg([count_star().alias("cnt"), aggregate(AggregateFunction::Min, col("n")).alias("lo")])
+        .agg([
+            count_star().alias("cnt"),
+            aggregate(AggregateFunction::Min, col("n")).alias("lo"),
+        ])
         .unwrap();
     let mut t = StreamTest::new(df, "update").unwrap();
     t.run(vec![
@@ -146,7 +164,10 @@ fn windowed_counts(s: &Session) -> (weir_engine::source::MemoryStream, weir_engi
     let df = df
         .with_watermark("ts", "10 seconds")
         .unwrap()
-        .group_by([window(col("ts"), "10 seconds", None, None).unwrap(), col("word")])
+        .group_by([
+            window(col("ts"), "10 seconds", None, None).unwrap(),
+            col("word"),
+        ])
         .count()
         .unwrap();
     (input, df)
@@ -211,7 +232,11 @@ fn lines_schema() -> SchemaRef {
 }
 
 fn lines(rows: &[&str]) -> RecordBatch {
-    RecordBatch::try_new(lines_schema(), vec![Arc::new(StringArray::from(rows.to_vec()))]).unwrap()
+    RecordBatch::try_new(
+        lines_schema(),
+        vec![Arc::new(StringArray::from(rows.to_vec()))],
+    )
+    .unwrap()
 }
 
 /// The seed's first example: a streaming word count over lines, in complete mode.

@@ -14,7 +14,11 @@ use weir_plan::expr::{AggregateFunction, aggregate, col, count_star, window};
 
 fn schema() -> SchemaRef {
     Arc::new(Schema::new(vec![
-        Field::new("ts", DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())), true),
+        Field::new(
+            "ts",
+            DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+            true,
+        ),
         Field::new("word", DataType::Utf8, true),
         Field::new("v", DataType::Int64, true),
     ]))
@@ -32,36 +36,53 @@ fn batch(rows: &[Row]) -> RecordBatch {
         schema(),
         vec![
             Arc::new(
-                TimestampMicrosecondArray::from(rows.iter().map(|r| r.ts_s * 1_000_000).collect::<Vec<_>>())
-                    .with_timezone("UTC"),
+                TimestampMicrosecondArray::from(
+                    rows.iter().map(|r| r.ts_s * 1_000_000).collect::<Vec<_>>(),
+                )
+                .with_timezone("UTC"),
             ),
-            Arc::new(StringArray::from(rows.iter().map(|r| r.word).collect::<Vec<_>>())),
-            Arc::new(Int64Array::from(rows.iter().map(|r| r.v).collect::<Vec<_>>())),
+            Arc::new(StringArray::from(
+                rows.iter().map(|r| r.word).collect::<Vec<_>>(),
+            )),
+            Arc::new(Int64Array::from(
+                rows.iter().map(|r| r.v).collect::<Vec<_>>(),
+            )),
         ],
     )
     .unwrap()
 }
+
+/// count(*), count(v), sum(v), min(v), max(v) of one group.
+type Totals = (i64, i64, Option<i64>, Option<i64>, Option<i64>);
 
 const WORDS: [&str; 4] = ["ant", "bee", "cat", "dog"];
 
 /// Rows whose event time grows by 0..3 s per row with at most 4 s of disorder, so a 10-second
 /// watermark never drops one; words and values may be NULL.
 fn rows_strategy() -> impl Strategy<Value = Vec<Row>> {
-    prop::collection::vec((0i64..3, 0i64..5, prop::option::weighted(0.9, 0usize..4), prop::option::weighted(0.8, -50i64..50)), 1..120)
-        .prop_map(|steps| {
-            let mut t = 100;
-            steps
-                .into_iter()
-                .map(|(step, back, w, v)| {
-                    t += step;
-                    Row {
-                        ts_s: (t - back).max(0),
-                        word: w.map(|i| WORDS[i]),
-                        v,
-                    }
-                })
-                .collect()
-        })
+    prop::collection::vec(
+        (
+            0i64..3,
+            0i64..5,
+            prop::option::weighted(0.9, 0usize..4),
+            prop::option::weighted(0.8, -50i64..50),
+        ),
+        1..120,
+    )
+    .prop_map(|steps| {
+        let mut t = 100;
+        steps
+            .into_iter()
+            .map(|(step, back, w, v)| {
+                t += step;
+                Row {
+                    ts_s: (t - back).max(0),
+                    word: w.map(|i| WORDS[i]),
+                    v,
+                }
+            })
+            .collect()
+    })
 }
 
 /// Random cut points splitting `n` rows into micro-batches.
@@ -71,7 +92,10 @@ fn split(rows: &[Row], cuts: &[usize]) -> Vec<Vec<Row>> {
     points.push(rows.len());
     points.sort_unstable();
     points.dedup();
-    points.windows(2).map(|w| rows[w[0]..w[1]].to_vec()).collect()
+    points
+        .windows(2)
+        .map(|w| rows[w[0]..w[1]].to_vec())
+        .collect()
 }
 
 fn session() -> Session {
@@ -95,7 +119,7 @@ proptest! {
     #[test]
     fn complete_mode_aggregation_equals_batch(rows in rows_strategy(), cuts in prop::collection::vec(0usize..200, 0..6)) {
         // Model: group by word: count(*), count(v), sum(v), min(v), max(v).
-        let mut model: BTreeMap<Option<&str>, (i64, i64, Option<i64>, Option<i64>, Option<i64>)> = BTreeMap::new();
+        let mut model: BTreeMap<Option<&str>, Totals> = BTreeMap::new();
         for r in &rows {
             let e = model.entry(r.word).or_insert((0, 0, None, None, None));
             e.0 += 1;

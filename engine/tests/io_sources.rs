@@ -923,7 +923,9 @@ fn parquet_with_many_row_groups_is_read_in_file_order() {
         file_schema.clone(),
         vec![
             Arc::new(Int64Array::from((0..n).collect::<Vec<_>>())),
-            Arc::new(StringArray::from((0..n).map(|i| format!("s{i}")).collect::<Vec<_>>())),
+            Arc::new(StringArray::from(
+                (0..n).map(|i| format!("s{i}")).collect::<Vec<_>>(),
+            )),
         ],
     )
     .unwrap();
@@ -967,14 +969,21 @@ fn large_csv_parses_in_order_with_fast_timestamps() {
     write_file(&input, "big.csv", text.as_bytes(), now_s());
     let schema = Arc::new(Schema::new(vec![
         Field::new("id", DataType::Int64, true),
-        Field::new("t", DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())), true),
+        Field::new(
+            "t",
+            DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+            true,
+        ),
         Field::new("pad", DataType::Utf8, true),
     ]));
     let mut src = file_source(
         tmp.path(),
         "csv",
         Some(schema),
-        &[("timestampFormat", "yyyy-MM-dd HH:mm:ss.SSS"), ("mode", "FAILFAST")],
+        &[
+            ("timestampFormat", "yyyy-MM-dd HH:mm:ss.SSS"),
+            ("mode", "FAILFAST"),
+        ],
     )
     .unwrap();
     let batches = read_all(&mut src);

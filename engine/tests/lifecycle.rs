@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use arrow::array::{Int64Array, RecordBatch};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
-use weir_engine::query::listener::{QueryStartedEvent, QueryTerminatedEvent, StreamingQueryListener};
+use weir_engine::query::listener::{
+    QueryStartedEvent, QueryTerminatedEvent, StreamingQueryListener,
+};
 use weir_engine::{Session, SessionConfig, StreamingQueryProgress, Trigger};
 use weir_plan::expr::col;
 
@@ -90,11 +92,27 @@ fn an_error_returned_by_foreach_batch_fails_the_query_with_its_message() {
 fn query_names_are_unique_among_active_queries() {
     let s = session();
     let (_in, df) = s.read_stream().memory(schema()).unwrap();
-    let q = df.write_stream().format("noop").query_name("q").start().unwrap();
-    let err = df.write_stream().format("noop").query_name("q").start().unwrap_err().to_string();
+    let q = df
+        .write_stream()
+        .format("noop")
+        .query_name("q")
+        .start()
+        .unwrap();
+    let err = df
+        .write_stream()
+        .format("noop")
+        .query_name("q")
+        .start()
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("already active"), "{err}");
     q.stop().unwrap();
-    let q2 = df.write_stream().format("noop").query_name("q").start().unwrap();
+    let q2 = df
+        .write_stream()
+        .format("noop")
+        .query_name("q")
+        .start()
+        .unwrap();
     q2.stop().unwrap();
 }
 
@@ -136,13 +154,22 @@ struct Recorder {
 
 impl StreamingQueryListener for Recorder {
     fn on_query_started(&self, e: &QueryStartedEvent) {
-        self.events.lock().unwrap().push(format!("started {}", e.name.clone().unwrap_or_default()));
+        self.events
+            .lock()
+            .unwrap()
+            .push(format!("started {}", e.name.clone().unwrap_or_default()));
     }
     fn on_query_progress(&self, p: &StreamingQueryProgress) {
-        self.events.lock().unwrap().push(format!("progress {} rows {}", p.batch_id, p.num_input_rows));
+        self.events
+            .lock()
+            .unwrap()
+            .push(format!("progress {} rows {}", p.batch_id, p.num_input_rows));
     }
     fn on_query_terminated(&self, e: &QueryTerminatedEvent) {
-        self.events.lock().unwrap().push(format!("terminated failed={}", e.exception.is_some()));
+        self.events
+            .lock()
+            .unwrap()
+            .push(format!("terminated failed={}", e.exception.is_some()));
     }
 }
 
@@ -152,14 +179,25 @@ fn listeners_see_start_progress_and_termination() {
     let rec = Arc::new(Recorder::default());
     s.add_listener(rec.clone());
     let (input, df) = s.read_stream().memory(schema()).unwrap();
-    let q = df.write_stream().format("noop").query_name("listened").start().unwrap();
+    let q = df
+        .write_stream()
+        .format("noop")
+        .query_name("listened")
+        .start()
+        .unwrap();
     input.add_batch(rows(&[1, 2]));
     q.process_all_available().unwrap();
     q.stop().unwrap();
     let events = rec.events.lock().unwrap().clone();
     assert_eq!(events.first().map(String::as_str), Some("started listened"));
-    assert!(events.contains(&"progress 0 rows 2".to_string()), "{events:?}");
-    assert_eq!(events.last().map(String::as_str), Some("terminated failed=false"));
+    assert!(
+        events.contains(&"progress 0 rows 2".to_string()),
+        "{events:?}"
+    );
+    assert_eq!(
+        events.last().map(String::as_str),
+        Some("terminated failed=false")
+    );
     let last = q.last_progress().unwrap();
     assert_eq!(last.batch_id, 0);
     assert_eq!(q.recent_progress().len(), 1);
@@ -172,7 +210,12 @@ fn immediate_actions_on_a_stream_fail_like_spark() {
     let (_in, df) = s.read_stream().memory(schema()).unwrap();
     for err in [df.count().unwrap_err(), df.show().unwrap_err()] {
         let msg = err.to_string();
-        assert!(msg.contains("Queries with streaming sources must be executed with writeStream.start()"), "{msg}");
+        assert!(
+            msg.contains(
+                "Queries with streaming sources must be executed with writeStream.start()"
+            ),
+            "{msg}"
+        );
     }
 }
 
@@ -182,7 +225,12 @@ fn a_checkpoint_of_another_query_is_refused() {
     let ck = dir.path().join("ck");
     let s = session();
     // Query 1: a rate-micro-batch stream, one batch.
-    let rate = s.read_stream().format("rate-micro-batch").option("rowsPerBatch", 5).load().unwrap();
+    let rate = s
+        .read_stream()
+        .format("rate-micro-batch")
+        .option("rowsPerBatch", 5)
+        .load()
+        .unwrap();
     let q = rate
         .write_stream()
         .format("noop")
@@ -199,10 +247,16 @@ fn a_checkpoint_of_another_query_is_refused() {
         .output_mode("complete")
         .option("checkpointLocation", ck.display())
         .start()
-        .and_then(|q| q.await_termination_timeout(Duration::from_secs(20)).map(|_| ()))
+        .and_then(|q| {
+            q.await_termination_timeout(Duration::from_secs(20))
+                .map(|_| ())
+        })
         .unwrap_err()
         .to_string();
-    assert!(err.contains("changed") || err.contains("another query"), "{err}");
+    assert!(
+        err.contains("changed") || err.contains("another query"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -216,5 +270,8 @@ fn a_file_sink_without_checkpoint_location_is_rejected() {
         .start()
         .unwrap_err()
         .to_string();
-    assert!(err.contains("checkpointLocation must be specified"), "{err}");
+    assert!(
+        err.contains("checkpointLocation must be specified"),
+        "{err}"
+    );
 }

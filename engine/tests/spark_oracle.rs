@@ -20,7 +20,15 @@ const BATCHES: [&[(i64, &str)]; 4] = [
     &[(5, "z"), (26, "b")],
 ];
 
-fn run(mode: &str) -> (Vec<(u64, Vec<String>)>, Vec<weir_engine::StreamingQueryProgress>) {
+/// Rows per batch id, as collected by `foreach_batch`.
+type Batches = Vec<(u64, Vec<String>)>;
+
+fn run(
+    mode: &str,
+) -> (
+    Vec<(u64, Vec<String>)>,
+    Vec<weir_engine::StreamingQueryProgress>,
+) {
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("in");
     std::fs::create_dir_all(&input).unwrap();
@@ -33,10 +41,19 @@ fn run(mode: &str) -> (Vec<(u64, Vec<String>)>, Vec<weir_engine::StreamingQueryP
         std::fs::write(&path, text).unwrap();
         // Distinct modification times, oldest first, as the file source orders by them.
         let mtime = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_000 + i as u64);
-        std::fs::File::options().write(true).open(&path).unwrap().set_modified(mtime).unwrap();
+        std::fs::File::options()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_modified(mtime)
+            .unwrap();
     }
     let schema = Arc::new(Schema::new(vec![
-        Field::new("ts", DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())), true),
+        Field::new(
+            "ts",
+            DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+            true,
+        ),
         Field::new("word", DataType::Utf8, true),
     ]));
     let session = Session::with_config(SessionConfig {
@@ -53,10 +70,13 @@ fn run(mode: &str) -> (Vec<(u64, Vec<String>)>, Vec<weir_engine::StreamingQueryP
         .unwrap()
         .with_watermark("ts", "10 seconds")
         .unwrap()
-        .group_by([window(col("ts"), "10 seconds", None, None).unwrap(), col("word")])
+        .group_by([
+            window(col("ts"), "10 seconds", None, None).unwrap(),
+            col("word"),
+        ])
         .count()
         .unwrap();
-    let out: Arc<Mutex<Vec<(u64, Vec<String>)>>> = Arc::default();
+    let out: Arc<Mutex<Batches>> = Arc::default();
     let sink_out = out.clone();
     let q = df
         .write_stream()
@@ -88,12 +108,25 @@ fn append_mode_matches_spark_batch_by_batch() {
     let (batches, progress) = run("append");
     assert_eq!(
         batches,
-        vec![(0, vec![]), (1, vec![]), (2, vec![w(10, 20, "a", 3)]), (3, vec![w(20, 30, "b", 2)])]
+        vec![
+            (0, vec![]),
+            (1, vec![]),
+            (2, vec![w(10, 20, "a", 3)]),
+            (3, vec![w(20, 30, "b", 2)])
+        ]
     );
-    let watermarks: Vec<&str> = progress.iter().map(|p| p.event_time["watermark"].as_str()).collect();
+    let watermarks: Vec<&str> = progress
+        .iter()
+        .map(|p| p.event_time["watermark"].as_str())
+        .collect();
     assert_eq!(
         watermarks,
-        ["1970-01-01T00:00:00.000Z", "1970-01-01T00:00:11.000Z", "1970-01-01T00:00:25.000Z", "1970-01-01T00:00:35.000Z"]
+        [
+            "1970-01-01T00:00:00.000Z",
+            "1970-01-01T00:00:11.000Z",
+            "1970-01-01T00:00:25.000Z",
+            "1970-01-01T00:00:35.000Z"
+        ]
     );
     let dropped: Vec<u64> = progress
         .iter()

@@ -132,7 +132,10 @@ pub fn main() -> i32 {
             max_batches,
             common,
         }),
-        Command::Explain { target, output_mode } => explain(&target, output_mode.as_deref()),
+        Command::Explain {
+            target,
+            output_mode,
+        } => explain(&target, output_mode.as_deref()),
     };
     match result {
         Ok(()) => 0,
@@ -187,7 +190,8 @@ fn builtin_catalog() -> Result<Catalog, String> {
 }
 
 fn read_script(path: &Path) -> Result<String, String> {
-    std::fs::read_to_string(path).map_err(|e| format!("cannot read the script {}: {e}", path.display()))
+    std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read the script {}: {e}", path.display()))
 }
 
 /// Renders an error from SQL text with a caret under the offending position.
@@ -290,7 +294,10 @@ impl StreamingQueryListener for ProgressPrinter {
                     p.num_input_rows,
                     p.processed_rows_per_second.unwrap_or(0.0),
                     p.sink.num_output_rows,
-                    p.event_time.get("watermark").map(String::as_str).unwrap_or("-"),
+                    p.event_time
+                        .get("watermark")
+                        .map(String::as_str)
+                        .unwrap_or("-"),
                     state_rows
                 );
                 if self.terminal {
@@ -355,7 +362,9 @@ fn run_sql(args: &SqlArgs) -> Result<(), String> {
     let mut catalog = builtin_catalog()?;
     if let Some(path) = &args.script {
         let text = read_script(path)?;
-        catalog.execute_script(&text).map_err(|e| sql_error(&e, &text))?;
+        catalog
+            .execute_script(&text)
+            .map_err(|e| sql_error(&e, &text))?;
     }
     let statements = parse_sql(&args.query).map_err(|e| sql_error(&e, &args.query))?;
     let [statement] = statements.as_slice() else {
@@ -369,13 +378,19 @@ fn run_sql(args: &SqlArgs) -> Result<(), String> {
         .as_deref()
         .map(|m| m.parse::<OutputMode>().map_err(|e| e.to_string()))
         .transpose()?;
-    let plan = match catalog.execute(statement).map_err(|e| sql_error(&e, &args.query))? {
+    let plan = match catalog
+        .execute(statement)
+        .map_err(|e| sql_error(&e, &args.query))?
+    {
         StatementResult::Query(plan) => plan,
         StatementResult::Explain { plan, codegen } => {
             let s = session(&args.common)?;
             let mode = output_mode.unwrap_or_else(|| default_ad_hoc_mode(&plan));
             check_streaming(&plan, mode).map_err(|e| sql_error(&e, &args.query))?;
-            println!("{}", explain_text(&s, &plan, mode, codegen).map_err(|e| engine_error(e, &args.query))?);
+            println!(
+                "{}",
+                explain_text(&s, &plan, mode, codegen).map_err(|e| engine_error(e, &args.query))?
+            );
             return Ok(());
         }
         StatementResult::Listed(names) => {
@@ -424,10 +439,16 @@ fn run_sql(args: &SqlArgs) -> Result<(), String> {
     result
 }
 
-fn run_script(path: &Path, checkpoint_root: Option<&Path>, common: &CommonArgs) -> Result<(), String> {
+fn run_script(
+    path: &Path,
+    checkpoint_root: Option<&Path>,
+    common: &CommonArgs,
+) -> Result<(), String> {
     let text = read_script(path)?;
     let mut catalog = builtin_catalog()?;
-    let results = catalog.execute_script(&text).map_err(|e| sql_error(&e, &text))?;
+    let results = catalog
+        .execute_script(&text)
+        .map_err(|e| sql_error(&e, &text))?;
     for r in &results {
         match r {
             StatementResult::Listed(names) => println!("{}", names.join("\n")),
@@ -438,7 +459,10 @@ fn run_script(path: &Path, checkpoint_root: Option<&Path>, common: &CommonArgs) 
                 let s = session(common)?;
                 let mode = default_ad_hoc_mode(plan);
                 check_streaming(plan, mode).map_err(|e| sql_error(&e, &text))?;
-                println!("{}", explain_text(&s, plan, mode, *codegen).map_err(|e| engine_error(e, &text))?);
+                println!(
+                    "{}",
+                    explain_text(&s, plan, mode, *codegen).map_err(|e| engine_error(e, &text))?
+                );
             }
             _ => {}
         }
@@ -482,7 +506,10 @@ fn start_sink(
 ) -> Result<StreamingQuery, String> {
     let mut options: BTreeMap<String, String> = sink.options.clone();
     let take = |options: &mut BTreeMap<String, String>, key: &str| {
-        let k = options.keys().find(|k| k.eq_ignore_ascii_case(key)).cloned();
+        let k = options
+            .keys()
+            .find(|k| k.eq_ignore_ascii_case(key))
+            .cloned();
         k.and_then(|k| options.remove(&k))
     };
     let format = take(&mut options, "format").unwrap_or_else(|| "console".into());
@@ -491,10 +518,15 @@ fn start_sink(
         None => Trigger::Default,
     };
     take(&mut options, "outputMode");
-    if !options.keys().any(|k| k.eq_ignore_ascii_case("checkpointLocation"))
+    if !options
+        .keys()
+        .any(|k| k.eq_ignore_ascii_case("checkpointLocation"))
         && let Some(root) = checkpoint_root
     {
-        options.insert("checkpointLocation".into(), root.join(&sink.name).display().to_string());
+        options.insert(
+            "checkpointLocation".into(),
+            root.join(&sink.name).display().to_string(),
+        );
     }
     let mut writer = s
         .dataframe(sink.plan.clone())
@@ -512,7 +544,12 @@ fn start_sink(
 }
 
 /// The plans of a query, with the kernels' Cranelift IR for `EXPLAIN CODEGEN`.
-fn explain_text(s: &Session, plan: &LogicalPlan, mode: OutputMode, codegen: bool) -> weir::Result<String> {
+fn explain_text(
+    s: &Session,
+    plan: &LogicalPlan,
+    mode: OutputMode,
+    codegen: bool,
+) -> weir::Result<String> {
     if codegen {
         s.explain_codegen(plan, Some(mode))
     } else {
@@ -532,8 +569,14 @@ fn explain(target: &str, output_mode: Option<&str>) -> Result<(), String> {
         || path
             .extension()
             .is_some_and(|e| e.eq_ignore_ascii_case("sql"));
-    let text = if names_script { read_script(path)? } else { target.to_string() };
-    let results = catalog.execute_script(&text).map_err(|e| sql_error(&e, &text))?;
+    let text = if names_script {
+        read_script(path)?
+    } else {
+        target.to_string()
+    };
+    let results = catalog
+        .execute_script(&text)
+        .map_err(|e| sql_error(&e, &text))?;
     let mut printed = false;
     for r in results {
         let (plan, codegen) = match r {
@@ -544,7 +587,10 @@ fn explain(target: &str, output_mode: Option<&str>) -> Result<(), String> {
         {
             let m = mode.unwrap_or_else(|| default_ad_hoc_mode(&plan));
             check_streaming(&plan, m).map_err(|e| sql_error(&e, &text))?;
-            println!("{}", explain_text(&s, &plan, m, codegen).map_err(|e| engine_error(e, &text))?);
+            println!(
+                "{}",
+                explain_text(&s, &plan, m, codegen).map_err(|e| engine_error(e, &text))?
+            );
             printed = true;
         }
     }
@@ -554,7 +600,8 @@ fn explain(target: &str, output_mode: Option<&str>) -> Result<(), String> {
         println!("-- sink {}", sink.name);
         println!(
             "{}",
-            s.explain(&sink.plan, Some(m)).map_err(|e| engine_error(e, &text))?
+            s.explain(&sink.plan, Some(m))
+                .map_err(|e| engine_error(e, &text))?
         );
         printed = true;
     }

@@ -162,7 +162,11 @@ impl AggregateOp {
     }
 
     /// Runs one batch: returns the rows to emit.
-    pub fn process(&mut self, rows: Vec<RecordBatch>, ctx: &BatchContext) -> Result<Vec<RecordBatch>> {
+    pub fn process(
+        &mut self,
+        rows: Vec<RecordBatch>,
+        ctx: &BatchContext,
+    ) -> Result<Vec<RecordBatch>> {
         let t_update = Instant::now();
         let late_us = ctx.late_watermark_ms.saturating_mul(1000);
         let mut dropped = 0u64;
@@ -175,9 +179,11 @@ impl AggregateOp {
                 let (b, d) = expand_sliding(&batch, &sl, late)?;
                 dropped += d;
                 b
-            } else if let (Some(col), Some(et), true) =
-                (self.late_time_column, self.event_time.as_ref(), ctx.late_watermark_ms > 0)
-            {
+            } else if let (Some(col), Some(et), true) = (
+                self.late_time_column,
+                self.event_time.as_ref(),
+                ctx.late_watermark_ms > 0,
+            ) {
                 let (b, d) = drop_late(&batch, col, et.size_us, et.start_us, late_us)?;
                 dropped += d;
                 b
@@ -191,7 +197,10 @@ impl AggregateOp {
             if shard_count == 1 {
                 parts[0].push(input);
             } else {
-                for (shard, part) in route_rows(&input, &self.route, shard_count)?.into_iter().enumerate() {
+                for (shard, part) in route_rows(&input, &self.route, shard_count)?
+                    .into_iter()
+                    .enumerate()
+                {
                     if part.num_rows() > 0 {
                         parts[shard].push(part);
                     }
@@ -218,8 +227,9 @@ impl AggregateOp {
                     .map(|(shard, batches)| scope.spawn(|| update(shard, batches)))
                     .collect();
                 for h in handles {
-                    h.join()
-                        .map_err(|_| Error::Internal("an aggregation shard thread panicked".into()))??;
+                    h.join().map_err(|_| {
+                        Error::Internal("an aggregation shard thread panicked".into())
+                    })??;
                 }
                 Ok::<(), Error>(())
             })?;
@@ -229,12 +239,15 @@ impl AggregateOp {
         // Decide what to emit and what to evict, shard by shard.
         let t_remove = Instant::now();
         let watermark_us = ctx.watermark_ms.saturating_mul(1000);
-        let evict_enabled = self.mode != OutputMode::Complete && self.event_time.is_some() && ctx.watermark_ms > 0;
+        let evict_enabled =
+            self.mode != OutputMode::Complete && self.event_time.is_some() && ctx.watermark_ms > 0;
         let mut output = Vec::new();
         let (mut total, mut updated, mut removed) = (0u64, 0u64, 0u64);
         for s in 0..shard_count {
             let kernel = self.kernel.clone();
-            let state = self.shards[s].state.get_or_insert_with(|| kernel.new_group_state());
+            let state = self.shards[s]
+                .state
+                .get_or_insert_with(|| kernel.new_group_state());
             let mut dirty = state.take_dirty();
             dirty.sort_unstable();
             let expired: Vec<u32> = match (&self.event_time, evict_enabled) {
@@ -253,10 +266,16 @@ impl AggregateOp {
             // Changes for the state store: upserts of touched live groups, removal of evicted keys.
             let full = state.to_record_batch()?;
             let expired_set: std::collections::HashSet<u32> = expired.iter().copied().collect();
-            let upsert_ids: Vec<u32> = dirty.iter().copied().filter(|g| !expired_set.contains(g)).collect();
-            let upserts = compute::take_record_batch(&full, &UInt32Array::from(upsert_ids.clone()))?;
+            let upsert_ids: Vec<u32> = dirty
+                .iter()
+                .copied()
+                .filter(|g| !expired_set.contains(g))
+                .collect();
+            let upserts =
+                compute::take_record_batch(&full, &UInt32Array::from(upsert_ids.clone()))?;
             let keys_only = full.project(&(0..self.keys.len()).collect::<Vec<_>>())?;
-            let removals = compute::take_record_batch(&keys_only, &UInt32Array::from(expired.clone()))?;
+            let removals =
+                compute::take_record_batch(&keys_only, &UInt32Array::from(expired.clone()))?;
             if !expired.is_empty() {
                 state.remove(&expired)?;
             }
@@ -265,7 +284,10 @@ impl AggregateOp {
             removed += expired.len() as u64;
             self.shards[s].pending = Some((upserts, removals));
         }
-        let output = output.iter().map(|raw| self.to_output(raw)).collect::<Result<Vec<_>>>()?;
+        let output = output
+            .iter()
+            .map(|raw| self.to_output(raw))
+            .collect::<Result<Vec<_>>>()?;
         self.metrics.num_rows_total = total;
         self.metrics.num_rows_updated = updated;
         self.metrics.num_rows_removed = removed;
@@ -315,7 +337,9 @@ impl AggregateOp {
                 .collect::<Vec<Field>>(),
         ));
         let options = RecordBatchOptions::new().with_row_count(Some(raw.num_rows()));
-        Ok(RecordBatch::try_new_with_options(relaxed, columns, &options)?)
+        Ok(RecordBatch::try_new_with_options(
+            relaxed, columns, &options,
+        )?)
     }
 
     /// Whether groups are evicted (and, in append mode, emitted) by the watermark.
@@ -332,7 +356,12 @@ impl AggregateOp {
         Ok(())
     }
 
-    fn open_store(&mut self, shard: usize, state_root: &Path, fsync: bool) -> Result<&mut StateStore> {
+    fn open_store(
+        &mut self,
+        shard: usize,
+        state_root: &Path,
+        fsync: bool,
+    ) -> Result<&mut StateStore> {
         let keys = self.keys.len();
         let schema = self.kernel.new_group_state().state_schema();
         let slot = &mut self.shards[shard].store;
@@ -349,7 +378,8 @@ impl AggregateOp {
                 },
             )?);
         }
-        slot.as_mut().ok_or_else(|| Error::Internal("state store missing".into()))
+        slot.as_mut()
+            .ok_or_else(|| Error::Internal("state store missing".into()))
     }
 
     /// Commits every shard's changes of this batch as `version`.
@@ -363,7 +393,9 @@ impl AggregateOp {
                 Some(state) => Some(state.to_record_batch()?),
                 None => None,
             };
-            memory += full.as_ref().map_or(0, |b| b.get_array_memory_size() as u64);
+            memory += full
+                .as_ref()
+                .map_or(0, |b| b.get_array_memory_size() as u64);
             let store = self.open_store(s, state_root, fsync)?;
             let (upserts, removals) = match pending {
                 Some(p) => p,
@@ -407,7 +439,10 @@ fn route_rows(batch: &RecordBatch, route: &[usize], shards: usize) -> Result<Vec
 /// Folds one column into per-row hashes (NULL hashes as a fixed word).
 fn hash_column(col: &ArrayRef, hashes: &mut [u64]) -> Result<()> {
     use arrow::array::AsArray;
-    use arrow::datatypes::{DataType as T, Int8Type, Int16Type, Int32Type, Int64Type, UInt8Type, UInt16Type, UInt32Type, UInt64Type, Date32Type, TimestampMicrosecondType};
+    use arrow::datatypes::{
+        DataType as T, Date32Type, Int8Type, Int16Type, Int32Type, Int64Type,
+        TimestampMicrosecondType, UInt8Type, UInt16Type, UInt32Type, UInt64Type,
+    };
     fn mix(a: u64, b: u64) -> u64 {
         let full = u128::from(a ^ 0x9e37_79b9_7f4a_7c15) * u128::from(b ^ 0xbf58_476d_1ce4_e5b9);
         (full as u64) ^ ((full >> 64) as u64)
@@ -416,7 +451,11 @@ fn hash_column(col: &ArrayRef, hashes: &mut [u64]) -> Result<()> {
         ($t:ty) => {{
             let a = col.as_primitive::<$t>();
             for (i, h) in hashes.iter_mut().enumerate() {
-                let v = if a.is_null(i) { 0x6e75_6c6c } else { a.value(i) as u64 };
+                let v = if a.is_null(i) {
+                    0x6e75_6c6c
+                } else {
+                    a.value(i) as u64
+                };
                 *h = mix(*h, v);
             }
         }};
@@ -431,7 +470,9 @@ fn hash_column(col: &ArrayRef, hashes: &mut [u64]) -> Result<()> {
         T::UInt32 => primitive!(UInt32Type),
         T::UInt64 => primitive!(UInt64Type),
         T::Date32 => primitive!(Date32Type),
-        T::Timestamp(arrow::datatypes::TimeUnit::Microsecond, _) => primitive!(TimestampMicrosecondType),
+        T::Timestamp(arrow::datatypes::TimeUnit::Microsecond, _) => {
+            primitive!(TimestampMicrosecondType)
+        }
         T::Utf8 | T::LargeUtf8 | T::Utf8View => {
             let strings = compute::cast(col, &T::Utf8)?;
             let a = strings.as_string::<i32>();
@@ -470,7 +511,12 @@ pub(crate) fn routable(t: &DataType) -> bool {
 }
 
 /// Group ids whose event-time key ends at or before the watermark.
-fn expired_groups(state: &GroupState, key: usize, watermark_us: i64, size_us: i64) -> Result<Vec<u32>> {
+fn expired_groups(
+    state: &GroupState,
+    key: usize,
+    watermark_us: i64,
+    size_us: i64,
+) -> Result<Vec<u32>> {
     if state.num_groups() == 0 {
         return Ok(Vec::new());
     }
@@ -500,12 +546,20 @@ fn as_timestamp(col: &ArrayRef) -> Result<TimestampMicrosecondArray> {
                 .cloned()
                 .ok_or_else(|| Error::Internal("timestamp key".into()))?)
         }
-        other => Err(Error::Internal(format!("an event-time key of type {other}"))),
+        other => Err(Error::Internal(format!(
+            "an event-time key of type {other}"
+        ))),
     }
 }
 
 /// Drops rows whose window (or event time, when `size_us` is 0) ends at or before `late_us`.
-fn drop_late(batch: &RecordBatch, column: usize, size_us: i64, start_us: i64, late_us: i64) -> Result<(RecordBatch, u64)> {
+fn drop_late(
+    batch: &RecordBatch,
+    column: usize,
+    size_us: i64,
+    start_us: i64,
+    late_us: i64,
+) -> Result<(RecordBatch, u64)> {
     let ts = as_timestamp(batch.column(column))?;
     let mut dropped = 0u64;
     let keep: BooleanArray = ts
@@ -533,7 +587,11 @@ fn drop_late(batch: &RecordBatch, column: usize, size_us: i64, start_us: i64, la
 
 /// Expands each row into one row per sliding window containing it, with the window start as an
 /// extra last column `__window_start`; windows ending at or before `late_us` are dropped.
-fn expand_sliding(batch: &RecordBatch, sl: &SlidingExpansion, late_us: Option<i64>) -> Result<(RecordBatch, u64)> {
+fn expand_sliding(
+    batch: &RecordBatch,
+    sl: &SlidingExpansion,
+    late_us: Option<i64>,
+) -> Result<(RecordBatch, u64)> {
     let ts = as_timestamp(batch.column(sl.time_column))?;
     let mut indices: Vec<u32> = Vec::with_capacity(ts.len() * 2);
     let mut starts: Vec<Option<i64>> = Vec::with_capacity(ts.len() * 2);
@@ -563,8 +621,14 @@ fn expand_sliding(batch: &RecordBatch, sl: &SlidingExpansion, late_us: Option<i6
         }
     }
     let taken = compute::take_record_batch(batch, &UInt32Array::from(indices))?;
-    let start_col: ArrayRef = Arc::new(TimestampMicrosecondArray::from(starts).with_timezone("UTC"));
-    let mut fields: Vec<Field> = batch.schema().fields().iter().map(|f| f.as_ref().clone()).collect();
+    let start_col: ArrayRef =
+        Arc::new(TimestampMicrosecondArray::from(starts).with_timezone("UTC"));
+    let mut fields: Vec<Field> = batch
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.as_ref().clone())
+        .collect();
     fields.push(Field::new("__window_start", timestamp_type(), true));
     let mut cols = taken.columns().to_vec();
     cols.push(start_col);

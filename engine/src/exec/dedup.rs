@@ -10,7 +10,9 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
-use arrow::array::{Array, ArrayRef, BooleanArray, Int64Array, RecordBatch, TimestampMicrosecondArray};
+use arrow::array::{
+    Array, ArrayRef, BooleanArray, Int64Array, RecordBatch, TimestampMicrosecondArray,
+};
 use arrow::compute;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow::row::{RowConverter, SortField};
@@ -61,7 +63,10 @@ impl DedupOp {
             .iter()
             .map(|i| input_schema.field(*i).clone().with_nullable(true))
             .collect();
-        let sort_fields = fields.iter().map(|f| SortField::new(f.data_type().clone())).collect();
+        let sort_fields = fields
+            .iter()
+            .map(|f| SortField::new(f.data_type().clone()))
+            .collect();
         fields.push(Field::new(EXPIRY_COLUMN, DataType::Int64, true));
         Ok(DedupOp {
             op_id,
@@ -90,14 +95,23 @@ impl DedupOp {
     }
 
     /// Runs one batch: returns the rows whose key was not seen before.
-    pub fn process(&mut self, rows: Vec<RecordBatch>, ctx: &BatchContext) -> Result<Vec<RecordBatch>> {
+    pub fn process(
+        &mut self,
+        rows: Vec<RecordBatch>,
+        ctx: &BatchContext,
+    ) -> Result<Vec<RecordBatch>> {
         let t = Instant::now();
-        let late_us = (ctx.late_watermark_ms > 0).then(|| ctx.late_watermark_ms.saturating_mul(1000));
+        let late_us =
+            (ctx.late_watermark_ms > 0).then(|| ctx.late_watermark_ms.saturating_mul(1000));
         let mut out = Vec::with_capacity(rows.len());
         let mut dropped_late = 0u64;
         let mut duplicates = 0i64;
         for batch in rows {
-            let keys: Vec<ArrayRef> = self.key_columns.iter().map(|i| batch.column(*i).clone()).collect();
+            let keys: Vec<ArrayRef> = self
+                .key_columns
+                .iter()
+                .map(|i| batch.column(*i).clone())
+                .collect();
             let encoded = self.converter.convert_columns(&keys)?;
             let times = match &self.watermark {
                 Some(w) => Some(timestamps(batch.column(w.time_column))?),
@@ -105,7 +119,9 @@ impl DedupOp {
             };
             let mut keep = Vec::with_capacity(batch.num_rows());
             for (i, row) in encoded.iter().enumerate() {
-                let event_us = times.as_ref().and_then(|t| t.is_valid(i).then(|| t.value(i)));
+                let event_us = times
+                    .as_ref()
+                    .and_then(|t| t.is_valid(i).then(|| t.value(i)));
                 if let (Some(late), Some(ts)) = (late_us, event_us)
                     && ts <= late
                 {
@@ -170,7 +186,9 @@ impl DedupOp {
         let parser = self.converter.parser();
         let rows: Vec<_> = entries.iter().map(|(k, _)| parser.parse(k)).collect();
         let mut columns = self.converter.convert_rows(rows)?;
-        columns.push(Arc::new(Int64Array::from(entries.iter().map(|(_, e)| *e).collect::<Vec<_>>())));
+        columns.push(Arc::new(Int64Array::from(
+            entries.iter().map(|(_, e)| *e).collect::<Vec<_>>(),
+        )));
         Ok(RecordBatch::try_new(self.state_schema.clone(), columns)?)
     }
 
@@ -219,12 +237,15 @@ impl DedupOp {
         let t = Instant::now();
         let pending = std::mem::take(&mut self.pending_upserts);
         let upserts = self.to_batch(&pending)?;
-        let removed: Vec<(Box<[u8]>, Option<i64>)> =
-            std::mem::take(&mut self.pending_removals).into_iter().map(|k| (k, None)).collect();
+        let removed: Vec<(Box<[u8]>, Option<i64>)> = std::mem::take(&mut self.pending_removals)
+            .into_iter()
+            .map(|k| (k, None))
+            .collect();
         let removals = self.to_batch(&removed)?;
         let removals = removals.project(&(0..self.key_columns.len()).collect::<Vec<_>>())?;
         let full = if version.is_multiple_of(10) {
-            let all: Vec<(Box<[u8]>, Option<i64>)> = self.seen.iter().map(|(k, e)| (k.clone(), *e)).collect();
+            let all: Vec<(Box<[u8]>, Option<i64>)> =
+                self.seen.iter().map(|(k, e)| (k.clone(), *e)).collect();
             Some(self.to_batch(&all)?)
         } else {
             None
@@ -246,5 +267,10 @@ fn timestamps(col: &ArrayRef) -> Result<TimestampMicrosecondArray> {
     col.as_any()
         .downcast_ref::<TimestampMicrosecondArray>()
         .cloned()
-        .ok_or_else(|| Error::Unsupported(format!("an event-time column must be a TIMESTAMP, found {}", col.data_type())))
+        .ok_or_else(|| {
+            Error::Unsupported(format!(
+                "an event-time column must be a TIMESTAMP, found {}",
+                col.data_type()
+            ))
+        })
 }

@@ -60,7 +60,12 @@ impl KernelInputs {
     }
 
     /// Builds the kernel's input batch from a batch of the node's input.
-    pub fn project(&self, batch: &RecordBatch, kernel_schema: &SchemaRef, batch_ts_us: i64) -> Result<RecordBatch> {
+    pub fn project(
+        &self,
+        batch: &RecordBatch,
+        kernel_schema: &SchemaRef,
+        batch_ts_us: i64,
+    ) -> Result<RecordBatch> {
         let n = batch.num_rows();
         let mut arrays: Vec<ArrayRef> = Vec::with_capacity(self.columns.len());
         for (_, src) in &self.columns {
@@ -71,12 +76,15 @@ impl KernelInputs {
                         .column(*i)
                         .as_any()
                         .downcast_ref::<StructArray>()
-                        .ok_or_else(|| Error::Internal("struct input column is not a StructArray".into()))?;
+                        .ok_or_else(|| {
+                            Error::Internal("struct input column is not a StructArray".into())
+                        })?;
                     let child = s.column(*j).clone();
                     match s.nulls() {
                         // A null struct makes its fields null too.
                         Some(nulls) if nulls.null_count() > 0 => {
-                            let combined = arrow::buffer::NullBuffer::union(Some(nulls), child.nulls());
+                            let combined =
+                                arrow::buffer::NullBuffer::union(Some(nulls), child.nulls());
                             arrow::array::make_array(
                                 child.to_data().into_builder().nulls(combined).build()?,
                             )
@@ -90,7 +98,11 @@ impl KernelInputs {
             });
         }
         let options = arrow::array::RecordBatchOptions::new().with_row_count(Some(n));
-        Ok(RecordBatch::try_new_with_options(kernel_schema.clone(), arrays, &options)?)
+        Ok(RecordBatch::try_new_with_options(
+            kernel_schema.clone(),
+            arrays,
+            &options,
+        )?)
     }
 
     /// The kernel-input index of the column named `name`, if the kernel reads it.
@@ -136,7 +148,10 @@ pub fn collect_inputs(expr: &Expr, input: &Schema, inputs: &mut KernelInputs) ->
                 if let DataType::Struct(children) = input.field(i).data_type()
                     && let Some(j) = children.iter().position(|f| f.name() == field)
                 {
-                    inputs.index_of(&format!("{}.{}", c.name, field), InputSource::StructField(i, j));
+                    inputs.index_of(
+                        &format!("{}.{}", c.name, field),
+                        InputSource::StructField(i, j),
+                    );
                     return Ok(());
                 }
                 return Err(Error::Unsupported(format!(
@@ -168,12 +183,20 @@ pub fn collect_inputs(expr: &Expr, input: &Schema, inputs: &mut KernelInputs) ->
 /// The direct children of an expression.
 pub fn children(e: &Expr) -> Vec<&Expr> {
     match e {
-        Expr::Column(_) | Expr::Literal(_) | Expr::CurrentTimestamp | Expr::Wildcard { .. } => vec![],
+        Expr::Column(_) | Expr::Literal(_) | Expr::CurrentTimestamp | Expr::Wildcard { .. } => {
+            vec![]
+        }
         Expr::BinaryOp { left, right, .. } => vec![left, right],
-        Expr::Not(x) | Expr::Negative(x) | Expr::IsNull(x) | Expr::IsNotNull(x) | Expr::WindowTime(x) => vec![x],
+        Expr::Not(x)
+        | Expr::Negative(x)
+        | Expr::IsNull(x)
+        | Expr::IsNotNull(x)
+        | Expr::WindowTime(x) => vec![x],
         Expr::Like { expr, pattern, .. } | Expr::RLike { expr, pattern, .. } => vec![expr, pattern],
         Expr::InList { expr, list, .. } => std::iter::once(expr.as_ref()).chain(list).collect(),
-        Expr::Between { expr, low, high, .. } => vec![expr, low, high],
+        Expr::Between {
+            expr, low, high, ..
+        } => vec![expr, low, high],
         Expr::Case {
             operand,
             branches,
@@ -184,7 +207,9 @@ pub fn children(e: &Expr) -> Vec<&Expr> {
             .chain(branches.iter().flat_map(|(w, t)| [w, t]))
             .chain(else_expr.iter().map(|b| b.as_ref()))
             .collect(),
-        Expr::Cast { expr, .. } | Expr::Alias { expr, .. } | Expr::GetField { expr, .. } => vec![expr],
+        Expr::Cast { expr, .. } | Expr::Alias { expr, .. } | Expr::GetField { expr, .. } => {
+            vec![expr]
+        }
         Expr::ScalarFunction { args, .. } | Expr::Aggregate { args, .. } => args.iter().collect(),
         Expr::Window { time, .. } => vec![time],
         Expr::SessionWindow { time, gap } => match gap {
@@ -298,7 +323,11 @@ impl ExprLowering<'_> {
                 let m = self.builder.call(ScalarFunc::RLike, vec![x, p])?;
                 self.maybe_not(m, *negated)
             }
-            Expr::InList { expr, list, negated } => {
+            Expr::InList {
+                expr,
+                list,
+                negated,
+            } => {
                 let x = self.lower(expr)?;
                 let mut items = Vec::with_capacity(list.len());
                 for item in list {
@@ -364,7 +393,9 @@ impl ExprLowering<'_> {
                 try_cast,
             } => {
                 let x = self.lower(expr)?;
-                Ok(self.builder.cast(x, data_type.clone(), self.ansi && !*try_cast)?)
+                Ok(self
+                    .builder
+                    .cast(x, data_type.clone(), self.ansi && !*try_cast)?)
             }
             Expr::ScalarFunction { name, args, .. } => self.function(name, args),
             Expr::GetField { expr, field } => match expr.as_ref() {
@@ -431,7 +462,10 @@ impl ExprLowering<'_> {
             (l, r)
         } else if jop == BinaryOp::Div && !is_decimal(&lt) && !is_decimal(&rt) {
             // Spark: `/` is fractional; integer operands divide as doubles.
-            (self.cast_to(l, &DataType::Float64)?, self.cast_to(r, &DataType::Float64)?)
+            (
+                self.cast_to(l, &DataType::Float64)?,
+                self.cast_to(r, &DataType::Float64)?,
+            )
         } else if is_decimal(&lt) && is_decimal(&rt) {
             (l, r)
         } else {
@@ -449,7 +483,9 @@ impl ExprLowering<'_> {
         let lname = name.to_ascii_lowercase();
         match lname.as_str() {
             "coalesce" | "nvl" | "ifnull" => {
-                let common = ids.iter().fold(DataType::Null, |a, id| common_type(&a, &self.ty(*id)));
+                let common = ids
+                    .iter()
+                    .fold(DataType::Null, |a, id| common_type(&a, &self.ty(*id)));
                 let ids = ids
                     .into_iter()
                     .map(|id| self.cast_to(id, &common))
@@ -583,11 +619,20 @@ trait MaxOf {
 impl MaxOf for DataType {
     /// Picks the signed type at least as wide as both (with one step up for mixed sign).
     fn max_of(self, a: &DataType, b: &DataType) -> DataType {
-        let signed = |t: &DataType| matches!(t, DataType::Int8 | DataType::Int16 | DataType::Int32 | DataType::Int64);
+        let signed = |t: &DataType| {
+            matches!(
+                t,
+                DataType::Int8 | DataType::Int16 | DataType::Int32 | DataType::Int64
+            )
+        };
         if signed(a) && signed(b) {
             // Same-signedness: the wider of the two.
             let width = |t: &DataType| t.primitive_width().unwrap_or(8);
-            if width(a) >= width(b) { a.clone() } else { b.clone() }
+            if width(a) >= width(b) {
+                a.clone()
+            } else {
+                b.clone()
+            }
         } else {
             self
         }

@@ -42,8 +42,15 @@ impl MapStage {
     /// One line for explain, with what was compiled natively.
     pub fn describe(&self) -> String {
         match &self.kernel {
-            Some(k) => format!("Kernel [{}]\n{}", self.description, k.report().to_string().trim_end()),
-            None => format!("Select [{}] (columns passed through, no kernel)", self.description),
+            Some(k) => format!(
+                "Kernel [{}]\n{}",
+                self.description,
+                k.report().to_string().trim_end()
+            ),
+            None => format!(
+                "Select [{}] (columns passed through, no kernel)",
+                self.description
+            ),
         }
     }
 
@@ -78,7 +85,9 @@ impl MapStage {
 
     fn run_one(&self, batch: &RecordBatch, ts_us: i64) -> Result<RecordBatch> {
         let out = match &self.kernel {
-            Some(kernel) => Some(kernel.run(&self.inputs.project(batch, &self.kernel_schema, ts_us)?)?),
+            Some(kernel) => {
+                Some(kernel.run(&self.inputs.project(batch, &self.kernel_schema, ts_us)?)?)
+            }
             None => None,
         };
         let n = out.as_ref().map_or(batch.num_rows(), RecordBatch::num_rows);
@@ -92,7 +101,9 @@ impl MapStage {
             .iter()
             .map(|o| match o {
                 OutputColumn::Kernel(i) => kernel_column(*i),
-                OutputColumn::WindowStruct { start, end } => window_struct(kernel_column(*start)?, kernel_column(*end)?),
+                OutputColumn::WindowStruct { start, end } => {
+                    window_struct(kernel_column(*start)?, kernel_column(*end)?)
+                }
                 OutputColumn::Input(i) => Ok(batch.column(*i).clone()),
             })
             .collect::<Result<_>>()?;
@@ -136,7 +147,9 @@ impl ExplodeStage {
             let list = list
                 .as_any()
                 .downcast_ref::<arrow::array::ListArray>()
-                .ok_or_else(|| Error::Internal(format!("explode of a {} value", list.data_type())))?;
+                .ok_or_else(|| {
+                    Error::Internal(format!("explode of a {} value", list.data_type()))
+                })?;
             let offsets = list.value_offsets();
             let mut parents: Vec<u32> = Vec::with_capacity(list.values().len());
             let mut elements: Vec<u32> = Vec::with_capacity(list.values().len());

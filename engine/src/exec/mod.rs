@@ -193,7 +193,11 @@ impl PhysicalPlan {
     }
 
     /// Runs one batch: `inputs[i]` are the rows of source `i`.
-    pub fn execute(&mut self, inputs: Vec<Vec<RecordBatch>>, ctx: &BatchContext) -> Result<Vec<RecordBatch>> {
+    pub fn execute(
+        &mut self,
+        inputs: Vec<Vec<RecordBatch>>,
+        ctx: &BatchContext,
+    ) -> Result<Vec<RecordBatch>> {
         let mut inputs: Vec<Option<Vec<RecordBatch>>> = inputs.into_iter().map(Some).collect();
         for t in &mut self.trackers {
             t.batch_stats = None;
@@ -215,7 +219,12 @@ impl PhysicalPlan {
         }
         match policy {
             // An input that has seen no data yet holds the min watermark back.
-            WatermarkPolicy::Min => candidates.iter().copied().collect::<Option<Vec<_>>>()?.into_iter().min(),
+            WatermarkPolicy::Min => candidates
+                .iter()
+                .copied()
+                .collect::<Option<Vec<_>>>()?
+                .into_iter()
+                .min(),
             WatermarkPolicy::Max => candidates.iter().flatten().copied().max(),
         }
     }
@@ -231,7 +240,8 @@ impl PhysicalPlan {
                 });
             }
         }
-        acc.filter(|s| s.3 > 0).map(|(mn, mx, sum, n)| (mn, mx, (sum / n as i128) as i64))
+        acc.filter(|s| s.3 > 0)
+            .map(|(mn, mx, sum, n)| (mn, mx, (sum / n as i128) as i64))
     }
 
     /// Whether a batch without new data should run after the watermark moved: as Spark's
@@ -268,7 +278,11 @@ impl PhysicalPlan {
     }
 
     /// Commits every stateful operator's state as `version`; returns their progress metrics.
-    pub fn commit_state(&mut self, state_root: &Path, version: u64) -> Result<Vec<StateOperatorProgress>> {
+    pub fn commit_state(
+        &mut self,
+        state_root: &Path,
+        version: u64,
+    ) -> Result<Vec<StateOperatorProgress>> {
         let mut out = Vec::new();
         let mut result = Ok(());
         visit_mut(&mut self.root, &mut |n| {
@@ -340,7 +354,10 @@ fn execute_node(
 ) -> Result<Vec<RecordBatch>> {
     match node {
         Node::Scan { index, projection } => {
-            let rows = inputs.get_mut(*index).and_then(Option::take).unwrap_or_default();
+            let rows = inputs
+                .get_mut(*index)
+                .and_then(Option::take)
+                .unwrap_or_default();
             match projection {
                 Some(p) => rows
                     .into_iter()
@@ -363,7 +380,11 @@ fn execute_node(
             let rows = execute_node(input, inputs, trackers, ctx)?;
             stage.run(rows, ctx)
         }
-        Node::Watermark { input, column, tracker } => {
+        Node::Watermark {
+            input,
+            column,
+            tracker,
+        } => {
             let rows = execute_node(input, inputs, trackers, ctx)?;
             let t = &mut trackers[*tracker];
             for b in &rows {
@@ -446,7 +467,11 @@ fn observe_event_times(t: &mut WatermarkTracker, col: &dyn Array) -> Result<()> 
     let (Some(mn), Some(mx)) = (compute::min(ts), compute::max(ts)) else {
         return Ok(());
     };
-    let sum: i128 = ts.iter().flatten().map(|v| i128::from(v.div_euclid(1000))).sum();
+    let sum: i128 = ts
+        .iter()
+        .flatten()
+        .map(|v| i128::from(v.div_euclid(1000)))
+        .sum();
     let n = (ts.len() - ts.null_count()) as u64;
     let (mn, mx) = (mn.div_euclid(1000), mx.div_euclid(1000));
     t.max_event_time_ms = Some(t.max_event_time_ms.map_or(mx, |m| m.max(mx)));
@@ -537,8 +562,14 @@ pub(crate) fn kernels(node: &Node) -> Vec<(String, std::sync::Arc<weir_jit::Comp
                 out.push((format!("Kernel [{}]", stage.description), k.clone()));
             }
         }
-        Node::Explode { stage, .. } => out.push((format!("Explode [{}]", stage.description), stage.kernel.clone())),
-        Node::Aggregate { op, .. } => out.push((format!("StatefulAggregate op={}", op.op_id), op.kernel.clone())),
+        Node::Explode { stage, .. } => out.push((
+            format!("Explode [{}]", stage.description),
+            stage.kernel.clone(),
+        )),
+        Node::Aggregate { op, .. } => out.push((
+            format!("StatefulAggregate op={}", op.op_id),
+            op.kernel.clone(),
+        )),
         _ => {}
     });
     out

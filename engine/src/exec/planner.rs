@@ -152,7 +152,12 @@ impl Planner<'_> {
                     "{} [{}] columns [{}]",
                     s.name,
                     s.format,
-                    s.schema.fields().iter().map(|f| f.name().as_str()).collect::<Vec<_>>().join(", ")
+                    s.schema
+                        .fields()
+                        .iter()
+                        .map(|f| f.name().as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 ));
                 self.sources.push(SourceSpec {
                     name: s.name.clone(),
@@ -181,7 +186,11 @@ impl Planner<'_> {
                 let (below, filters) = peel_filters(&wrapped);
                 let input = self.build(below)?;
                 let schema = below.schema().clone();
-                let identity: Vec<Expr> = schema.fields().iter().map(|f| weir_plan::expr::col(f.name())).collect();
+                let identity: Vec<Expr> = schema
+                    .fields()
+                    .iter()
+                    .map(|f| weir_plan::expr::col(f.name()))
+                    .collect();
                 let stage = self.map_stage(&schema, &filters, &identity, &schema)?;
                 Ok(Node::Map {
                     input: Box::new(input),
@@ -191,7 +200,10 @@ impl Planner<'_> {
             LogicalPlan::Watermark(w) => {
                 let input = self.build(&w.input)?;
                 let column = w.input.schema().index_of(&w.column).map_err(|_| {
-                    Error::Internal(format!("watermark column '{}' missing after analysis", w.column))
+                    Error::Internal(format!(
+                        "watermark column '{}' missing after analysis",
+                        w.column
+                    ))
                 })?;
                 let tracker = self.trackers.len();
                 self.watermark_labels.push(format!(
@@ -212,7 +224,11 @@ impl Planner<'_> {
                 })
             }
             LogicalPlan::Union(u) => {
-                let inputs = u.inputs.iter().map(|i| self.build(i)).collect::<Result<Vec<_>>>()?;
+                let inputs = u
+                    .inputs
+                    .iter()
+                    .map(|i| self.build(i))
+                    .collect::<Result<Vec<_>>>()?;
                 Ok(Node::Union { inputs })
             }
             LogicalPlan::Aggregate(a) => self.aggregate(a),
@@ -223,9 +239,9 @@ impl Planner<'_> {
                     .columns
                     .iter()
                     .map(|c| {
-                        schema
-                            .index_of(c)
-                            .map_err(|_| Error::Internal(format!("dedup column '{c}' missing after analysis")))
+                        schema.index_of(c).map_err(|_| {
+                            Error::Internal(format!("dedup column '{c}' missing after analysis"))
+                        })
                     })
                     .collect::<Result<Vec<_>>>()?;
                 let watermarked = schema
@@ -234,7 +250,9 @@ impl Planner<'_> {
                     .position(|f| analyzer::has_watermark(f));
                 let watermark = if d.within_watermark {
                     let time_column = watermarked.ok_or_else(|| {
-                        Error::Unsupported("dropDuplicatesWithinWatermark needs a watermark on the input".into())
+                        Error::Unsupported(
+                            "dropDuplicatesWithinWatermark needs a watermark on the input".into(),
+                        )
                     })?;
                     let delay_us = schema
                         .field(time_column)
@@ -260,7 +278,11 @@ impl Planner<'_> {
                 let description = format!(
                     "keys=[{}]{}",
                     d.columns.join(", "),
-                    if d.within_watermark { " withinWatermark" } else { "" }
+                    if d.within_watermark {
+                        " withinWatermark"
+                    } else {
+                        ""
+                    }
                 );
                 let _ = writeln!(self.fingerprint, "op {op_id}: dedup {description}");
                 let op = DedupOp::new(op_id, &schema, key_columns, watermark, description)?;
@@ -287,7 +309,9 @@ impl Planner<'_> {
                                     },
                                 )
                             })
-                            .map_err(|_| Error::Internal(format!("sort column '{}' missing", c.name))),
+                            .map_err(|_| {
+                                Error::Internal(format!("sort column '{}' missing", c.name))
+                            }),
                         other => Err(Error::Unsupported(format!(
                             "ORDER BY {other}: sort by an output column of the aggregation"
                         ))),
@@ -302,7 +326,9 @@ impl Planner<'_> {
                 let input = self.build(&l.input)?;
                 Ok(Node::Limit {
                     input: Box::new(input),
-                    fetch: l.fetch.map_or(usize::MAX, |f| usize::try_from(f).unwrap_or(usize::MAX)),
+                    fetch: l
+                        .fetch
+                        .map_or(usize::MAX, |f| usize::try_from(f).unwrap_or(usize::MAX)),
                     emitted: 0,
                     per_batch: self.mode == OutputMode::Complete,
                 })
@@ -341,7 +367,13 @@ impl Planner<'_> {
     }
 
     /// A fused stage: filters, then the projection `exprs` with output schema `out`.
-    fn map_stage(&mut self, input: &SchemaRef, filters: &[Expr], exprs: &[Expr], out: &SchemaRef) -> Result<MapStage> {
+    fn map_stage(
+        &mut self,
+        input: &SchemaRef,
+        filters: &[Expr],
+        exprs: &[Expr],
+        out: &SchemaRef,
+    ) -> Result<MapStage> {
         // Struct (window) columns pass through as their two fields.
         let mut flat_exprs: Vec<(String, Expr)> = Vec::new();
         let mut outputs = Vec::new();
@@ -372,7 +404,10 @@ impl Planner<'_> {
                         },
                     ));
                 }
-                outputs.push(OutputColumn::WindowStruct { start, end: start + 1 });
+                outputs.push(OutputColumn::WindowStruct {
+                    start,
+                    end: start + 1,
+                });
             } else if matches!(field.data_type(), DataType::Struct(_) | DataType::List(_)) {
                 return Err(Error::Unsupported(format!(
                     "the column '{}' of type {} cannot be processed by a streaming kernel yet",
@@ -427,7 +462,10 @@ impl Planner<'_> {
         };
         let description = describe_stage(filters, exprs);
         let output_schema = Arc::new(Schema::new(
-            out.fields().iter().map(|f| f.as_ref().clone()).collect::<Vec<Field>>(),
+            out.fields()
+                .iter()
+                .map(|f| f.as_ref().clone())
+                .collect::<Vec<Field>>(),
         ));
         Ok(MapStage {
             inputs,
@@ -464,7 +502,8 @@ impl Planner<'_> {
                         Expr::Column(c) => in_schema.index_of(&c.name).ok(),
                         _ => None,
                     };
-                    let watermarked = time_col.is_some_and(|c| analyzer::has_watermark(in_schema.field(c)));
+                    let watermarked =
+                        time_col.is_some_and(|c| analyzer::has_watermark(in_schema.field(c)));
                     if watermarked && event_time.is_none() {
                         event_time = Some(EventTimeKey {
                             key: i,
@@ -488,10 +527,14 @@ impl Planner<'_> {
                         });
                     } else {
                         let time_column = time_col.ok_or_else(|| {
-                            Error::Unsupported(format!("a sliding window needs a column as its time, found {time}"))
+                            Error::Unsupported(format!(
+                                "a sliding window needs a column as its time, found {time}"
+                            ))
                         })?;
                         if sliding.is_some() {
-                            return Err(Error::Unsupported("only one sliding window per aggregation".into()));
+                            return Err(Error::Unsupported(
+                                "only one sliding window per aggregation".into(),
+                            ));
                         }
                         sliding = Some(SlidingExpansion {
                             time_column,
@@ -499,8 +542,11 @@ impl Planner<'_> {
                             slide_us: *slide_us,
                             start_us: *start_us,
                         });
-                        let mut fields: Vec<Field> =
-                            kernel_input_schema.fields().iter().map(|f| f.as_ref().clone()).collect();
+                        let mut fields: Vec<Field> = kernel_input_schema
+                            .fields()
+                            .iter()
+                            .map(|f| f.as_ref().clone())
+                            .collect();
                         fields.push(Field::new("__window_start", timestamp_type(), true));
                         kernel_input_schema = Arc::new(Schema::new(fields));
                         key_exprs.push(weir_plan::expr::col("__window_start"));
@@ -535,7 +581,13 @@ impl Planner<'_> {
         // Aggregates.
         let mut agg_specs: Vec<(AggFunc, Option<Expr>)> = Vec::new();
         for e in &a.aggregates {
-            let Expr::Aggregate { func, args, distinct, .. } = strip_alias(e) else {
+            let Expr::Aggregate {
+                func,
+                args,
+                distinct,
+                ..
+            } = strip_alias(e)
+            else {
                 return Err(Error::Unsupported(format!(
                     "{e} in an aggregation's output must be an aggregate call"
                 )));
@@ -560,7 +612,8 @@ impl Planner<'_> {
                 AggregateFunction::Last => (AggFunc::Last, arg),
                 AggregateFunction::ApproxCountDistinct => {
                     return Err(Error::Unsupported(
-                        "approx_count_distinct() is not supported in streaming execution yet".into(),
+                        "approx_count_distinct() is not supported in streaming execution yet"
+                            .into(),
                     ));
                 }
             };
@@ -597,8 +650,10 @@ impl Planner<'_> {
             let id = match k {
                 Expr::ScalarFunction { name, args, .. } if name == "__window_start" => {
                     let time = lowering.lower(&args[0])?;
-                    let (Expr::Literal(ScalarValue::Int64(size)), Expr::Literal(ScalarValue::Int64(start))) =
-                        (&args[1], &args[2])
+                    let (
+                        Expr::Literal(ScalarValue::Int64(size)),
+                        Expr::Literal(ScalarValue::Int64(start)),
+                    ) = (&args[1], &args[2])
                     else {
                         return Err(Error::Internal("window start arguments".into()));
                     };
@@ -624,8 +679,16 @@ impl Planner<'_> {
         self.next_op += 1;
         let description = format!(
             "keys=[{}], aggs=[{}]",
-            a.group_by.iter().map(|e| e.to_string()).collect::<Vec<_>>().join(", "),
-            a.aggregates.iter().map(|e| e.to_string()).collect::<Vec<_>>().join(", ")
+            a.group_by
+                .iter()
+                .map(|e| e.to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
+            a.aggregates
+                .iter()
+                .map(|e| e.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
         );
         let _ = writeln!(self.fingerprint, "op {op_id}: aggregate {description}");
         // Plain-column keys route rows to state shards (all rows of a group share them).
@@ -682,13 +745,21 @@ fn describe_stage(filters: &[Expr], exprs: &[Expr]) -> String {
         let _ = write!(
             s,
             "filter {} → ",
-            filters.iter().map(|f| f.to_string()).collect::<Vec<_>>().join(" AND ")
+            filters
+                .iter()
+                .map(|f| f.to_string())
+                .collect::<Vec<_>>()
+                .join(" AND ")
         );
     }
     let _ = write!(
         s,
         "project {}",
-        exprs.iter().map(|e| e.to_string()).collect::<Vec<_>>().join(", ")
+        exprs
+            .iter()
+            .map(|e| e.to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
     );
     s
 }

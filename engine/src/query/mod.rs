@@ -158,7 +158,10 @@ impl StreamingQuery {
         };
         let thread_name = format!(
             "weir-query-{}",
-            exec.config.name.clone().unwrap_or_else(|| shared.run_id[..8].to_string())
+            exec.config
+                .name
+                .clone()
+                .unwrap_or_else(|| shared.run_id[..8].to_string())
         );
         let handle = std::thread::Builder::new()
             .name(thread_name)
@@ -371,12 +374,16 @@ impl MicroBatchExecution {
         if let Some((last, seq)) = self.checkpoint.latest_offsets()? {
             // The state shard count is pinned by the checkpoint.
             if let Some(n) = seq.conf.get("spark.sql.shuffle.partitions") {
-                let shards = n.parse::<usize>().ok().filter(|n| (1..=4096).contains(n)).ok_or_else(|| {
-                    Error::checkpoint(
-                        self.checkpoint.dir().join("offsets").join(last.to_string()),
-                        format!("spark.sql.shuffle.partitions is '{n}', not a shard count"),
-                    )
-                })?;
+                let shards = n
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|n| (1..=4096).contains(n))
+                    .ok_or_else(|| {
+                        Error::checkpoint(
+                            self.checkpoint.dir().join("offsets").join(last.to_string()),
+                            format!("spark.sql.shuffle.partitions is '{n}', not a shard count"),
+                        )
+                    })?;
                 self.plan.set_state_shards(shards);
             }
             let last_commit = self.checkpoint.latest_commit()?;
@@ -421,7 +428,8 @@ impl MicroBatchExecution {
                         ),
                     ));
                 }
-                self.plan.restore_state(&self.checkpoint.state_dir(), last)?;
+                self.plan
+                    .restore_state(&self.checkpoint.state_dir(), last)?;
                 let run = BatchRun {
                     batch_id: last,
                     starts,
@@ -484,7 +492,12 @@ impl MicroBatchExecution {
                         }
                         if self.config.clock.now_ms() < next {
                             // Woken early (process_all_available): acknowledge only if idle.
-                            self.ack_if_idle(drain_ticket, &committed, watermark_ms, last_batch_watermark)?;
+                            self.ack_if_idle(
+                                drain_ticket,
+                                &committed,
+                                watermark_ms,
+                                last_batch_watermark,
+                            )?;
                             continue;
                         }
                     }
@@ -508,10 +521,12 @@ impl MicroBatchExecution {
                 ends.push(end.or_else(|| committed[i].clone()));
             }
             let latest_offset_ms = t_latest.elapsed().as_millis() as u64;
-            let has_data = ends.iter().zip(&committed).any(|(e, c)| e.is_some() && e != c);
-            let no_data_batch = !has_data
-                && watermark_ms > last_batch_watermark
-                && self.plan.needs_no_data_batch();
+            let has_data = ends
+                .iter()
+                .zip(&committed)
+                .any(|(e, c)| e.is_some() && e != c);
+            let no_data_batch =
+                !has_data && watermark_ms > last_batch_watermark && self.plan.needs_no_data_batch();
             if !has_data && !no_data_batch {
                 set_status(&self.shared, "Waiting for data to arrive", false, false);
                 self.ack_drain(drain_ticket);
@@ -634,14 +649,19 @@ impl MicroBatchExecution {
         trigger_start: i64,
         timings: Option<PhaseTimings>,
     ) -> Result<i64> {
-        let wall_start = timings.as_ref().map(|t| t.wall_start).unwrap_or_else(Instant::now);
+        let wall_start = timings
+            .as_ref()
+            .map(|t| t.wall_start)
+            .unwrap_or_else(Instant::now);
         // 2. Read each source's range.
         let t_get = Instant::now();
         let mut inputs: Vec<Vec<RecordBatch>> = Vec::with_capacity(self.sources.len());
         let mut rows_per_source = Vec::with_capacity(self.sources.len());
         for (i, s) in self.sources.iter_mut().enumerate() {
             let batches = match &run.ends[i] {
-                Some(end) if run.starts[i].as_ref() != Some(end) => s.read(run.starts[i].as_ref(), end)?,
+                Some(end) if run.starts[i].as_ref() != Some(end) => {
+                    s.read(run.starts[i].as_ref(), end)?
+                }
                 _ => Vec::new(),
             };
             rows_per_source.push(batches.iter().map(|b| b.num_rows() as u64).sum::<u64>());
@@ -758,7 +778,8 @@ impl MicroBatchExecution {
                 recent.push_back(progress.clone());
             }
             for l in &self.shared.listeners {
-                let _ = std::panic::catch_unwind(AssertUnwindSafe(|| l.on_query_progress(&progress)));
+                let _ =
+                    std::panic::catch_unwind(AssertUnwindSafe(|| l.on_query_progress(&progress)));
             }
         }
         Ok(next_watermark)
@@ -782,7 +803,9 @@ fn set_status(shared: &Shared, message: &str, data: bool, active: bool) {
 fn offset_json(o: Option<&Offset>) -> serde_json::Value {
     match o {
         None => serde_json::Value::Null,
-        Some(o) => serde_json::from_str(&o.0).unwrap_or_else(|_| serde_json::Value::String(o.0.clone())),
+        Some(o) => {
+            serde_json::from_str(&o.0).unwrap_or_else(|_| serde_json::Value::String(o.0.clone()))
+        }
     }
 }
 

@@ -165,7 +165,10 @@ mod tests {
             num_input_rows: 1,
             input_rows_per_second: rate(1, 1666),
             processed_rows_per_second: rate(1, 0),
-            duration_ms: BTreeMap::from([("triggerExecution".into(), 581), ("addBatch".into(), 446)]),
+            duration_ms: BTreeMap::from([
+                ("triggerExecution".into(), 581),
+                ("addBatch".into(), 446),
+            ]),
             event_time: BTreeMap::new(),
             state_operators: vec![],
             sources: vec![SourceProgress {
@@ -190,9 +193,7 @@ mod tests {
 
     #[test]
     fn spark_sample_deserialises() {
-        let text = include_str!(
-            "../../tests/fixtures/spark-progress-batch1.json"
-        );
+        let text = include_str!("../../tests/fixtures/spark-progress-batch1.json");
         let p: StreamingQueryProgress = serde_json::from_str(text).expect("Spark's sample parses");
         assert_eq!(p.batch_id, 1);
         assert_eq!(p.state_operators[0].operator_name, "stateStoreSave");

@@ -57,7 +57,11 @@ impl Trigger {
 /// Parses Spark interval text such as `10 seconds`, `1 minute`, `500 ms`, `2 hours`, `0`.
 pub fn parse_duration(text: &str) -> std::result::Result<Duration, String> {
     let t = text.trim().to_ascii_lowercase();
-    let t = t.strip_prefix("interval").unwrap_or(&t).trim().trim_matches('\'');
+    let t = t
+        .strip_prefix("interval")
+        .unwrap_or(&t)
+        .trim()
+        .trim_matches('\'');
     let (num, unit) = match t.find(|c: char| !(c.is_ascii_digit() || c == '.')) {
         Some(i) => (t[..i].trim(), t[i..].trim()),
         None => (t, "ms"),
@@ -194,7 +198,10 @@ mod tests {
 
     #[test]
     fn parses_spark_trigger_forms() {
-        assert_eq!(Trigger::parse("availableNow").unwrap(), Trigger::AvailableNow);
+        assert_eq!(
+            Trigger::parse("availableNow").unwrap(),
+            Trigger::AvailableNow
+        );
         assert_eq!(Trigger::parse("once").unwrap(), Trigger::Once);
         assert_eq!(Trigger::parse("").unwrap(), Trigger::Default);
         assert_eq!(Trigger::parse("0 seconds").unwrap(), Trigger::Default);

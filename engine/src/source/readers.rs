@@ -233,23 +233,37 @@ impl TimestampFormat {
         };
         let b = text.as_bytes();
         let expected_len = if millis { 23 } else { 19 };
-        if b.len() != expected_len || b[4] != b'-' || b[7] != b'-' || b[10] != b' ' || b[13] != b':' || b[16] != b':' {
+        if b.len() != expected_len
+            || b[4] != b'-'
+            || b[7] != b'-'
+            || b[10] != b' '
+            || b[13] != b':'
+            || b[16] != b':'
+        {
             return None;
         }
         if millis && b[19] != b'.' {
             return None;
         }
         let num = |range: std::ops::Range<usize>| -> Option<i64> {
-            b[range].iter().try_fold(0i64, |acc, &c| c.is_ascii_digit().then(|| acc * 10 + i64::from(c - b'0')))
+            b[range].iter().try_fold(0i64, |acc, &c| {
+                c.is_ascii_digit().then(|| acc * 10 + i64::from(c - b'0'))
+            })
         };
         let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
         let (hour, minute, second) = (num(11..13)?, num(14..16)?, num(17..19)?);
         let ms = if millis { num(20..23)? } else { 0 };
-        let date = chrono::NaiveDate::from_ymd_opt(i32::try_from(year).ok()?, u32::try_from(month).ok()?, u32::try_from(day).ok()?)?;
+        let date = chrono::NaiveDate::from_ymd_opt(
+            i32::try_from(year).ok()?,
+            u32::try_from(month).ok()?,
+            u32::try_from(day).ok()?,
+        )?;
         if hour > 23 || minute > 59 || second > 59 {
             return None;
         }
-        let days = date.signed_duration_since(chrono::NaiveDate::from_ymd_opt(1970, 1, 1)?).num_days();
+        let days = date
+            .signed_duration_since(chrono::NaiveDate::from_ymd_opt(1970, 1, 1)?)
+            .num_days();
         Some(((days * 86_400 + hour * 3_600 + minute * 60 + second) * 1_000 + ms) * 1_000)
     }
 }
@@ -744,8 +758,9 @@ fn read_csv_fast(
             handles
                 .into_iter()
                 .map(|h| {
-                    h.join()
-                        .unwrap_or_else(|_| Err(Error::Internal("a CSV parsing thread panicked".into())))
+                    h.join().unwrap_or_else(|_| {
+                        Err(Error::Internal("a CSV parsing thread panicked".into()))
+                    })
                 })
                 .collect()
         })
@@ -819,7 +834,8 @@ impl CsvChunkJob<'_> {
                 let Some(text) = columns[i].as_any().downcast_ref::<StringArray>() else {
                     return Ok(None);
                 };
-                let (converted, failed) = convert_strings(text, self.data_schema.field(i), self.opts)?;
+                let (converted, failed) =
+                    convert_strings(text, self.data_schema.field(i), self.opts)?;
                 if failed.iter().any(|f| *f) {
                     // A value the format does not parse: the per-record path applies the mode.
                     return Ok(None);
