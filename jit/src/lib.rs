@@ -5,7 +5,7 @@
 //! Module map: `spec` (IR, builder, type checker), `interp` + `value` (oracle and fallback),
 //! `agg` (group state), `plan` (fallback rule), `abi` (`#[repr(C)]` kernel ABI), `emit` (the only
 //! Cranelift user), `kernel` (engine, cache, execution, runtime helper), `datetime`, `hash`.
-//! See ARCHITECTURE-jit.md.
+//! See the weir-jit section of the repository's ARCHITECTURE.md.
 
 mod abi;
 mod agg;
