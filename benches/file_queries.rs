@@ -20,13 +20,14 @@ use weir::{Session, SessionConfig, Trigger};
 
 /// Spark 4.3 rows/s (trigger time) from peers/RESULTS.md §1 (Parquet) and §2 (CSV), measured on
 /// this machine.
-const SPARK_RECORDED: [(&str, &str, f64); 6] = [
+const SPARK_RECORDED: [(&str, &str, f64); 7] = [
     ("q1", "parquet", 2_268_603.0),
     ("q2", "parquet", 3_671_072.0),
     ("win_update", "parquet", 1_494_098.0),
     ("win_append", "parquet", 1_427_348.0),
     ("q1", "csv", 741_954.0),
     ("q2", "csv", 1_173_155.0),
+    ("wordcount", "text", 430_663.0),
 ];
 
 fn peers_dir() -> PathBuf {
@@ -66,13 +67,20 @@ fn run_weir(data: &Path, format: &str, query: &str, mode: &str, work: &Path, fsy
     } else {
         ""
     };
-    let ddl = format!(
+    let ddl = if format == "text" {
+        format!(
+            "CREATE SOURCE lines (value STRING) WITH (format = 'text', path = '{}', maxFilesPerTrigger = '1');",
+            data.display()
+        )
+    } else {
+        format!(
         "CREATE SOURCE bids (auction BIGINT, bidder BIGINT, price BIGINT, channel STRING, url STRING,
                              date_time TIMESTAMP, extra STRING,
                              WATERMARK FOR date_time AS date_time - INTERVAL '5' SECOND)
            WITH (format = '{format}', path = '{}', maxFilesPerTrigger = '1'{reader_options});",
         data.display()
-    );
+    )
+    };
     let mut catalog = Catalog::new();
     catalog.execute_script(&ddl).expect("DDL");
     let statements = parse_sql(query).expect("query parses");
@@ -252,6 +260,12 @@ fn main() {
         runs.push(("q2", "csv", q2, "append", csv_data.as_path()));
     } else {
         eprintln!("(no CSV data: gen_data.py --csv adds the CSV runs)");
+    }
+    // Word count in complete mode over 2 M lines (20 M words); rows are lines, as Spark's figure.
+    let text_data = peers.join("data/text_2000000");
+    let wordcount = "SELECT word, count(*) AS count FROM (SELECT explode(split(value, ' ')) AS word FROM lines) t GROUP BY word";
+    if text_data.is_dir() {
+        runs.push(("wordcount", "text", wordcount, "complete", text_data.as_path()));
     }
     for (name, format, sql, mode, dir) in runs {
         if only.as_deref().is_some_and(|o| !name.starts_with(o)) {
