@@ -9,8 +9,8 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-const FILES: usize = 60;
-const ROWS_PER_FILE: usize = 100;
+const FILES: usize = 400;
+const ROWS_PER_FILE: usize = 25;
 const KILLS: usize = 20;
 
 fn write_inputs(dir: &Path) {
@@ -155,7 +155,8 @@ fn kill_and_restart_matches_uninterrupted_run(query: &str, seed: u64) {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        let wait = Duration::from_millis(5 + rng.next() % 150);
+        // A debug build needs ~100 ms to start and commit its first batch; later batches take ~10 ms.
+        let wait = Duration::from_millis(40 + rng.next() % 220);
         std::thread::sleep(wait);
         match child.try_wait().unwrap() {
             Some(status) => {
@@ -182,6 +183,14 @@ fn kill_and_restart_matches_uninterrupted_run(query: &str, seed: u64) {
             }
         }
     }
+    // The kills interrupted real work: some batches committed, and not all of them.
+    let committed_batches = std::fs::read_dir(ck.join("commits"))
+        .map(|d| d.flatten().filter(|e| !e.file_name().to_string_lossy().contains('.')).count())
+        .unwrap_or(0);
+    assert!(
+        committed_batches > 0 && committed_batches < FILES,
+        "{committed_batches} of {FILES} batches were committed before the final run"
+    );
     // Finish the job.
     run_to_completion(&crash_script);
     let actual = committed_rows(&out);

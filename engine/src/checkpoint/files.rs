@@ -309,7 +309,9 @@ pub(crate) fn read_checked(
 
 /// Removes `path` and its sidecar (missing files are fine).
 pub(crate) fn remove_checked(path: &Path) -> Result<()> {
-    for p in [checksum_path(path), path.to_path_buf()] {
+    // The main file goes first: a crash in between leaves a sidecar without its file, which no
+    // reader looks at, never a file without its sidecar, which would read as damage.
+    for p in [path.to_path_buf(), checksum_path(path)] {
         match fs::remove_file(&p) {
             Ok(()) => {}
             Err(e) if e.kind() == ErrorKind::NotFound => {}
