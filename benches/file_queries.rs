@@ -265,7 +265,13 @@ fn main() {
     let text_data = peers.join("data/text_2000000");
     let wordcount = "SELECT word, count(*) AS count FROM (SELECT explode(split(value, ' ')) AS word FROM lines) t GROUP BY word";
     if text_data.is_dir() {
-        runs.push(("wordcount", "text", wordcount, "complete", text_data.as_path()));
+        runs.push((
+            "wordcount",
+            "text",
+            wordcount,
+            "complete",
+            text_data.as_path(),
+        ));
     }
     for (name, format, sql, mode, dir) in runs {
         if only.as_deref().is_some_and(|o| !name.starts_with(o)) {

@@ -185,7 +185,11 @@ fn kill_and_restart_matches_uninterrupted_run(query: &str, seed: u64) {
     }
     // The kills interrupted real work: some batches committed, and not all of them.
     let committed_batches = std::fs::read_dir(ck.join("commits"))
-        .map(|d| d.flatten().filter(|e| !e.file_name().to_string_lossy().contains('.')).count())
+        .map(|d| {
+            d.flatten()
+                .filter(|e| !e.file_name().to_string_lossy().contains('.'))
+                .count()
+        })
         .unwrap_or(0);
     assert!(
         committed_batches > 0 && committed_batches < FILES,

@@ -259,3 +259,55 @@ fn word_count_over_exploded_lines() {
     ])
     .unwrap();
 }
+
+/// The one-pass split of a literal separator gives exactly what the general (regex) path gives,
+/// empty fields included: Spark's `split` keeps leading, inner and trailing empty strings.
+#[test]
+fn literal_split_matches_the_regex_split() {
+    let run = |pattern: &str| {
+        let s = session();
+        let (input, df) = s.read_stream().memory(lines_schema()).unwrap();
+        let df = df
+            .select([func(
+                "explode",
+                vec![func("split", vec![col("value"), lit(pattern)])],
+            )
+            .alias("w")])
+            .unwrap();
+        let out: Arc<std::sync::Mutex<Vec<String>>> = Arc::default();
+        let sink_out = out.clone();
+        let q = df
+            .write_stream()
+            .foreach_batch(move |batches, _| {
+                for b in batches {
+                    sink_out
+                        .lock()
+                        .unwrap()
+                        .extend(weir_engine::testing::format_rows(b)?);
+                }
+                Ok(())
+            })
+            .start()
+            .unwrap();
+        let rows = RecordBatch::try_new(
+            lines_schema(),
+            vec![Arc::new(StringArray::from(vec![
+                Some("a  b "),
+                Some(""),
+                None,
+                Some(" x"),
+                Some("one"),
+            ]))],
+        )
+        .unwrap();
+        input.add_batch(rows);
+        q.process_all_available().unwrap();
+        q.stop().unwrap();
+        let v = out.lock().unwrap().clone();
+        v
+    };
+    let literal = run(" ");
+    let regex = run("[ ]");
+    assert_eq!(literal, regex);
+    assert_eq!(literal, ["a", "", "b", "", "", "", "x", "one"]);
+}

@@ -124,20 +124,83 @@ pub(crate) struct ExplodeStage {
     pub kernel: Arc<CompiledKernel>,
     pub output_schema: SchemaRef,
     pub description: String,
+    /// `explode(split(column, 'literal'))` with a pattern free of regex metacharacters: split
+    /// directly in one pass over the strings (input column index, separator), instead of
+    /// building the list with the kernel.
+    pub literal_split: Option<(usize, String)>,
 }
 
 impl ExplodeStage {
     /// One line for explain.
     pub fn describe(&self) -> String {
-        format!(
-            "Explode [{}]\n{}",
-            self.description,
-            self.kernel.report().to_string().trim_end()
-        )
+        match &self.literal_split {
+            Some((_, sep)) => format!(
+                "Explode [{}]\n  split on the literal {sep:?} in one pass (no regex, no list built)",
+                self.description
+            ),
+            None => format!(
+                "Explode [{}]\n{}",
+                self.description,
+                self.kernel.report().to_string().trim_end()
+            ),
+        }
+    }
+
+    /// Explodes `split(column, sep)` of a literal separator: Spark's `split` with limit -1 keeps
+    /// empty fields (leading, inner and trailing), and a NULL string produces no row.
+    fn explode_literal_split(
+        &self,
+        batch: &RecordBatch,
+        column: usize,
+        sep: &str,
+    ) -> Result<RecordBatch> {
+        let strings =
+            arrow::compute::cast(batch.column(column), &arrow::datatypes::DataType::Utf8)?;
+        let strings = strings
+            .as_any()
+            .downcast_ref::<arrow::array::StringArray>()
+            .ok_or_else(|| Error::Internal("split input is not a string column".into()))?;
+        let mut parents: Vec<u32> = Vec::with_capacity(strings.len() * 4);
+        let mut words =
+            arrow::array::StringBuilder::with_capacity(strings.len() * 4, strings.values().len());
+        for row in 0..strings.len() {
+            if strings.is_null(row) {
+                continue;
+            }
+            for word in strings.value(row).split(sep) {
+                parents.push(row as u32);
+                words.append_value(word);
+            }
+        }
+        let parents = arrow::array::UInt32Array::from(parents);
+        let mut columns: Vec<ArrayRef> = batch
+            .columns()
+            .iter()
+            .map(|c| arrow::compute::take(c.as_ref(), &parents, None))
+            .collect::<std::result::Result<_, _>>()?;
+        let words: ArrayRef = Arc::new(words.finish());
+        let target = self.output_schema.field(columns.len()).data_type();
+        columns.push(if words.data_type() == target {
+            words
+        } else {
+            arrow::compute::cast(&words, target)?
+        });
+        let options = RecordBatchOptions::new().with_row_count(Some(parents.len()));
+        Ok(RecordBatch::try_new_with_options(
+            self.output_schema.clone(),
+            columns,
+            &options,
+        )?)
     }
 
     /// Explodes every batch.
     pub fn run(&self, batches: Vec<RecordBatch>, ctx: &BatchContext) -> Result<Vec<RecordBatch>> {
+        if let Some((column, sep)) = &self.literal_split {
+            return batches
+                .iter()
+                .map(|b| self.explode_literal_split(b, *column, sep))
+                .collect();
+        }
         let ts_us = ctx.batch_timestamp_ms.saturating_mul(1000);
         let mut out = Vec::with_capacity(batches.len());
         for batch in &batches {

@@ -357,6 +357,7 @@ impl Planner<'_> {
                         kernel,
                         output_schema: e.schema.clone(),
                         description: format!("{} AS {}", e.expr, e.alias),
+                        literal_split: literal_split(&e.expr, &in_schema),
                     },
                 })
             }
@@ -977,4 +978,24 @@ fn streaming_agg_call(e: &Expr) -> Result<(AggFunc, Option<Expr>)> {
             ));
         }
     })
+}
+
+/// `split(column, 'sep')` whose separator has no regex metacharacters: (column index, sep).
+fn literal_split(expr: &Expr, input: &SchemaRef) -> Option<(usize, String)> {
+    let Expr::ScalarFunction { name, args, .. } = strip_alias(expr) else {
+        return None;
+    };
+    if name != "split" || args.len() != 2 {
+        return None;
+    }
+    let (Expr::Column(c), Expr::Literal(ScalarValue::Utf8(sep))) = (&args[0], &args[1]) else {
+        return None;
+    };
+    let plain = !sep.is_empty() && !sep.chars().any(|ch| "\\^$.|?*+()[]{}".contains(ch));
+    let index = input.index_of(&c.name).ok()?;
+    let is_string = matches!(
+        input.field(index).data_type(),
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
+    );
+    (plain && is_string).then(|| (index, sep.clone()))
 }
