@@ -278,7 +278,13 @@ pub(crate) fn read_file(
 ) -> Result<Vec<RecordBatch>> {
     let batches = match format {
         FileFormat::Parquet => return read_parquet(path, schema, projection),
-        FileFormat::Csv => read_csv(path, schema, opts)?,
+        FileFormat::Csv => {
+            let (batches, projected) = read_csv(path, schema, opts, projection)?;
+            if projected {
+                return Ok(batches);
+            }
+            batches
+        }
         FileFormat::Json => read_json(path, schema, opts)?,
         FileFormat::Text => read_text(path, schema)?,
     };
@@ -684,6 +690,7 @@ fn read_csv_fast(
     opts: &ReaderOptions,
     data_cols: &[usize],
     corrupt_index: Option<usize>,
+    projection: Option<&[usize]>,
 ) -> Result<Option<Vec<RecordBatch>>> {
     let ascii = |c: char| u8::try_from(c).ok().filter(u8::is_ascii);
     let (Some(sep), Some(quote), Some(escape)) =
@@ -732,10 +739,17 @@ fn read_csv_fast(
     } else {
         vec![&bytes[..]]
     };
+    // Output: the projected columns (indices into the data columns, which are the schema's
+    // columns when there is no corrupt-record column), or every column.
+    let out_schema: SchemaRef = match projection {
+        Some(p) => Arc::new(schema.project(p)?),
+        None => schema.clone(),
+    };
     let job = CsvChunkJob {
         read_schema: &read_schema,
         data_schema: &data_schema,
-        schema,
+        schema: &out_schema,
+        projection,
         opts,
         formatted_timestamps: &formatted_timestamps,
         corrupt_index,
@@ -802,7 +816,10 @@ fn split_at_newlines(bytes: &[u8], n: usize) -> Vec<&[u8]> {
 struct CsvChunkJob<'a> {
     read_schema: &'a SchemaRef,
     data_schema: &'a Schema,
+    /// The schema of the batches produced (projected when `projection` is set).
     schema: &'a SchemaRef,
+    /// Data-column indices to decode, in output order; `None` decodes every column.
+    projection: Option<&'a [usize]>,
     opts: &'a ReaderOptions,
     formatted_timestamps: &'a [usize],
     corrupt_index: Option<usize>,
@@ -814,35 +831,46 @@ struct CsvChunkJob<'a> {
 impl CsvChunkJob<'_> {
     /// Arrow's CSV reader over one chunk; `None` when a record does not parse.
     fn parse(&self, chunk: &[u8], header: bool) -> Result<Option<Vec<RecordBatch>>> {
-        let reader = arrow::csv::ReaderBuilder::new(self.read_schema.clone())
+        let mut builder = arrow::csv::ReaderBuilder::new(self.read_schema.clone())
             .with_header(header)
             .with_delimiter(self.sep)
             .with_quote(self.quote)
             .with_escape(self.escape)
-            .with_batch_size(BATCH_ROWS)
-            .build(std::io::Cursor::new(chunk));
-        let Ok(reader) = reader else {
+            .with_batch_size(BATCH_ROWS);
+        if let Some(p) = self.projection {
+            builder = builder.with_projection(p.to_vec());
+        }
+        let Ok(reader) = builder.build(std::io::Cursor::new(chunk)) else {
             return Ok(None);
         };
+        // Output column k comes from data column `source[k]`.
+        let source: Vec<usize> = match self.projection {
+            Some(p) => p.to_vec(),
+            None => (0..self.data_schema.fields().len()).collect(),
+        };
+        let out_data_schema = self.data_schema.project(&source)?;
         let mut out = Vec::new();
         for batch in reader {
             let Ok(batch) = batch else {
                 return Ok(None);
             };
             let mut columns = batch.columns().to_vec();
-            for &i in self.formatted_timestamps {
-                let Some(text) = columns[i].as_any().downcast_ref::<StringArray>() else {
+            for (k, &src) in source.iter().enumerate() {
+                if !self.formatted_timestamps.contains(&src) {
+                    continue;
+                }
+                let Some(text) = columns[k].as_any().downcast_ref::<StringArray>() else {
                     return Ok(None);
                 };
                 let (converted, failed) =
-                    convert_strings(text, self.data_schema.field(i), self.opts)?;
+                    convert_strings(text, self.data_schema.field(src), self.opts)?;
                 if failed.iter().any(|f| *f) {
                     // A value the format does not parse: the per-record path applies the mode.
                     return Ok(None);
                 }
-                columns[i] = converted;
+                columns[k] = converted;
             }
-            let mut columns = retag_columns(columns, self.data_schema);
+            let mut columns = retag_columns(columns, &out_data_schema);
             if let Some(i) = self.corrupt_index {
                 columns.insert(i, new_null_array(&DataType::Utf8, batch.num_rows()));
             }
@@ -856,12 +884,24 @@ impl CsvChunkJob<'_> {
     }
 }
 
-fn read_csv(path: &Path, schema: &SchemaRef, opts: &ReaderOptions) -> Result<Vec<RecordBatch>> {
+/// Reads a CSV file; the flag says whether `projection` was already applied (the fast path
+/// decodes only the projected columns when there is no corrupt-record column).
+fn read_csv(
+    path: &Path,
+    schema: &SchemaRef,
+    opts: &ReaderOptions,
+    projection: Option<&[usize]>,
+) -> Result<(Vec<RecordBatch>, bool)> {
     let (data_cols, corrupt_index) = split_corrupt_column(schema, &opts.corrupt_column);
-    if let Some(batches) = read_csv_fast(path, schema, opts, &data_cols, corrupt_index)? {
-        return Ok(batches);
+    let projection = projection.filter(|_| corrupt_index.is_none());
+    if let Some(batches) = read_csv_fast(path, schema, opts, &data_cols, corrupt_index, projection)?
+    {
+        return Ok((batches, projection.is_some()));
     }
-    read_csv_per_record(path, schema, opts, &data_cols, corrupt_index)
+    Ok((
+        read_csv_per_record(path, schema, opts, &data_cols, corrupt_index)?,
+        false,
+    ))
 }
 
 /// The per-record path: finds malformed records and applies the parse mode to them.
