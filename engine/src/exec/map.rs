@@ -128,6 +128,9 @@ pub(crate) struct ExplodeStage {
     /// directly in one pass over the strings (input column index, separator), instead of
     /// building the list with the kernel.
     pub literal_split: Option<(usize, String)>,
+    /// Per input column: copied to every output row (`true`), or left NULL because nothing
+    /// above reads it.
+    pub copied_columns: Vec<bool>,
 }
 
 impl ExplodeStage {
@@ -173,11 +176,7 @@ impl ExplodeStage {
             }
         }
         let parents = arrow::array::UInt32Array::from(parents);
-        let mut columns: Vec<ArrayRef> = batch
-            .columns()
-            .iter()
-            .map(|c| arrow::compute::take(c.as_ref(), &parents, None))
-            .collect::<std::result::Result<_, _>>()?;
+        let mut columns = self.copy_parents(batch, &parents)?;
         let words: ArrayRef = Arc::new(words.finish());
         let target = self.output_schema.field(columns.len()).data_type();
         columns.push(if words.data_type() == target {
@@ -191,6 +190,26 @@ impl ExplodeStage {
             columns,
             &options,
         )?)
+    }
+
+    /// The input columns repeated for each output row (NULL for columns nothing reads).
+    fn copy_parents(
+        &self,
+        batch: &RecordBatch,
+        parents: &arrow::array::UInt32Array,
+    ) -> Result<Vec<ArrayRef>> {
+        batch
+            .columns()
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                if self.copied_columns.get(i).copied().unwrap_or(true) {
+                    Ok(arrow::compute::take(c.as_ref(), parents, None)?)
+                } else {
+                    Ok(arrow::array::new_null_array(c.data_type(), parents.len()))
+                }
+            })
+            .collect()
     }
 
     /// Explodes every batch.
@@ -227,11 +246,7 @@ impl ExplodeStage {
                 }
             }
             let parents = arrow::array::UInt32Array::from(parents);
-            let mut columns: Vec<ArrayRef> = batch
-                .columns()
-                .iter()
-                .map(|c| arrow::compute::take(c.as_ref(), &parents, None))
-                .collect::<std::result::Result<_, _>>()?;
+            let mut columns = self.copy_parents(batch, &parents)?;
             columns.push(arrow::compute::take(
                 list.values().as_ref(),
                 &arrow::array::UInt32Array::from(elements),

@@ -77,6 +77,7 @@ pub fn plan_query(
         fingerprint: String::new(),
         scan_labels: Vec::new(),
         watermark_labels: Vec::new(),
+        explode_needed: None,
     };
     // Constant folding, predicate and projection push-down (the output schema is unchanged).
     let optimized = weir_plan::optimize(plan)?;
@@ -113,6 +114,8 @@ struct Planner<'a> {
     scan_labels: Vec<String>,
     /// Explain text of each watermark tracker, by index.
     watermark_labels: Vec<String>,
+    /// Columns the projection above the next explode reads (the others need no copy).
+    explode_needed: Option<std::collections::HashSet<String>>,
 }
 
 /// Strips filters directly below a node: returns the node under them and the predicates.
@@ -174,6 +177,14 @@ impl Planner<'_> {
             LogicalPlan::SubqueryAlias(a) => self.build(&a.input),
             LogicalPlan::Project(p) => {
                 let (below, filters) = peel_filters(&p.input);
+                // An explode right below only needs to copy the columns this projection reads.
+                if matches!(below.as_ref(), LogicalPlan::Explode(_)) {
+                    let mut used = std::collections::HashSet::new();
+                    for e in p.exprs.iter().chain(&filters) {
+                        referenced_columns(e, &mut used);
+                    }
+                    self.explode_needed = Some(used);
+                }
                 let input = self.build(below)?;
                 let stage = self.map_stage(below.schema(), &filters, &p.exprs, &p.schema)?;
                 Ok(Node::Map {
@@ -334,6 +345,7 @@ impl Planner<'_> {
                 })
             }
             LogicalPlan::Explode(e) => {
+                let needed = self.explode_needed.take();
                 let input = self.build(&e.input)?;
                 let in_schema = e.input.schema().clone();
                 let mut inputs = KernelInputs::default();
@@ -358,6 +370,15 @@ impl Planner<'_> {
                         output_schema: e.schema.clone(),
                         description: format!("{} AS {}", e.expr, e.alias),
                         literal_split: literal_split(&e.expr, &in_schema),
+                        copied_columns: in_schema
+                            .fields()
+                            .iter()
+                            // A non-nullable column is always copied: NULLs would break its schema.
+                            .map(|f| {
+                                !f.is_nullable()
+                                    || needed.as_ref().is_none_or(|n| n.contains(f.name()))
+                            })
+                            .collect(),
                     },
                 })
             }
@@ -998,4 +1019,18 @@ fn literal_split(expr: &Expr, input: &SchemaRef) -> Option<(usize, String)> {
         DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
     );
     (plain && is_string).then(|| (index, sep.clone()))
+}
+
+/// Collects the names of the columns an expression reads.
+fn referenced_columns(e: &Expr, out: &mut std::collections::HashSet<String>) {
+    match e {
+        Expr::Column(c) => {
+            out.insert(c.name.clone());
+        }
+        other => {
+            for child in super::lower::children(other) {
+                referenced_columns(child, out);
+            }
+        }
+    }
 }
