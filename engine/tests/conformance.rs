@@ -303,8 +303,7 @@ fn literal_split_matches_the_regex_split() {
         input.add_batch(rows);
         q.process_all_available().unwrap();
         q.stop().unwrap();
-        let v = out.lock().unwrap().clone();
-        v
+        out.lock().unwrap().clone()
     };
     let literal = run(" ");
     let regex = run("[ ]");

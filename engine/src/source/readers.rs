@@ -1298,7 +1298,7 @@ mod tests {
             Field::new("d", DataType::Float64, true),
         ]));
         let cols: Vec<usize> = (0..5).collect();
-        let fast = read_csv_fast(&path, &schema, &opts(), &cols, None)
+        let fast = read_csv_fast(&path, &schema, &opts(), &cols, None, None)
             .unwrap()
             .expect("well-formed file takes the fast path");
         let slow = read_csv_per_record(&path, &schema, &opts(), &cols, None).unwrap();
