@@ -500,7 +500,7 @@ fn run_prints_show_results_and_progress_lines() {
     let lines: Vec<&str> = out.stderr.lines().collect();
     assert_eq!(lines.len(), 3, "{}", out.describe());
     for (i, line) in lines.iter().enumerate() {
-        assert!(line.starts_with(&format!("batch {i} | in ")), "{line}");
+        assert!(line.starts_with(&format!("ids: batch {i} | in ")), "{line}");
         assert!(
             line.contains("| out ") && line.contains("| state 0 rows"),
             "{line}"

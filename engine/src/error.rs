@@ -73,6 +73,14 @@ pub enum Error {
     /// Kernel compilation or execution failed.
     #[error(transparent)]
     Jit(#[from] weir_jit::JitError),
+    /// Evaluating a query stage failed on a row (a bad cast in ANSI mode, an overflow, ...).
+    #[error("evaluating [{stage}]: {source}")]
+    Evaluation {
+        /// The stage, as explain prints it.
+        stage: String,
+        /// The kernel's error (names the row and the problem).
+        source: weir_jit::JitError,
+    },
     /// Rows did not convert to or from a `Record` type.
     #[error(transparent)]
     Record(#[from] crate::record::RecordError),

@@ -288,8 +288,14 @@ impl StreamingQueryListener for ProgressPrinter {
             }
             ProgressFormat::Line => {
                 let state_rows: u64 = p.state_operators.iter().map(|s| s.num_rows_total).sum();
+                // With several queries (one per sink), say which one this line is about.
+                let name = p
+                    .name
+                    .as_deref()
+                    .map(|n| format!("{n}: "))
+                    .unwrap_or_default();
                 let line = format!(
-                    "batch {} | in {} rows ({:.0} rows/s) | out {} rows | watermark {} | state {} rows",
+                    "{name}batch {} | in {} rows ({:.0} rows/s) | out {} rows | watermark {} | state {} rows",
                     p.batch_id,
                     p.num_input_rows,
                     p.processed_rows_per_second.unwrap_or(0.0),

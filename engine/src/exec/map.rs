@@ -85,9 +85,14 @@ impl MapStage {
 
     fn run_one(&self, batch: &RecordBatch, ts_us: i64) -> Result<RecordBatch> {
         let out = match &self.kernel {
-            Some(kernel) => {
-                Some(kernel.run(&self.inputs.project(batch, &self.kernel_schema, ts_us)?)?)
-            }
+            Some(kernel) => Some(
+                kernel
+                    .run(&self.inputs.project(batch, &self.kernel_schema, ts_us)?)
+                    .map_err(|source| Error::Evaluation {
+                        stage: self.description.clone(),
+                        source,
+                    })?,
+            ),
             None => None,
         };
         let n = out.as_ref().map_or(batch.num_rows(), RecordBatch::num_rows);

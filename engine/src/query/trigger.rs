@@ -66,9 +66,13 @@ pub fn parse_duration(text: &str) -> std::result::Result<Duration, String> {
         Some(i) => (t[..i].trim(), t[i..].trim()),
         None => (t, "ms"),
     };
-    let value: f64 = num
-        .parse()
-        .map_err(|_| format!("'{num}' is not a number"))?;
+    let value: f64 = num.parse().map_err(|_| {
+        if num.is_empty() {
+            "expected a number and a unit, such as '10 seconds'".to_string()
+        } else {
+            format!("'{num}' is not a number")
+        }
+    })?;
     let per_unit_ms = match unit.trim_matches('\'') {
         "ms" | "milli" | "millis" | "millisecond" | "milliseconds" => 1.0,
         "s" | "sec" | "secs" | "second" | "seconds" => 1_000.0,
