@@ -261,6 +261,9 @@ impl Session {
             if let Some(p) = &spec.projection {
                 source.push_projection(p);
             }
+            if !spec.bounds.is_empty() {
+                source.push_filters(&spec.bounds);
+            }
             sources.push(source);
         }
 

@@ -37,6 +37,8 @@ pub struct SourceSpec {
     pub schema: SchemaRef,
     /// Columns the query needs (projection push-down), as indices into `schema`.
     pub projection: Option<Vec<usize>>,
+    /// Predicates every kept row satisfies (predicate push-down; advisory for the source).
+    pub bounds: Vec<crate::source::ColumnBound>,
 }
 
 /// Settings of the planner.
@@ -168,6 +170,7 @@ impl Planner<'_> {
                     options: s.options.clone(),
                     schema: s.table_schema.clone(),
                     projection: s.projection.clone(),
+                    bounds: s.pushed_filters.iter().flat_map(column_bounds).collect(),
                 });
                 Ok(Node::Scan {
                     index,
@@ -1033,4 +1036,46 @@ fn referenced_columns(e: &Expr, out: &mut std::collections::HashSet<String>) {
             }
         }
     }
+}
+
+/// The `column op literal` conjuncts of a pushed-down filter that a source can use to skip data
+/// (integer and timestamp literals).
+fn column_bounds(e: &Expr) -> Vec<crate::source::ColumnBound> {
+    use crate::source::{BoundOp, ColumnBound};
+    use weir_plan::BinaryOperator as B;
+    let Expr::BinaryOp { left, op, right } = strip_alias(e) else {
+        return Vec::new();
+    };
+    if *op == B::And {
+        let mut out = column_bounds(left);
+        out.extend(column_bounds(right));
+        return out;
+    }
+    let literal = |e: &Expr| match e {
+        Expr::Literal(ScalarValue::Int64(v)) | Expr::Literal(ScalarValue::TimestampMicros(v)) => {
+            Some(*v)
+        }
+        Expr::Literal(ScalarValue::Int32(v)) => Some(i64::from(*v)),
+        _ => None,
+    };
+    let (column, value, flipped) = match (left.as_ref(), right.as_ref()) {
+        (Expr::Column(c), r) => match literal(r) {
+            Some(v) => (c.name.clone(), v, false),
+            None => return Vec::new(),
+        },
+        (l, Expr::Column(c)) => match literal(l) {
+            Some(v) => (c.name.clone(), v, true),
+            None => return Vec::new(),
+        },
+        _ => return Vec::new(),
+    };
+    let op = match (op, flipped) {
+        (B::Eq, _) => BoundOp::Eq,
+        (B::Lt, false) | (B::Gt, true) => BoundOp::Lt,
+        (B::LtEq, false) | (B::GtEq, true) => BoundOp::LtEq,
+        (B::Gt, false) | (B::Lt, true) => BoundOp::Gt,
+        (B::GtEq, false) | (B::LtEq, true) => BoundOp::GtEq,
+        _ => return Vec::new(),
+    };
+    vec![ColumnBound { column, op, value }]
 }

@@ -64,6 +64,8 @@ pub struct FileSource {
     latest_timestamp: i64,
     last_purge_timestamp: i64,
     projection: Option<Vec<usize>>,
+    /// Pushed-down predicates (Parquet skips row groups that cannot match them).
+    bounds: Vec<super::ColumnBound>,
     /// Set by `available_now_offset`: every file then known is in the log, and no new file is
     /// admitted afterwards (Spark's availableNow never reads past its starting snapshot).
     frozen: bool,
@@ -192,6 +194,7 @@ impl FileSource {
             latest_timestamp: 0,
             last_purge_timestamp: i64::MIN,
             projection: None,
+            bounds: Vec::new(),
             frozen: false,
         };
         source.restore()?;
@@ -574,6 +577,7 @@ impl Source for FileSource {
                     &self.schema,
                     &self.reader,
                     self.projection.as_deref(),
+                    &self.bounds,
                 )?);
             }
         }
@@ -586,5 +590,9 @@ impl Source for FileSource {
 
     fn push_projection(&mut self, columns: &[usize]) {
         self.projection = valid_projection(&self.schema, columns);
+    }
+
+    fn push_filters(&mut self, bounds: &[super::ColumnBound]) {
+        self.bounds = bounds.to_vec();
     }
 }

@@ -91,6 +91,49 @@ pub trait Source: Send {
     /// out of range clear the projection (full rows). Other sources may ignore it (the default)
     /// and return full rows.
     fn push_projection(&mut self, _columns: &[usize]) {}
+    /// Predicate push-down, called once before the first batch: every row the query keeps
+    /// satisfies all `bounds`, so a source may skip data that cannot (Parquet row groups by their
+    /// statistics). Advisory: the query still filters, so ignoring it is correct. Default: ignored.
+    fn push_filters(&mut self, _bounds: &[ColumnBound]) {}
+}
+
+/// A pushed-down predicate `column op value` on an integer or timestamp (µs) column.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ColumnBound {
+    /// Column name in the source's schema.
+    pub column: String,
+    /// The comparison.
+    pub op: BoundOp,
+    /// The literal (microseconds for timestamps).
+    pub value: i64,
+}
+
+/// The comparison of a [`ColumnBound`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BoundOp {
+    /// `=`
+    Eq,
+    /// `<`
+    Lt,
+    /// `<=`
+    LtEq,
+    /// `>`
+    Gt,
+    /// `>=`
+    GtEq,
+}
+
+impl ColumnBound {
+    /// Whether some value in `[min, max]` can satisfy the bound.
+    pub fn may_match(&self, min: i64, max: i64) -> bool {
+        match self.op {
+            BoundOp::Eq => min <= self.value && self.value <= max,
+            BoundOp::Lt => min < self.value,
+            BoundOp::LtEq => min <= self.value,
+            BoundOp::Gt => max > self.value,
+            BoundOp::GtEq => max >= self.value,
+        }
+    }
 }
 
 impl std::fmt::Debug for dyn Source {

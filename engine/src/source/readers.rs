@@ -275,9 +275,10 @@ pub(crate) fn read_file(
     schema: &SchemaRef,
     opts: &ReaderOptions,
     projection: Option<&[usize]>,
+    bounds: &[crate::source::ColumnBound],
 ) -> Result<Vec<RecordBatch>> {
     let batches = match format {
-        FileFormat::Parquet => return read_parquet(path, schema, projection),
+        FileFormat::Parquet => return read_parquet(path, schema, projection, bounds),
         FileFormat::Csv => {
             let (batches, projected) = read_csv(path, schema, opts, projection)?;
             if projected {
@@ -1120,6 +1121,7 @@ fn read_parquet(
     path: &Path,
     schema: &SchemaRef,
     projection: Option<&[usize]>,
+    bounds: &[crate::source::ColumnBound],
 ) -> Result<Vec<RecordBatch>> {
     let wanted: SchemaRef = match projection {
         Some(cols) => Arc::new(schema.project(cols)?),
@@ -1134,20 +1136,24 @@ fn read_parquet(
         ParquetRecordBatchReaderBuilder::try_new(file).map_err(damaged)
     };
     let builder = open()?;
-    let row_groups = builder.metadata().num_row_groups();
+    // Predicate push-down: row groups whose statistics rule out a pushed bound are skipped.
+    let kept: Vec<usize> = (0..builder.metadata().num_row_groups())
+        .filter(|&g| row_group_may_match(&builder, g, bounds))
+        .collect();
+    let row_groups = kept.len();
+    if row_groups == 0 {
+        return Ok(Vec::new());
+    }
     // Row groups are decoded in parallel, in contiguous ranges, so batch order is file order.
     let workers = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
-        .min(row_groups.max(1));
+        .min(row_groups);
     if workers <= 1 {
-        return decode_parquet(path, builder, None, &wanted);
+        let all = row_groups == builder.metadata().num_row_groups();
+        return decode_parquet(path, builder, (!all).then_some(kept), &wanted);
     }
     let per_worker = row_groups.div_ceil(workers);
-    let ranges: Vec<Vec<usize>> = (0..row_groups)
-        .collect::<Vec<_>>()
-        .chunks(per_worker)
-        .map(<[usize]>::to_vec)
-        .collect();
+    let ranges: Vec<Vec<usize>> = kept.chunks(per_worker).map(<[usize]>::to_vec).collect();
     let parts: Vec<Result<Vec<RecordBatch>>> = std::thread::scope(|scope| {
         let handles: Vec<_> = ranges
             .into_iter()
@@ -1174,6 +1180,50 @@ fn read_parquet(
         out.extend(part?);
     }
     Ok(out)
+}
+
+/// Whether row group `g` may hold rows satisfying every bound, judged by its min/max statistics
+/// (integer columns, and timestamp columns stored in microseconds). Unknown means "may".
+fn row_group_may_match(
+    builder: &ParquetRecordBatchReaderBuilder<File>,
+    g: usize,
+    bounds: &[crate::source::ColumnBound],
+) -> bool {
+    use parquet::file::statistics::Statistics;
+    let arrow_schema = builder.schema();
+    let rg = builder.metadata().row_group(g);
+    bounds.iter().all(|b| {
+        let Ok(field) = arrow_schema.field_with_name(&b.column) else {
+            return true;
+        };
+        // Signed integers and µs timestamps: their statistics compare as i64 directly.
+        let comparable = matches!(
+            field.data_type(),
+            DataType::Int8
+                | DataType::Int16
+                | DataType::Int32
+                | DataType::Int64
+                | DataType::Timestamp(TimeUnit::Microsecond, _)
+        );
+        let leaf = rg
+            .columns()
+            .iter()
+            .position(|c| c.column_path().parts() == [b.column.clone()]);
+        let (true, Some(leaf)) = (comparable, leaf) else {
+            return true;
+        };
+        match rg.column(leaf).statistics() {
+            Some(Statistics::Int64(s)) => match (s.min_opt(), s.max_opt()) {
+                (Some(min), Some(max)) => b.may_match(*min, *max),
+                _ => true,
+            },
+            Some(Statistics::Int32(s)) => match (s.min_opt(), s.max_opt()) {
+                (Some(min), Some(max)) => b.may_match(i64::from(*min), i64::from(*max)),
+                _ => true,
+            },
+            _ => true,
+        }
+    })
 }
 
 /// Decodes the `row_groups` (all when `None`) of a Parquet file into batches of `wanted`.
