@@ -220,8 +220,8 @@ impl Session {
                 if !temporary_ok {
                     return Err(Error::option(
                         "checkpointLocation",
-                        "checkpointLocation must be specified either through option(\"checkpointLocation\", ...) \
-                         or SparkSession.conf.set(\"spark.sql.streaming.checkpointLocation\", ...)",
+                        "checkpointLocation must be specified for this sink: .option(\"checkpointLocation\", dir) \
+                         in Rust, WITH (checkpointLocation = 'dir') in CREATE SINK, or `weir run --checkpoint-root DIR`",
                     ));
                 }
                 std::env::temp_dir().join(format!("weir-temporary-{}", uuid::Uuid::new_v4()))

@@ -222,3 +222,21 @@ fn select_window_parses_with_the_weir_dialect() {
             .unwrap();
     assert!(matches!(statement, Statement::Query(_)));
 }
+
+/// Sinks are listed (and `weir run` starts them) in the order the script declares them.
+#[test]
+fn sinks_keep_script_order() {
+    let mut catalog = Catalog::new();
+    catalog
+        .execute_script(
+            "CREATE SOURCE s (a BIGINT) WITH (format = 'rate');
+             CREATE SINK zeta WITH (format = 'console') AS SELECT a FROM s;
+             CREATE SINK alpha WITH (format = 'console') AS SELECT a FROM s;
+             CREATE SINK mid WITH (format = 'console') AS SELECT a FROM s;
+             DROP SINK alpha;
+             CREATE SINK alpha WITH (format = 'console') AS SELECT a FROM s;",
+        )
+        .unwrap();
+    let names: Vec<&str> = catalog.sinks().map(|s| s.name.as_str()).collect();
+    assert_eq!(names, ["zeta", "mid", "alpha"]);
+}

@@ -75,6 +75,8 @@ pub struct Catalog {
     tables: BTreeMap<String, Source>,
     views: BTreeMap<String, ViewDefinition>,
     sinks: BTreeMap<String, SinkDefinition>,
+    /// Sink keys in the order they were declared (queries start in script order).
+    sink_order: Vec<String>,
 }
 
 fn key(name: &str) -> String {
@@ -137,7 +139,7 @@ impl Catalog {
 
     /// All sinks, in name order.
     pub fn sinks(&self) -> impl Iterator<Item = &SinkDefinition> {
-        self.sinks.values()
+        self.sink_order.iter().filter_map(|k| self.sinks.get(k))
     }
 
     /// Declared names of one kind, in order.
@@ -264,6 +266,8 @@ impl Catalog {
                 let plan = QueryPlanner::new(self).plan_query(&create.query)?;
                 check_streaming(&plan, output_mode)?;
                 self.remove_any(&create.name);
+                self.sink_order.retain(|k| k != &key(&create.name));
+                self.sink_order.push(key(&create.name));
                 self.sinks.insert(
                     key(&create.name),
                     SinkDefinition {
