@@ -1,9 +1,8 @@
-//! The exclusive run lock of a checkpoint directory: `flock(LOCK_EX | LOCK_NB)` on
-//! `<dir>/.lock`. The kernel releases it when the file is closed or the process dies, so a
-//! crashed run never leaves a stale lock behind.
+//! The exclusive run lock of a checkpoint directory: a non-blocking exclusive file lock
+//! (`File::try_lock`, `flock` on Linux) on `<dir>/.lock`. The kernel releases it when the file is
+//! closed or the process dies, so a crashed run never leaves a stale lock behind.
 
-use std::fs::{File, OpenOptions};
-use std::os::fd::AsRawFd;
+use std::fs::{File, OpenOptions, TryLockError};
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
@@ -26,19 +25,16 @@ impl DirLock {
             .write(true)
             .open(&path)
             .map_err(|e| Error::io(&path, e))?;
-        // SAFETY: `file` is an open file descriptor owned by this function for the whole call;
-        // flock does not retain the pointer-free fd argument beyond the call.
-        let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-        if rc != 0 {
-            let err = std::io::Error::last_os_error();
-            if err.raw_os_error() == Some(libc::EWOULDBLOCK) {
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(TryLockError::WouldBlock) => {
                 return Err(Error::checkpoint(
                     dir,
                     "another query run is active on this checkpoint (its lock file .lock is held); \
                      stop that query first, or use a different checkpoint location",
                 ));
             }
-            return Err(Error::io(&path, err));
+            Err(TryLockError::Error(err)) => return Err(Error::io(&path, err)),
         }
         Ok(DirLock {
             _file: file,
