@@ -310,3 +310,59 @@ fn literal_split_matches_the_regex_split() {
     assert_eq!(literal, regex);
     assert_eq!(literal, ["a", "", "b", "", "", "", "x", "one"]);
 }
+
+/// `approx_count_distinct` per group, exact for small groups (as Spark's HLL++ is), in update
+/// mode across batches and a restart, beside kernel aggregates.
+#[test]
+fn approx_count_distinct_per_group_survives_restart() {
+    let s = session();
+    let (input, df) = s.read_stream().memory(words_schema()).unwrap();
+    let df = df
+        .group_by([col("word")])
+        .agg([
+            aggregate(AggregateFunction::ApproxCountDistinct, col("n")).alias("distinct_n"),
+            count_star().alias("cnt"),
+        ])
+        .unwrap();
+    let mut t = StreamTest::new(df, "update").unwrap();
+    t.run(vec![
+        Action::AddData(
+            input.clone(),
+            words(&[("a", 1), ("a", 2), ("a", 1), ("b", 7)]),
+        ),
+        check_new_answer(&["a, 2, 3", "b, 1, 1"]),
+        Action::StopStream,
+        Action::StartStream(weir_engine::Trigger::Default),
+        Action::AddData(input.clone(), words(&[("a", 3), ("b", 7)])),
+        check_new_answer(&["a, 3, 4", "b, 1, 2"]),
+    ])
+    .unwrap();
+}
+
+/// Only distinct counts, over a tumbling window with a watermark in append mode: sketches are
+/// evicted with their windows.
+#[test]
+fn approx_count_distinct_in_windows_append() {
+    let s = session();
+    let (input, df) = s.read_stream().memory(events_schema()).unwrap();
+    let df = df
+        .with_watermark("ts", "10 seconds")
+        .unwrap()
+        .group_by([window(col("ts"), "10 seconds", None, None).unwrap()])
+        .agg([aggregate(AggregateFunction::ApproxCountDistinct, col("word")).alias("words")])
+        .unwrap();
+    let mut t = StreamTest::new(df, "append").unwrap();
+    t.run(vec![
+        Action::AddData(
+            input.clone(),
+            events(&[(1, "a"), (2, "b"), (3, "a"), (12, "c")]),
+        ),
+        check_new_answer(&[]),
+        Action::AddData(input.clone(), events(&[(40, "z")])),
+        check_new_answer(&[
+            "[1970-01-01 00:00:00, 1970-01-01 00:00:10), 2",
+            "[1970-01-01 00:00:10, 1970-01-01 00:00:20), 1",
+        ]),
+    ])
+    .unwrap();
+}

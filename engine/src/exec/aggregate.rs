@@ -25,6 +25,15 @@ use crate::error::{Error, Result};
 use crate::query::progress::StateOperatorProgress;
 use crate::state::{StateStore, StateStoreOptions};
 
+/// Where an output aggregate comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum AggSlot {
+    /// The aggregation kernel's aggregate `i`.
+    Kernel(usize),
+    /// Distinct count `j` of the sketches.
+    Distinct(usize),
+}
+
 /// What a grouping key is.
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) enum KeyKind {
@@ -77,6 +86,10 @@ pub(crate) struct AggregateOp {
     /// State shards: each owns the groups whose routing key hashes to it, with its own store
     /// under `state/<op>/<shard>/`; shards are updated in parallel.
     shards: Vec<Shard>,
+    /// The output aggregates, in plan order (kernel aggregates and distinct counts).
+    pub slots: Vec<AggSlot>,
+    /// `approx_count_distinct` sketches, when the aggregation has any (one shard then).
+    pub distinct: Option<super::distinct::DistinctSketches>,
     metrics: StateOperatorProgress,
 }
 
@@ -119,6 +132,8 @@ impl AggregateOp {
             fsync: true,
             route,
             shards: vec![Shard::default()],
+            slots: Vec::new(),
+            distinct: None,
             metrics: StateOperatorProgress {
                 operator_name: "stateStoreSave".into(),
                 num_shuffle_partitions: 1,
@@ -155,7 +170,11 @@ impl AggregateOp {
     /// Sets the number of state shards (the checkpoint pins it). A query whose grouping keys
     /// cannot route rows keeps one shard.
     pub fn set_shard_count(&mut self, n: usize) {
-        let n = if self.route.is_empty() { 1 } else { n.max(1) };
+        let n = if self.route.is_empty() || self.distinct.is_some() {
+            1
+        } else {
+            n.max(1)
+        };
         self.shards = (0..n).map(|_| Shard::default()).collect();
         self.metrics.num_shuffle_partitions = n as u64;
         self.metrics.num_state_store_instances = n as u64;
@@ -192,6 +211,9 @@ impl AggregateOp {
             };
             if batch.num_rows() == 0 {
                 continue;
+            }
+            if let Some(d) = &mut self.distinct {
+                d.update(&batch, ts_us)?;
             }
             let input = self.inputs.project(&batch, &self.kernel_schema, ts_us)?;
             if shard_count == 1 {
@@ -260,8 +282,14 @@ impl AggregateOp {
                 OutputMode::Append => expired.clone(),
             };
             if !emit_gids.is_empty() {
+                // Distinct counts are read now, before evicted groups drop their sketches.
                 let raw = state.output(&emit_gids)?;
-                output.push(raw);
+                output.push(Self::with_distinct_counts(
+                    self.distinct.as_ref(),
+                    &self.slots,
+                    self.keys.len(),
+                    &raw,
+                )?);
             }
             // Changes for the state store: upserts of touched live groups, removal of evicted keys.
             let full = state.to_record_batch()?;
@@ -278,6 +306,9 @@ impl AggregateOp {
                 compute::take_record_batch(&keys_only, &UInt32Array::from(expired.clone()))?;
             if !expired.is_empty() {
                 state.remove(&expired)?;
+                if let Some(d) = &mut self.distinct {
+                    d.remove(removals.columns())?;
+                }
             }
             total += state.num_groups() as u64;
             updated += upsert_ids.len() as u64;
@@ -295,6 +326,40 @@ impl AggregateOp {
         self.metrics.all_updates_time_ms = update_ms;
         self.metrics.all_removals_time_ms = t_remove.elapsed().as_millis() as u64;
         Ok(output)
+    }
+
+    /// Puts the aggregates in plan order: the kernel's, and the distinct counts of the same
+    /// groups from the sketches.
+    fn with_distinct_counts(
+        distinct: Option<&super::distinct::DistinctSketches>,
+        slots: &[AggSlot],
+        k: usize,
+        raw: &RecordBatch,
+    ) -> Result<RecordBatch> {
+        let Some(d) = distinct else {
+            return Ok(raw.clone());
+        };
+        let keys: Vec<ArrayRef> = raw.columns()[..k].to_vec();
+        let estimates = d.estimates(&keys)?;
+        let mut columns = keys;
+        let mut fields: Vec<Field> = raw.schema().fields()[..k]
+            .iter()
+            .map(|f| f.as_ref().clone())
+            .collect();
+        for (n, slot) in slots.iter().enumerate() {
+            let col = match slot {
+                AggSlot::Kernel(i) => raw.column(k + i).clone(),
+                AggSlot::Distinct(j) => estimates[*j].clone(),
+            };
+            fields.push(Field::new(format!("a{n}"), col.data_type().clone(), true));
+            columns.push(col);
+        }
+        let options = RecordBatchOptions::new().with_row_count(Some(raw.num_rows()));
+        Ok(RecordBatch::try_new_with_options(
+            Arc::new(Schema::new(fields)),
+            columns,
+            &options,
+        )?)
     }
 
     /// Converts `GroupState::output` (keys then aggregates) to the plan's output schema.
@@ -349,6 +414,9 @@ impl AggregateOp {
 
     /// Loads every shard's state as of `version` from the checkpoint.
     pub fn restore(&mut self, state_root: &Path, version: u64, fsync: bool) -> Result<()> {
+        if let Some(d) = &mut self.distinct {
+            d.restore(state_root, version, fsync)?;
+        }
         for s in 0..self.shards.len() {
             let batch = self.open_store(s, state_root, fsync)?.load(version)?;
             self.shards[s].state = Some(self.kernel.restore_group_state(&batch)?);
@@ -411,6 +479,9 @@ impl AggregateOp {
                 }
                 store.purge()?;
             }
+        }
+        if let Some(d) = &mut self.distinct {
+            d.commit(state_root, version, fsync)?;
         }
         self.metrics.commit_time_ms = t.elapsed().as_millis() as u64;
         self.metrics.memory_used_bytes = memory;

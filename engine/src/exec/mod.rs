@@ -9,6 +9,7 @@
 
 pub mod aggregate;
 pub mod dedup;
+pub mod distinct;
 pub mod lower;
 pub mod map;
 pub mod planner;

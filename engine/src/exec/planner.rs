@@ -391,6 +391,73 @@ impl Planner<'_> {
         }
     }
 
+    /// The side kernel of distinct counts: the aggregation's filters, then its grouping keys
+    /// (computed exactly as the aggregation kernel computes them) and the distinct-count
+    /// arguments, one row per input row.
+    fn distinct_kernel(
+        &mut self,
+        input: &SchemaRef,
+        filters: &[Expr],
+        key_exprs: &[Expr],
+        args: &[Expr],
+    ) -> Result<(
+        std::sync::Arc<weir_jit::CompiledKernel>,
+        KernelInputs,
+        SchemaRef,
+    )> {
+        let mut inputs = KernelInputs::default();
+        for e in filters.iter().chain(args) {
+            collect_inputs(e, input, &mut inputs)?;
+        }
+        for k in key_exprs {
+            match k {
+                Expr::ScalarFunction { name, args, .. } if name == "__window_start" => {
+                    collect_inputs(&args[0], input, &mut inputs)?;
+                }
+                other => collect_inputs(other, input, &mut inputs)?,
+            }
+        }
+        let kernel_schema = inputs.schema(input);
+        let mut builder = KernelSpec::builder(kernel_schema.clone());
+        builder.ansi(self.options.ansi);
+        let mut lowering = ExprLowering {
+            builder: &mut builder,
+            inputs: &inputs,
+            ansi: self.options.ansi,
+        };
+        let mut predicates = Vec::new();
+        for f in filters {
+            predicates.push(lowering.lower(f)?);
+        }
+        let mut columns = Vec::new();
+        for (i, k) in key_exprs.iter().enumerate() {
+            let id = match k {
+                Expr::ScalarFunction { name, args, .. } if name == "__window_start" => {
+                    let time = lowering.lower(&args[0])?;
+                    let (
+                        Expr::Literal(ScalarValue::Int64(size)),
+                        Expr::Literal(ScalarValue::Int64(start)),
+                    ) = (&args[1], &args[2])
+                    else {
+                        return Err(Error::Internal("window start arguments".into()));
+                    };
+                    lowering.builder.window_start(time, *size, *size, *start)?
+                }
+                other => lowering.lower(other)?,
+            };
+            columns.push((format!("k{i}"), id));
+        }
+        for (j, a) in args.iter().enumerate() {
+            let id = lowering.lower(a)?;
+            columns.push((format!("d{j}"), id));
+        }
+        for p in predicates {
+            builder.filter(p);
+        }
+        builder.project(columns);
+        Ok((self.jit.compile(&builder.build()?)?, inputs, kernel_schema))
+    }
+
     /// A fused stage: filters, then the projection `exprs` with output schema `out`.
     fn map_stage(
         &mut self,
@@ -603,8 +670,10 @@ impl Planner<'_> {
             late_time_column = None;
         }
 
-        // Aggregates.
+        // Aggregates: the kernel's, and the distinct counts kept as sketches beside them.
         let mut agg_specs: Vec<(AggFunc, Option<Expr>)> = Vec::new();
+        let mut slots: Vec<super::aggregate::AggSlot> = Vec::new();
+        let mut distinct_args: Vec<Expr> = Vec::new();
         for e in &a.aggregates {
             let Expr::Aggregate {
                 func,
@@ -636,13 +705,20 @@ impl Planner<'_> {
                 AggregateFunction::First => (AggFunc::First, arg),
                 AggregateFunction::Last => (AggFunc::Last, arg),
                 AggregateFunction::ApproxCountDistinct => {
-                    return Err(Error::Unsupported(
-                        "approx_count_distinct() is not supported in streaming execution yet"
-                            .into(),
-                    ));
+                    let arg = arg.ok_or_else(|| {
+                        Error::Unsupported("approx_count_distinct() needs an argument".into())
+                    })?;
+                    slots.push(super::aggregate::AggSlot::Distinct(distinct_args.len()));
+                    distinct_args.push(arg);
+                    continue;
                 }
             };
+            slots.push(super::aggregate::AggSlot::Kernel(agg_specs.len()));
             agg_specs.push((f, arg));
+        }
+        if agg_specs.is_empty() && !distinct_args.is_empty() {
+            // Only distinct counts: the kernel still tracks the groups (with a count nobody reads).
+            agg_specs.push((AggFunc::CountStar, None));
         }
 
         // One kernel: filters, keys, aggregate inputs.
@@ -659,6 +735,16 @@ impl Planner<'_> {
             }
         }
         let kernel_schema = inputs.schema(&kernel_input_schema);
+        let distinct_side = if distinct_args.is_empty() {
+            None
+        } else {
+            Some(self.distinct_kernel(
+                &kernel_input_schema,
+                &filters,
+                &key_exprs,
+                &distinct_args,
+            )?)
+        };
         let mut builder = KernelSpec::builder(kernel_schema.clone());
         builder.ansi(self.options.ansi);
         let mut lowering = ExprLowering {
@@ -739,6 +825,17 @@ impl Planner<'_> {
             description,
             route,
         );
+        op.slots = slots;
+        if let Some((kernel, inputs, kernel_schema)) = distinct_side {
+            op.distinct = Some(super::distinct::DistinctSketches::new(
+                op_id,
+                kernel,
+                inputs,
+                kernel_schema,
+                key_exprs.len(),
+                (0..distinct_args.len()).collect(),
+            )?);
+        }
         op.set_shard_count(self.options.state_shards);
         Ok(Node::Aggregate {
             input: Box::new(input),
