@@ -265,6 +265,7 @@ impl AggregateOp {
             self.mode != OutputMode::Complete && self.event_time.is_some() && ctx.watermark_ms > 0;
         let mut output = Vec::new();
         let (mut total, mut updated, mut removed) = (0u64, 0u64, 0u64);
+        let mut memory = 0u64;
         for s in 0..shard_count {
             let kernel = self.kernel.clone();
             let state = self.shards[s]
@@ -293,6 +294,7 @@ impl AggregateOp {
             }
             // Changes for the state store: upserts of touched live groups, removal of evicted keys.
             let full = state.to_record_batch()?;
+            memory += full.get_array_memory_size() as u64;
             let expired_set: std::collections::HashSet<u32> = expired.iter().copied().collect();
             let upsert_ids: Vec<u32> = dirty
                 .iter()
@@ -322,6 +324,7 @@ impl AggregateOp {
         self.metrics.num_rows_total = total;
         self.metrics.num_rows_updated = updated;
         self.metrics.num_rows_removed = removed;
+        self.metrics.memory_used_bytes = memory;
         self.metrics.num_rows_dropped_by_watermark = dropped;
         self.metrics.all_updates_time_ms = update_ms;
         self.metrics.all_removals_time_ms = t_remove.elapsed().as_millis() as u64;
@@ -383,28 +386,7 @@ impl AggregateOp {
         for j in self.keys.len()..raw.num_columns() {
             columns.push(raw.column(j).clone());
         }
-        let columns = columns
-            .into_iter()
-            .zip(self.output_schema.fields())
-            .map(|(c, f)| {
-                if c.data_type() == f.data_type() {
-                    Ok(c)
-                } else {
-                    Ok(compute::cast(&c, f.data_type())?)
-                }
-            })
-            .collect::<Result<Vec<_>>>()?;
-        let relaxed = Arc::new(Schema::new(
-            self.output_schema
-                .fields()
-                .iter()
-                .map(|f| f.as_ref().clone().with_nullable(true))
-                .collect::<Vec<Field>>(),
-        ));
-        let options = RecordBatchOptions::new().with_row_count(Some(raw.num_rows()));
-        Ok(RecordBatch::try_new_with_options(
-            relaxed, columns, &options,
-        )?)
+        super::aggregate::fit_to_schema(columns, &self.output_schema, raw.num_rows())
     }
 
     /// Whether groups are evicted (and, in append mode, emitted) by the watermark.
@@ -454,16 +436,13 @@ impl AggregateOp {
     pub fn commit(&mut self, state_root: &Path, version: u64) -> Result<StateOperatorProgress> {
         let t = Instant::now();
         let fsync = self.fsync;
-        let mut memory = 0u64;
         for s in 0..self.shards.len() {
             let pending = self.shards[s].pending.take();
+            // The full state is only needed for a snapshot (every 10 versions).
             let full = match &self.shards[s].state {
-                Some(state) => Some(state.to_record_batch()?),
-                None => None,
+                Some(state) if version.is_multiple_of(10) => Some(state.to_record_batch()?),
+                _ => None,
             };
-            memory += full
-                .as_ref()
-                .map_or(0, |b| b.get_array_memory_size() as u64);
             let store = self.open_store(s, state_root, fsync)?;
             let (upserts, removals) = match pending {
                 Some(p) => p,
@@ -484,7 +463,6 @@ impl AggregateOp {
             d.commit(state_root, version, fsync)?;
         }
         self.metrics.commit_time_ms = t.elapsed().as_millis() as u64;
-        self.metrics.memory_used_bytes = memory;
         Ok(self.metrics.clone())
     }
 }
@@ -579,6 +557,37 @@ pub(crate) fn routable(t: &DataType) -> bool {
                 | DataType::LargeUtf8
                 | DataType::Utf8View
         )
+}
+
+/// Builds an operator's output batch: each column cast to `schema`'s type where it differs,
+/// every field nullable (aggregates of no values, windows of NULL event times).
+pub(crate) fn fit_to_schema(
+    columns: Vec<ArrayRef>,
+    schema: &SchemaRef,
+    rows: usize,
+) -> Result<RecordBatch> {
+    let columns = columns
+        .into_iter()
+        .zip(schema.fields())
+        .map(|(c, f)| {
+            if c.data_type() == f.data_type() {
+                Ok(c)
+            } else {
+                Ok(compute::cast(&c, f.data_type())?)
+            }
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let relaxed = Arc::new(Schema::new(
+        schema
+            .fields()
+            .iter()
+            .map(|f| f.as_ref().clone().with_nullable(true))
+            .collect::<Vec<Field>>(),
+    ));
+    let options = RecordBatchOptions::new().with_row_count(Some(rows));
+    Ok(RecordBatch::try_new_with_options(
+        relaxed, columns, &options,
+    )?)
 }
 
 /// Group ids whose event-time key ends at or before the watermark.

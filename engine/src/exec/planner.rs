@@ -120,6 +120,45 @@ struct Planner<'a> {
     explode_needed: Option<std::collections::HashSet<String>>,
 }
 
+/// A grouping key as the aggregation kernel computes it.
+enum GroupKey {
+    /// An expression over the input (including the `__window_start` column a sliding-window
+    /// expansion adds).
+    Expr(Expr),
+    /// The start of the tumbling window holding `time`, computed inside the kernel.
+    TumblingStart {
+        time: Expr,
+        size_us: i64,
+        start_us: i64,
+    },
+}
+
+impl GroupKey {
+    /// The expression whose columns the key reads.
+    fn input_expr(&self) -> &Expr {
+        match self {
+            GroupKey::Expr(e) | GroupKey::TumblingStart { time: e, .. } => e,
+        }
+    }
+
+    /// Lowers the key into the kernel under construction.
+    fn lower(&self, lowering: &mut ExprLowering<'_>) -> Result<weir_jit::ExprId> {
+        match self {
+            GroupKey::Expr(e) => lowering.lower(e),
+            GroupKey::TumblingStart {
+                time,
+                size_us,
+                start_us,
+            } => {
+                let time = lowering.lower(time)?;
+                Ok(lowering
+                    .builder
+                    .window_start(time, *size_us, *size_us, *start_us)?)
+            }
+        }
+    }
+}
+
 /// Strips filters directly below a node: returns the node under them and the predicates.
 fn peel_filters(plan: &Arc<LogicalPlan>) -> (&Arc<LogicalPlan>, Vec<Expr>) {
     let mut predicates = Vec::new();
@@ -398,7 +437,7 @@ impl Planner<'_> {
         &mut self,
         input: &SchemaRef,
         filters: &[Expr],
-        key_exprs: &[Expr],
+        keys: &[GroupKey],
         args: &[Expr],
     ) -> Result<(
         std::sync::Arc<weir_jit::CompiledKernel>,
@@ -409,13 +448,8 @@ impl Planner<'_> {
         for e in filters.iter().chain(args) {
             collect_inputs(e, input, &mut inputs)?;
         }
-        for k in key_exprs {
-            match k {
-                Expr::ScalarFunction { name, args, .. } if name == "__window_start" => {
-                    collect_inputs(&args[0], input, &mut inputs)?;
-                }
-                other => collect_inputs(other, input, &mut inputs)?,
-            }
+        for k in keys {
+            collect_inputs(k.input_expr(), input, &mut inputs)?;
         }
         let kernel_schema = inputs.schema(input);
         let mut builder = KernelSpec::builder(kernel_schema.clone());
@@ -430,22 +464,8 @@ impl Planner<'_> {
             predicates.push(lowering.lower(f)?);
         }
         let mut columns = Vec::new();
-        for (i, k) in key_exprs.iter().enumerate() {
-            let id = match k {
-                Expr::ScalarFunction { name, args, .. } if name == "__window_start" => {
-                    let time = lowering.lower(&args[0])?;
-                    let (
-                        Expr::Literal(ScalarValue::Int64(size)),
-                        Expr::Literal(ScalarValue::Int64(start)),
-                    ) = (&args[1], &args[2])
-                    else {
-                        return Err(Error::Internal("window start arguments".into()));
-                    };
-                    lowering.builder.window_start(time, *size, *size, *start)?
-                }
-                other => lowering.lower(other)?,
-            };
-            columns.push((format!("k{i}"), id));
+        for (i, k) in keys.iter().enumerate() {
+            columns.push((format!("k{i}"), k.lower(&mut lowering)?));
         }
         for (j, a) in args.iter().enumerate() {
             let id = lowering.lower(a)?;
@@ -577,7 +597,7 @@ impl Planner<'_> {
 
         // Group keys: window assignment, the event-time key, sliding expansion.
         let mut keys = Vec::new();
-        let mut key_exprs: Vec<Expr> = Vec::new();
+        let mut key_exprs: Vec<GroupKey> = Vec::new();
         let mut event_time = None;
         let mut late_time_column = None;
         let mut sliding = None;
@@ -608,14 +628,10 @@ impl Planner<'_> {
                         if watermarked {
                             late_time_column = time_col;
                         }
-                        key_exprs.push(Expr::ScalarFunction {
-                            name: "__window_start".into(),
-                            args: vec![
-                                time.as_ref().clone(),
-                                Expr::Literal(ScalarValue::Int64(*size_us)),
-                                Expr::Literal(ScalarValue::Int64(*start_us)),
-                            ],
-                            span: weir_plan::SourceSpan::NONE,
+                        key_exprs.push(GroupKey::TumblingStart {
+                            time: time.as_ref().clone(),
+                            size_us: *size_us,
+                            start_us: *start_us,
                         });
                     } else {
                         let time_column = time_col.ok_or_else(|| {
@@ -641,7 +657,7 @@ impl Planner<'_> {
                             .collect();
                         fields.push(Field::new("__window_start", timestamp_type(), true));
                         kernel_input_schema = Arc::new(Schema::new(fields));
-                        key_exprs.push(weir_plan::expr::col("__window_start"));
+                        key_exprs.push(GroupKey::Expr(weir_plan::expr::col("__window_start")));
                     }
                 }
                 Expr::SessionWindow { .. } => {
@@ -661,7 +677,7 @@ impl Planner<'_> {
                         late_time_column = Some(idx);
                     }
                     keys.push(KeyKind::Plain);
-                    key_exprs.push(other.clone());
+                    key_exprs.push(GroupKey::Expr(other.clone()));
                 }
             }
         }
@@ -727,7 +743,7 @@ impl Planner<'_> {
             collect_inputs(f, &kernel_input_schema, &mut inputs)?;
         }
         for k in &key_exprs {
-            collect_inputs(k, &kernel_input_schema, &mut inputs)?;
+            collect_inputs(k.input_expr(), &kernel_input_schema, &mut inputs)?;
         }
         for (_, arg) in &agg_specs {
             if let Some(arg) = arg {
@@ -758,21 +774,7 @@ impl Planner<'_> {
         }
         let mut key_ids = Vec::new();
         for (i, k) in key_exprs.iter().enumerate() {
-            let id = match k {
-                Expr::ScalarFunction { name, args, .. } if name == "__window_start" => {
-                    let time = lowering.lower(&args[0])?;
-                    let (
-                        Expr::Literal(ScalarValue::Int64(size)),
-                        Expr::Literal(ScalarValue::Int64(start)),
-                    ) = (&args[1], &args[2])
-                    else {
-                        return Err(Error::Internal("window start arguments".into()));
-                    };
-                    lowering.builder.window_start(time, *size, *size, *start)?
-                }
-                other => lowering.lower(other)?,
-            };
-            key_ids.push((format!("k{i}"), id));
+            key_ids.push((format!("k{i}"), k.lower(&mut lowering)?));
         }
         let mut agg_ids = Vec::new();
         for (j, (f, arg)) in agg_specs.iter().enumerate() {
@@ -806,7 +808,7 @@ impl Planner<'_> {
         let route: Vec<usize> = key_exprs
             .iter()
             .filter_map(|k| match k {
-                Expr::Column(c) => inputs.position(&c.name),
+                GroupKey::Expr(Expr::Column(c)) => inputs.position(&c.name),
                 _ => None,
             })
             .filter(|i| super::aggregate::routable(kernel_schema.field(*i).data_type()))

@@ -21,8 +21,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use arrow::array::{
-    Array, ArrayRef, BooleanArray, Int64Array, RecordBatch, RecordBatchOptions,
-    TimestampMicrosecondArray, UInt32Array,
+    Array, ArrayRef, BooleanArray, Int64Array, RecordBatch, TimestampMicrosecondArray, UInt32Array,
 };
 use arrow::compute;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
@@ -414,28 +413,7 @@ impl SessionWindowOp {
                 self.output_schema.fields().len()
             )));
         }
-        let columns = columns
-            .into_iter()
-            .zip(self.output_schema.fields())
-            .map(|(c, f)| {
-                if c.data_type() == f.data_type() {
-                    Ok(c)
-                } else {
-                    Ok(compute::cast(&c, f.data_type())?)
-                }
-            })
-            .collect::<Result<Vec<_>>>()?;
-        let relaxed = Arc::new(Schema::new(
-            self.output_schema
-                .fields()
-                .iter()
-                .map(|f| f.as_ref().clone().with_nullable(true))
-                .collect::<Vec<Field>>(),
-        ));
-        let options = RecordBatchOptions::new().with_row_count(Some(raw.num_rows()));
-        Ok(RecordBatch::try_new_with_options(
-            relaxed, columns, &options,
-        )?)
+        super::aggregate::fit_to_schema(columns, &self.output_schema, raw.num_rows())
     }
 
     /// Whether sessions are closed (emitted and evicted) by the watermark.
