@@ -152,6 +152,25 @@ fn arrow_window_count(
     }
 }
 
+/// (a) as a plain Rust loop over the raw values (LLVM-compiled, no overflow checks, no nulls):
+/// the floor any engine could reach, printed for reference.
+fn rust_filter_project(batch: &RecordBatch) -> usize {
+    let auction = batch.column(0).as_primitive::<Int64Type>().values();
+    let price = batch
+        .column(1)
+        .as_primitive::<arrow::datatypes::Decimal128Type>()
+        .values();
+    let mut keep = Vec::new();
+    let mut eur = Vec::new();
+    for (i, a) in auction.iter().enumerate() {
+        if a % 123 == 0 {
+            keep.push(*a);
+            eur.push(price[i] * 908);
+        }
+    }
+    black_box((keep, eur)).1.len()
+}
+
 fn rust_window_count(batch: &RecordBatch, groups: &mut HashMap<(i64, i64), i64>) {
     let ts = batch
         .column(2)
@@ -170,8 +189,11 @@ fn main() {
         "weir-jit kernel benchmark: {ROWS} rows in {}-row batches, best of {REPEATS} interleaved rounds",
         BATCH
     );
+    // WEIR_JIT_DISASM=1 prints each benchmarked kernel's machine code (to stderr).
+    let disasm = std::env::var_os("WEIR_JIT_DISASM").is_some();
     let engine = JitEngine::new(JitOptions {
         verify: false,
+        disasm,
         ..JitOptions::default()
     })
     .expect("engine");
@@ -207,15 +229,33 @@ fn main() {
         "(a) kernel: {}",
         k.report().to_string().lines().next().unwrap_or("")
     );
+    if let Some(code) = k.disasm() {
+        eprintln!("(a) machine code:\n{code}");
+    }
     let mut jit = || data.iter().map(|b| k.run(b).expect("run").num_rows()).sum();
+    // WEIR_BENCH_PROFILE=a runs only the fused kernel of (a), for a profiler.
+    if std::env::var("WEIR_BENCH_PROFILE").as_deref() == Ok("a") {
+        for _ in 0..4 * REPEATS {
+            black_box(jit());
+        }
+        return;
+    }
     let mut chain = || data.iter().map(arrow_filter_project).sum();
-    let [(jit_a, jit_rows), (arrow_a, arrow_rows)] = best_of_interleaved([&mut jit, &mut chain]);
+    let mut plain = || data.iter().map(rust_filter_project).sum();
+    let [
+        (jit_a, jit_rows),
+        (arrow_a, arrow_rows),
+        (rust_a, rust_rows),
+    ] = best_of_interleaved([&mut jit, &mut chain, &mut plain]);
     assert_eq!(jit_rows, arrow_rows, "both plans select the same rows");
+    assert_eq!(jit_rows, rust_rows, "both plans select the same rows");
     println!(
-        "(a) WHERE auction % 123 = 0, price * 0.908   fused JIT {:>6.2} ns/row | arrow-rs chain {:>6.2} ns/row | speed-up {:.2}x ({jit_rows} rows out)",
+        "(a) WHERE auction % 123 = 0, price * 0.908   fused JIT {:>6.2} ns/row | arrow-rs chain {:>6.2} ns/row | speed-up {:.2}x | plain Rust loop {:>6.2} ns/row (ratio {:.2}x) ({jit_rows} rows out)",
         ns_per_row(jit_a),
         ns_per_row(arrow_a),
-        arrow_a.as_secs_f64() / jit_a.as_secs_f64()
+        arrow_a.as_secs_f64() / jit_a.as_secs_f64(),
+        ns_per_row(rust_a),
+        rust_a.as_secs_f64() / jit_a.as_secs_f64()
     );
 
     // (b) tumbling window + count grouped by (window, auction).
@@ -224,6 +264,9 @@ fn main() {
         "(b) kernel: {}",
         k.report().to_string().lines().next().unwrap_or("")
     );
+    if let Some(code) = k.disasm() {
+        eprintln!("(b) machine code:\n{code}");
+    }
     let conv = RowConverter::new(vec![
         SortField::new(DataType::Int64),
         SortField::new(DataType::Int64),
@@ -250,6 +293,13 @@ fn main() {
         }
         groups.len()
     };
+    // WEIR_BENCH_PROFILE=b runs only the fused kernel of (b).
+    if std::env::var("WEIR_BENCH_PROFILE").as_deref() == Ok("b") {
+        for _ in 0..REPEATS {
+            black_box(jit());
+        }
+        return;
+    }
     let [
         (jit_b, jit_groups),
         (arrow_b, arrow_groups),

@@ -643,6 +643,21 @@ impl GroupState {
         gids: *mut u32,
     ) {
         let layout = self.layout.clone();
+        let word_keys = layout
+            .keys
+            .iter()
+            .all(|k| matches!(k.kind, KeyKind::I64 | KeyKind::F64));
+        if self.packed.is_some() && word_keys {
+            // SAFETY: forwarded caller contract.
+            unsafe {
+                match layout.keys.len() {
+                    1 => return self.intern_words::<1, 2>(key_vals, key_valid, n, gids),
+                    2 => return self.intern_words::<2, 3>(key_vals, key_valid, n, gids),
+                    3 => return self.intern_words::<3, 4>(key_vals, key_valid, n, gids),
+                    _ => {}
+                }
+            }
+        }
         let mut refs: Vec<KeyRef<'_>> = Vec::with_capacity(layout.keys.len());
         if self.packed.is_some() {
             let mut enc = [0u64; MAX_PACKED_WORDS];
@@ -747,6 +762,70 @@ impl GroupState {
                 refs.push(r);
             }
             let g = self.intern(&refs);
+            // SAFETY: gids has room for n entries.
+            unsafe { *gids.add(row) = g };
+        }
+    }
+
+    /// [`Self::intern_chunk`] for `K` one-word keys (I64/F64), packed as `W = K + 1` words: the
+    /// key count and width are compile-time constants, so encoding, hashing and comparing a key
+    /// are straight-line code (the common shape: window start and one or two integer keys).
+    ///
+    /// # Safety
+    /// As [`Self::intern_chunk`]; every key column is one word per row.
+    unsafe fn intern_words<const K: usize, const W: usize>(
+        &mut self,
+        key_vals: &[*const u64],
+        key_valid: &[*const u8],
+        n: usize,
+        gids: *mut u32,
+    ) {
+        debug_assert_eq!(W, K + 1);
+        let mut float = [false; K];
+        for (c, f) in float.iter_mut().enumerate() {
+            *f = self.layout.keys[c].kind == KeyKind::F64;
+        }
+        let vals: [*const u64; K] = std::array::from_fn(|c| key_vals[c]);
+        let valid: [*const u8; K] = std::array::from_fn(|c| key_valid[c]);
+        for row in 0..n {
+            let mut enc = [0u64; W];
+            for c in 0..K {
+                // SAFETY: the caller guarantees n rows of one-word scratch per key column.
+                let (ok, raw) = unsafe { (*valid[c].add(row) != 0, *vals[c].add(row)) };
+                enc[c + 1] = match (ok, float[c]) {
+                    (false, _) => 0,
+                    (true, true) => normalize_float_bits(f64::from_bits(raw)),
+                    (true, false) => raw,
+                };
+                enc[0] |= u64::from(!ok) << c;
+            }
+            let h = hash_words(&enc);
+            let found = {
+                let words = &self.packed.as_ref().expect("packed layout").words;
+                self.index
+                    .find(h, |&g| {
+                        let at = g as usize * W;
+                        words[at..at + W] == enc
+                    })
+                    .copied()
+            };
+            let g = match found {
+                Some(g) => g,
+                None => {
+                    // One-word keys decode without an allocation per new group.
+                    let refs: [KeyRef<'static>; K] = std::array::from_fn(|c| {
+                        if enc[0] & (1 << c) != 0 {
+                            KeyRef::Null
+                        } else if float[c] {
+                            KeyRef::F64(enc[c + 1])
+                        } else {
+                            KeyRef::I64(enc[c + 1] as i64)
+                        }
+                    });
+                    self.insert_group(&refs, h, Some(&enc))
+                }
+            };
+            self.mark_dirty(g);
             // SAFETY: gids has room for n entries.
             unsafe { *gids.add(row) = g };
         }

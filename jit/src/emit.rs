@@ -14,7 +14,8 @@ use arrow::datatypes::DataType;
 use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
 use cranelift_codegen::ir::types::{F32, F64, I8, I16, I32, I64, I128};
 use cranelift_codegen::ir::{
-    AbiParam, BlockArg, InstBuilder, MemFlagsData, Type, UserFuncName, Value,
+    AbiParam, BlockArg, InstBuilder, MemFlagsData, StackSlotData, StackSlotKind, Type,
+    UserFuncName, Value,
 };
 use cranelift_codegen::settings::{self, Configurable};
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext, Variable};
@@ -30,6 +31,10 @@ use crate::spec::{
     AggFunc, BinaryOp, Expr, ExprId, Scalar, ScalarFunc, UnaryOp, is_float, is_timestamp,
 };
 
+/// Rows per chunk of a filtering map kernel: its selection vector (4 bytes a row) lives in the
+/// kernel's stack frame, kept under one page so no stack probe is needed.
+const SELECT_CHUNK_ROWS: usize = 512;
+
 /// Code generation options.
 #[derive(Debug, Clone)]
 pub struct EmitOptions {
@@ -37,6 +42,8 @@ pub struct EmitOptions {
     pub opt_level: String,
     /// Run the Cranelift verifier.
     pub verify: bool,
+    /// Keep the machine code listing.
+    pub disasm: bool,
 }
 
 /// Owns the JIT module of one kernel; frees its code memory on drop.
@@ -72,6 +79,8 @@ pub struct Emitted {
     pub func: abi::KernelFn,
     /// CLIF text before optimisation.
     pub clif: String,
+    /// Machine code listing after register allocation (with [`EmitOptions::disasm`]).
+    pub disasm: Option<String>,
 }
 
 fn cerr(e: impl std::fmt::Display) -> JitError {
@@ -153,12 +162,17 @@ pub fn compile(plan: &LowerPlan, opts: &EmitOptions) -> Result<Emitted> {
         b.finalize(frontend_config);
     }
     let clif = ctx.func.display().to_string();
+    ctx.set_disasm(opts.disasm);
     let id = module
         .declare_anonymous_function(&ctx.func.signature)
         .map_err(cerr)?;
     module
         .define_function(id, &mut ctx)
         .map_err(|e| JitError::Compile(format!("{e:?}")))?;
+    let disasm = ctx
+        .compiled_code()
+        .and_then(|c| c.vcode.clone())
+        .filter(|_| opts.disasm);
     module.clear_context(&mut ctx);
     module.finalize_definitions().map_err(cerr)?;
     let code = module.get_finalized_function(id);
@@ -171,6 +185,7 @@ pub fn compile(plan: &LowerPlan, opts: &EmitOptions) -> Result<Emitted> {
         },
         func,
         clif,
+        disasm,
     })
 }
 
@@ -182,6 +197,9 @@ struct Lv {
     valid: Option<Value>,
     err: Option<Value>,
 }
+
+/// The selection-vector pointer and, per native output, (expression, values, validity) pointers.
+type OutputPointers = (Value, Vec<(ExprId, Value, Value)>);
 
 /// Loop-invariant pointers of one column.
 #[derive(Debug, Clone, Copy)]
@@ -1684,7 +1702,7 @@ impl<'a, 'b> Codegen<'a, 'b> {
 
     /// Loads the selection vector and the (values, validity) pointers of every native output.
     #[allow(clippy::type_complexity)]
-    fn output_pointers(&mut self, out: Value) -> (Value, Vec<(ExprId, Value, Value)>) {
+    fn output_pointers(&mut self, out: Value) -> OutputPointers {
         let sel = self.load(I64, out, off::OUT_SEL);
         let out_cols = self.load(I64, out, off::OUT_COLS);
         let mut native_outs = vec![];
@@ -1711,11 +1729,13 @@ impl<'a, 'b> Codegen<'a, 'b> {
         let params = self.b.block_params(entry).to_vec();
         let (batch, out, rt) = (params[0], params[2], params[3]);
         let rows = self.load(I64, batch, off::BATCH_ROWS);
-        self.load_columns(batch);
+        let filtered = !self.plan.filters.is_empty();
+        if !filtered {
+            self.load_columns(batch);
+        }
         // With a filter, output pointers are loaded only for rows that pass (they would otherwise
         // stay live across the whole loop and push the hot per-row values out of registers).
-        let lazy_outputs = !self.plan.filters.is_empty();
-        let entry_outputs = if lazy_outputs {
+        let entry_outputs = if filtered {
             None
         } else {
             Some(self.output_pointers(out))
@@ -1726,23 +1746,239 @@ impl<'a, 'b> Codegen<'a, 'b> {
         let start_k = self.load(I64, rt, off::RT_OUT_ROWS);
         self.b.def_var(i_var, start);
         self.b.def_var(k_var, start_k);
-        let head = self.b.create_block();
-        let body = self.b.create_block();
-        let next = self.b.create_block();
         let done = self.b.create_block();
         let full = self.b.create_block();
         let err_block = self.error_exit();
-        self.b.ins().jump(head, &[]);
+        if filtered {
+            self.filtered_loops(batch, rows, out, i_var, k_var, done, full, err_block);
+        } else {
+            let head = self.b.create_block();
+            let body = self.b.create_block();
+            let next = self.b.create_block();
+            self.b.ins().jump(head, &[]);
 
-        self.b.switch_to_block(head);
+            self.b.switch_to_block(head);
+            let i = self.b.use_var(i_var);
+            let more = self.b.ins().icmp(IntCC::UnsignedLessThan, i, rows);
+            self.b.ins().brif(more, body, &[], done, &[]);
+
+            self.b.switch_to_block(body);
+            let row = self.b.use_var(i_var);
+            self.start_row(row);
+            self.output_row(out, entry_outputs.as_ref(), k_var, next, full, err_block);
+
+            self.b.switch_to_block(next);
+            let i = self.b.use_var(i_var);
+            let i2 = self.b.ins().iadd_imm_s(i, 1);
+            self.b.def_var(i_var, i2);
+            self.b.ins().jump(head, &[]);
+        }
+
+        self.b.switch_to_block(done);
+        let k = self.b.use_var(k_var);
+        self.b.ins().store(flags(), k, rt, off::RT_OUT_ROWS);
+        let ok = self.iconst(I32, abi::STATUS_OK as i64);
+        self.b.ins().return_(&[ok]);
+
+        self.b.switch_to_block(full);
+        let k = self.b.use_var(k_var);
         let i = self.b.use_var(i_var);
-        let more = self.b.ins().icmp(IntCC::UnsignedLessThan, i, rows);
-        self.b.ins().brif(more, body, &[], done, &[]);
+        self.b.ins().store(flags(), k, rt, off::RT_OUT_ROWS);
+        self.b.ins().store(flags(), i, rt, off::RT_NEXT_ROW);
+        let st = self.iconst(I32, abi::STATUS_OUTPUT_FULL as i64);
+        self.b.ins().return_(&[st]);
+        self.fill_error_exit(err_block, rt, i_var);
+        Ok(())
+    }
 
-        self.b.switch_to_block(body);
+    /// The loops of a filtering map kernel, per chunk of [`SELECT_CHUNK_ROWS`] rows: loop A
+    /// evaluates only the filters and appends each passing row to a selection vector on the
+    /// stack (the last filter without a branch: the row is always written, the count grows by
+    /// the filter's 0/1); loop B computes and stores the outputs of the selected rows. Keeping
+    /// the output work out of loop A leaves its registers to the filter columns, and a selective
+    /// filter costs no mispredicted branch per row.
+    #[allow(clippy::too_many_arguments)]
+    fn filtered_loops(
+        &mut self,
+        batch: Value,
+        rows: Value,
+        out: Value,
+        i_var: Variable,
+        k_var: Variable,
+        done: cranelift_codegen::ir::Block,
+        full: cranelift_codegen::ir::Block,
+        err_block: cranelift_codegen::ir::Block,
+    ) {
+        let slot = self.b.create_sized_stack_slot(StackSlotData::new(
+            StackSlotKind::ExplicitSlot,
+            (4 * SELECT_CHUNK_ROWS) as u32,
+            2,
+        ));
+        let sel = self.b.ins().stack_addr(I64, slot, 0);
+        let c_var = self.b.declare_var(I64);
+        let m_var = self.b.declare_var(I64);
+        let j_var = self.b.declare_var(I64);
+        let end_var = self.b.declare_var(I64);
+        let c0 = self.b.use_var(i_var);
+        self.b.def_var(c_var, c0);
+        let zero = self.iconst(I64, 0);
+        self.b.def_var(m_var, zero);
+        self.b.def_var(j_var, zero);
+        self.b.def_var(end_var, zero);
+        let chunk_head = self.b.create_block();
+        let chunk_start = self.b.create_block();
+        let a_head = self.b.create_block();
+        let a_body = self.b.create_block();
+        let a_next = self.b.create_block();
+        let b_start = self.b.create_block();
+        let b_head = self.b.create_block();
+        let b_body = self.b.create_block();
+        let b_next = self.b.create_block();
+        let chunk_next = self.b.create_block();
+        // A filter error at row r ends loop A there: the selected rows before r still run
+        // through loop B (one of them may fail first), then r's error is raised, so the first
+        // failing row in row order is the one reported, as in the interpreter.
+        let filter_failed = self.b.create_block();
+        self.b.append_block_param(filter_failed, I32);
+        let pending_err = self.b.declare_var(I32);
+        let pending_row = self.b.declare_var(I64);
+        let no_err = self.iconst(I32, 0);
+        self.b.def_var(pending_err, no_err);
+        self.b.def_var(pending_row, zero);
+        let raise_pending = self.b.create_block();
+        let next_chunk = self.b.create_block();
+        self.b.ins().jump(chunk_head, &[]);
+
+        self.b.switch_to_block(chunk_head);
+        let c = self.b.use_var(c_var);
+        let more = self.b.ins().icmp(IntCC::UnsignedLessThan, c, rows);
+        self.b.ins().brif(more, chunk_start, &[], done, &[]);
+
+        self.b.switch_to_block(chunk_start);
+        // Column pointers are (re)loaded per chunk: short live ranges keep them in registers
+        // through loop A instead of spilled across the whole function.
+        self.load_columns(batch);
+        let c = self.b.use_var(c_var);
+        let end = self.b.ins().iadd_imm_s(c, SELECT_CHUNK_ROWS as i64);
+        let end = self.b.ins().umin(end, rows);
+        self.b.def_var(end_var, end);
+        self.b.def_var(i_var, c);
+        let z = self.iconst(I64, 0);
+        self.b.def_var(m_var, z);
+        self.b.ins().jump(a_head, &[]);
+
+        // Loop A: filters only.
+        self.b.switch_to_block(a_head);
+        let i = self.b.use_var(i_var);
+        let end = self.b.use_var(end_var);
+        let more = self.b.ins().icmp(IntCC::UnsignedLessThan, i, end);
+        self.b.ins().brif(more, a_body, &[], b_start, &[]);
+
+        self.b.switch_to_block(a_body);
         let row = self.b.use_var(i_var);
         self.start_row(row);
-        self.filters(next, err_block);
+        let filters = self.plan.filters.clone();
+        let (last, leading) = filters.split_last().expect("a filter");
+        for f in leading {
+            let pass = self.filter_pass(*f, filter_failed);
+            let cont = self.b.create_block();
+            self.b.ins().brif(pass, cont, &[], a_next, &[]);
+            self.b.switch_to_block(cont);
+        }
+        let pass = self.filter_pass(*last, filter_failed);
+        let m = self.b.use_var(m_var);
+        let row32 = self.b.ins().ireduce(I32, row);
+        let at = self.b.ins().ishl_imm_u(m, 2);
+        let addr = self.b.ins().iadd(sel, at);
+        self.b.ins().store(flags(), row32, addr, 0);
+        // Booleans are any non-zero integer here: count the row as 0 or 1.
+        let pass01 = self.b.ins().icmp_imm_s(IntCC::NotEqual, pass, 0);
+        let inc = self.b.ins().uextend(I64, pass01);
+        let m2 = self.b.ins().iadd(m, inc);
+        self.b.def_var(m_var, m2);
+        self.b.ins().jump(a_next, &[]);
+
+        self.b.switch_to_block(a_next);
+        let i = self.b.use_var(i_var);
+        let i2 = self.b.ins().iadd_imm_s(i, 1);
+        self.b.def_var(i_var, i2);
+        self.b.ins().jump(a_head, &[]);
+
+        // Loop B: outputs of the selected rows.
+        self.b.switch_to_block(b_start);
+        let z = self.iconst(I64, 0);
+        self.b.def_var(j_var, z);
+        self.b.ins().jump(b_head, &[]);
+
+        self.b.switch_to_block(b_head);
+        let j = self.b.use_var(j_var);
+        let m = self.b.use_var(m_var);
+        let more = self.b.ins().icmp(IntCC::UnsignedLessThan, j, m);
+        self.b.ins().brif(more, b_body, &[], chunk_next, &[]);
+
+        self.b.switch_to_block(b_body);
+        let j = self.b.use_var(j_var);
+        let at = self.b.ins().ishl_imm_u(j, 2);
+        let addr = self.b.ins().iadd(sel, at);
+        let row = self.b.ins().uload32(flags(), addr, 0);
+        // The row reported on an error or resumed at when the output is full.
+        self.b.def_var(i_var, row);
+        self.start_row(row);
+        self.output_row(out, None, k_var, b_next, full, err_block);
+
+        self.b.switch_to_block(b_next);
+        let j = self.b.use_var(j_var);
+        let j2 = self.b.ins().iadd_imm_s(j, 1);
+        self.b.def_var(j_var, j2);
+        self.b.ins().jump(b_head, &[]);
+
+        self.b.switch_to_block(filter_failed);
+        let code = self.b.block_params(filter_failed)[0];
+        self.b.def_var(pending_err, code);
+        let row = self.b.use_var(i_var);
+        self.b.def_var(pending_row, row);
+        self.b.ins().jump(b_start, &[]);
+
+        self.b.switch_to_block(chunk_next);
+        let code = self.b.use_var(pending_err);
+        let failed = self.b.ins().icmp_imm_s(IntCC::NotEqual, code, 0);
+        self.b
+            .ins()
+            .brif(failed, raise_pending, &[], next_chunk, &[]);
+
+        self.b.switch_to_block(raise_pending);
+        let row = self.b.use_var(pending_row);
+        self.b.def_var(i_var, row);
+        let code = self.b.use_var(pending_err);
+        self.b.ins().jump(err_block, &[BlockArg::Value(code)]);
+
+        self.b.switch_to_block(next_chunk);
+        let end = self.b.use_var(end_var);
+        self.b.def_var(c_var, end);
+        self.b.ins().jump(chunk_head, &[]);
+    }
+
+    /// One filter's verdict for the current row (i8: 1 = keep; NULL counts as false).
+    fn filter_pass(&mut self, f: ExprId, err_block: cranelift_codegen::ir::Block) -> Value {
+        let lv = self.expr(f);
+        self.check_err(lv.err, err_block);
+        match lv.valid {
+            Some(k) => self.b.ins().band(k, lv.v),
+            None => lv.v,
+        }
+    }
+
+    /// Writes the current row's outputs at position `k_var` (leaving through `full` when the
+    /// output buffers have no room), then jumps to `next`.
+    fn output_row(
+        &mut self,
+        out: Value,
+        entry_outputs: Option<&OutputPointers>,
+        k_var: Variable,
+        next: cranelift_codegen::ir::Block,
+        full: cranelift_codegen::ir::Block,
+        err_block: cranelift_codegen::ir::Block,
+    ) {
         // Taken (copied) columns that were pre-computed may carry per-row errors: raise them for selected rows.
         for o in self.plan.outputs.clone() {
             if let OutputPlan::Take(c) = o
@@ -1759,7 +1995,7 @@ impl<'a, 'b> Codegen<'a, 'b> {
         let store_block = self.b.create_block();
         self.b.ins().brif(has_room, store_block, &[], full, &[]);
         self.b.switch_to_block(store_block);
-        let (sel, native_outs) = match &entry_outputs {
+        let (sel, native_outs) = match entry_outputs {
             Some(p) => p.clone(),
             None => self.output_pointers(out),
         };
@@ -1806,28 +2042,6 @@ impl<'a, 'b> Codegen<'a, 'b> {
         let k2 = self.b.ins().iadd_imm_s(k, 1);
         self.b.def_var(k_var, k2);
         self.b.ins().jump(next, &[]);
-
-        self.b.switch_to_block(next);
-        let i = self.b.use_var(i_var);
-        let i2 = self.b.ins().iadd_imm_s(i, 1);
-        self.b.def_var(i_var, i2);
-        self.b.ins().jump(head, &[]);
-
-        self.b.switch_to_block(done);
-        let k = self.b.use_var(k_var);
-        self.b.ins().store(flags(), k, rt, off::RT_OUT_ROWS);
-        let ok = self.iconst(I32, abi::STATUS_OK as i64);
-        self.b.ins().return_(&[ok]);
-
-        self.b.switch_to_block(full);
-        let k = self.b.use_var(k_var);
-        let i = self.b.use_var(i_var);
-        self.b.ins().store(flags(), k, rt, off::RT_OUT_ROWS);
-        self.b.ins().store(flags(), i, rt, off::RT_NEXT_ROW);
-        let st = self.iconst(I32, abi::STATUS_OUTPUT_FULL as i64);
-        self.b.ins().return_(&[st]);
-        self.fill_error_exit(err_block, rt, i_var);
-        Ok(())
     }
 
     fn agg_kernel(&mut self, intern: cranelift_codegen::ir::FuncRef) -> Result<()> {

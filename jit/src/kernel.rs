@@ -34,6 +34,9 @@ pub struct JitOptions {
     pub verify: bool,
     /// Force every kernel through the interpreter (for debugging and comparisons).
     pub interpret_only: bool,
+    /// Keep the machine code listing (after register allocation) of every kernel, for
+    /// [`CompiledKernel::disasm`] (debugging and performance work; costs compile time).
+    pub disasm: bool,
 }
 
 impl Default for JitOptions {
@@ -42,6 +45,7 @@ impl Default for JitOptions {
             opt_level: "speed".into(),
             verify: cfg!(debug_assertions),
             interpret_only: false,
+            disasm: false,
         }
     }
 }
@@ -100,6 +104,7 @@ struct Native {
     plan: LowerPlan,
     func: abi::KernelFn,
     clif: String,
+    disasm: Option<String>,
     _code: CodeHandle,
 }
 
@@ -176,6 +181,7 @@ impl CompiledKernel {
                     &EmitOptions {
                         opt_level: opts.opt_level.clone(),
                         verify: opts.verify,
+                        disasm: opts.disasm,
                     },
                 )?;
                 let precomputed: Vec<String> = plan
@@ -188,6 +194,7 @@ impl CompiledKernel {
                     plan,
                     func: emitted.func,
                     clif: emitted.clif,
+                    disasm: emitted.disasm,
                     _code: emitted.handle,
                 };
                 (Some(native), KernelMode::Native, native_desc, precomputed)
@@ -229,6 +236,12 @@ impl CompiledKernel {
     /// CLIF text of the kernel before optimisation (None when interpreted).
     pub fn clif(&self) -> Option<&str> {
         self.native.as_ref().map(|n| n.clif.as_str())
+    }
+
+    /// Machine code listing after register allocation, when compiled with
+    /// [`JitOptions::disasm`] (None otherwise or when interpreted).
+    pub fn disasm(&self) -> Option<&str> {
+        self.native.as_ref().and_then(|n| n.disasm.as_deref())
     }
 
     /// Runs a filter/project pipeline over one batch.
