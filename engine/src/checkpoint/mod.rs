@@ -25,7 +25,7 @@ use std::path::{Path, PathBuf};
 use serde_json::{Map, Value};
 
 pub use files::{atomic_create, atomic_write, checksum_path, file_uri, path_from_uri};
-pub(crate) use files::{create_checked, read_checked, remove_checked};
+pub(crate) use files::{create_checked, read_checked, remove_checked, sync_all_parallel};
 
 /// fsyncs a directory so entries created in it are durable (no-op when `fsync` is false).
 pub fn sync_dir(dir: &Path) -> Result<()> {

@@ -151,9 +151,7 @@ impl FileSink {
                     writer.write(batch)?;
                 }
                 let file = writer.into_inner()?;
-                if self.fsync {
-                    file.sync_all().map_err(|e| Error::io(&path, e))?;
-                }
+                self.sync_with_dir(&file, &path)?;
             }
             FileFormat::Json | FileFormat::Text => {
                 let mut out = BufWriter::new(file);
@@ -202,10 +200,6 @@ impl FileSink {
                 self.finish(out, &path)?;
             }
         }
-        // The file's directory entry must be durable before the log entry that lists it.
-        if self.fsync {
-            crate::checkpoint::sync_dir(&self.dir)?;
-        }
         let meta = fs::metadata(&path).map_err(|e| Error::io(&path, e))?;
         let modification_time = meta
             .modified()
@@ -228,10 +222,17 @@ impl FileSink {
         let file = out
             .into_inner()
             .map_err(|e| Error::io(path, e.into_error()))?;
-        if self.fsync {
-            file.sync_all().map_err(|e| Error::io(path, e))?;
+        self.sync_with_dir(&file, path)
+    }
+
+    /// Makes a data file and its directory entry durable (both before the log entry that lists
+    /// the file), syncing the two at once.
+    fn sync_with_dir(&self, file: &File, path: &Path) -> Result<()> {
+        if !self.fsync {
+            return Ok(());
         }
-        Ok(())
+        let dir = File::open(&self.dir).map_err(|e| Error::io(&self.dir, e))?;
+        crate::checkpoint::sync_all_parallel(&[(file, path), (&dir, &self.dir)])
     }
 
     /// Quotes a CSV field when needed; quotes inside are escaped with a backslash, as Spark's
