@@ -6,6 +6,8 @@
 //! 2. File drop → committed: a JSON file is atomically renamed into a watched directory; we time
 //!    until the file sink's `_spark_metadata/<batch>` entry for it exists (the moment Spark and
 //!    weir readers can see the output), with fsync off and on. Polling delay is 1 ms.
+//!    Also timed: until the batch's progress event (after `commits/N`: the sink output and its
+//!    log entry's directory are durable by then).
 //! 3. One atomic file write on the same disk (write, fsync, rename, directory fsync): the floor for
 //!    any durable commit, printed beside (2).
 //!
@@ -74,7 +76,10 @@ fn trigger_overhead_ms(batches: usize) -> Vec<f64> {
         .collect()
 }
 
-fn file_drop_to_commit_ms(fsync: bool, drops: usize) -> Vec<f64> {
+/// Per dropped file: (ms until its `_spark_metadata` entry is visible, ms until the batch is
+/// committed: the query's progress event, after `commits/N`, when the sink output and the log
+/// entry's directory are durable).
+fn file_drop_to_commit_ms(fsync: bool, drops: usize) -> (Vec<f64>, Vec<f64>) {
     let dir = tempfile::tempdir().expect("tempdir");
     let input = dir.path().join("in");
     let staging = dir.path().join("staging");
@@ -82,6 +87,8 @@ fn file_drop_to_commit_ms(fsync: bool, drops: usize) -> Vec<f64> {
     std::fs::create_dir_all(&input).unwrap();
     std::fs::create_dir_all(&staging).unwrap();
     let s = session(fsync);
+    let progress = Arc::new(BatchTimes(Mutex::new(Vec::new())));
+    s.add_listener(progress.clone());
     let schema = Arc::new(Schema::new(vec![
         Field::new("id", DataType::Int64, true),
         Field::new("name", DataType::Utf8, true),
@@ -101,7 +108,9 @@ fn file_drop_to_commit_ms(fsync: bool, drops: usize) -> Vec<f64> {
         .start()
         .expect("start");
     let mut latencies = Vec::with_capacity(drops);
+    let mut committed = Vec::with_capacity(drops);
     for i in 0..drops {
+        let batches_before = progress.0.lock().unwrap().len();
         let staged = staging.join(format!("f{i}.json"));
         std::fs::write(&staged, format!("{{\"id\":{i},\"name\":\"n{i}\"}}\n")).unwrap();
         // Every 10th batch the sink log is compacted into `<batch>.compact`.
@@ -116,6 +125,18 @@ fn file_drop_to_commit_ms(fsync: bool, drops: usize) -> Vec<f64> {
             std::hint::spin_loop();
         }
         latencies.push(t0.elapsed().as_secs_f64() * 1e3);
+        loop {
+            let times = progress.0.lock().unwrap();
+            if let Some(t) = times.get(batches_before) {
+                committed.push((*t - t0).as_secs_f64() * 1e3);
+                break;
+            }
+            drop(times);
+            if t0.elapsed() > Duration::from_secs(10) {
+                panic!("batch of file {i} did not commit within 10 s");
+            }
+            std::hint::spin_loop();
+        }
         std::thread::sleep(Duration::from_millis(3));
     }
     q.stop().expect("stop");
@@ -127,7 +148,7 @@ fn file_drop_to_commit_ms(fsync: bool, drops: usize) -> Vec<f64> {
         }
     }
     eprintln!("mean phase ms (fsync {fsync}): {phases:?}");
-    latencies
+    (latencies, committed)
 }
 
 fn atomic_write_ms(dir: &Path, n: usize) -> Vec<f64> {
@@ -147,8 +168,8 @@ fn atomic_write_ms(dir: &Path, n: usize) -> Vec<f64> {
 
 fn main() {
     let mut overhead = trigger_overhead_ms(500);
-    let mut drop_off = file_drop_to_commit_ms(false, 100);
-    let mut drop_on = file_drop_to_commit_ms(true, 100);
+    let (mut drop_off, mut drop_off_done) = file_drop_to_commit_ms(false, 100);
+    let (mut drop_on, mut drop_on_done) = file_drop_to_commit_ms(true, 100);
     let dir = tempfile::tempdir().expect("tempdir");
     let mut atomic = atomic_write_ms(dir.path(), 100);
     let atomic_p50 = percentile(&mut atomic, 0.5);
@@ -174,6 +195,19 @@ fn main() {
         p50,
         percentile(&mut drop_on, 0.9),
         2.0 * atomic_p50,
+        p50 / atomic_p50
+    );
+    let p50 = percentile(&mut drop_off_done, 0.5);
+    println!(
+        "| file drop → batch committed (progress event), fsync off | {:.3} | {:.3} | | |",
+        p50,
+        percentile(&mut drop_off_done, 0.9),
+    );
+    let p50 = percentile(&mut drop_on_done, 0.5);
+    println!(
+        "| file drop → batch committed (progress event), fsync on | {:.3} | {:.3} | | {:.2}× one atomic write |",
+        p50,
+        percentile(&mut drop_on_done, 0.9),
         p50 / atomic_p50
     );
     println!(

@@ -36,6 +36,7 @@ fn round_trip(format: &str, batch: &RecordBatch) -> RecordBatch {
     let ctx = SourceContext {
         checkpoint_dir: tmp.path().join("cp/sources/0"),
         fsync: false,
+        ..Default::default()
     };
     let mut source = create_source(format, &read_options, Some(schema()), ctx).unwrap();
     let Some(end) = source.latest_offset(None, ReadLimit::All).unwrap() else {

@@ -46,6 +46,7 @@ fn file_sink(format: &str, out: &Path) -> Box<dyn Sink> {
         SinkContext {
             query_name: None,
             fsync: true,
+            ..Default::default()
         },
     )
     .unwrap()
@@ -345,6 +346,7 @@ fn memory_sink_appends_or_replaces_and_skips_replays() {
     let ctx = |name: &str| SinkContext {
         query_name: Some(name.to_string()),
         fsync: false,
+        ..Default::default()
     };
     let mut append = create_sink("memory", &opts(&[]), ctx("io_sinks_append")).unwrap();
     append

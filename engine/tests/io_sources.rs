@@ -26,6 +26,7 @@ fn ctx(dir: &Path) -> SourceContext {
     SourceContext {
         checkpoint_dir: dir.join("sources/0"),
         fsync: true,
+        ..Default::default()
     }
 }
 
@@ -721,6 +722,7 @@ fn json_written_by_the_file_sink_reads_back_with_utc_timestamps() {
             SinkContext {
                 query_name: None,
                 fsync: false,
+                ..Default::default()
             },
         )
         .unwrap();
@@ -766,6 +768,7 @@ fn a_file_sink_directory_is_read_through_its_log() {
         SinkContext {
             query_name: None,
             fsync: false,
+            ..Default::default()
         },
     )
     .unwrap();

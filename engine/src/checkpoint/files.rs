@@ -9,6 +9,7 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::{ErrorKind, Write};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 
@@ -194,6 +195,76 @@ fn sidecar_bytes(
     serde_json::to_vec(&sidecar).map_err(|e| Error::Internal(format!("checksum json: {e}")))
 }
 
+/// Directories holding new names that are not durable yet, shared by the writers of one query.
+///
+/// The rule that keeps writes durable in the order they were made, with fewer fsync rounds: a
+/// checked create ([`create_checked_with`]) fsyncs every pending directory in the same round as
+/// its own temp files (so all earlier names are durable before its own name exists) and then
+/// leaves its own directory pending instead of syncing it. Whoever needs everything durable
+/// (a query stopping) calls [`PendingDirSyncs::flush`].
+#[derive(Clone, Debug, Default)]
+pub struct PendingDirSyncs(Arc<Mutex<Vec<PathBuf>>>);
+
+impl PendingDirSyncs {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<PathBuf>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn defer(&self, dir: PathBuf) {
+        let mut dirs = self.lock();
+        if !dirs.contains(&dir) {
+            dirs.push(dir);
+        }
+    }
+
+    fn take(&self) -> Vec<PathBuf> {
+        std::mem::take(&mut *self.lock())
+    }
+
+    /// Opens the pending directories for [`sync_all_parallel`]; on error they stay pending.
+    fn open_taken(&self) -> Result<(Vec<PathBuf>, Vec<File>)> {
+        let dirs = self.take();
+        let mut handles = Vec::with_capacity(dirs.len());
+        for d in &dirs {
+            match File::open(d) {
+                Ok(f) => handles.push(f),
+                Err(e) => {
+                    self.restore(dirs.clone());
+                    return Err(Error::io(d, e));
+                }
+            }
+        }
+        Ok((dirs, handles))
+    }
+
+    fn restore(&self, dirs: Vec<PathBuf>) {
+        for d in dirs {
+            self.defer(d);
+        }
+    }
+
+    /// The directories currently pending (for tests).
+    #[cfg(test)]
+    pub(crate) fn pending(&self) -> Vec<PathBuf> {
+        self.lock().clone()
+    }
+
+    /// fsyncs every pending directory now (concurrently).
+    pub fn flush(&self) -> Result<()> {
+        let (dirs, handles) = self.open_taken()?;
+        let targets: Vec<(&File, &Path)> = handles
+            .iter()
+            .zip(&dirs)
+            .map(|(f, d)| (f, d.as_path()))
+            .collect();
+        let result = sync_all_parallel(&targets);
+        if result.is_err() {
+            self.restore(dirs.clone());
+        }
+        result
+    }
+}
+
 /// Creates `path` with `bytes` and a checksum sidecar, never replacing an existing file.
 /// Returns `Ok(false)` when `path` already exists (nothing is written then).
 pub(crate) fn create_checked(
@@ -201,6 +272,21 @@ pub(crate) fn create_checked(
     bytes: &[u8],
     owner: Option<&str>,
     fsync: bool,
+) -> Result<bool> {
+    create_checked_with(path, bytes, owner, fsync, &[], None)
+}
+
+/// [`create_checked`] that also fsyncs `also` (files that must be durable before `path` is
+/// named, e.g. the data files a log entry lists) in the same round as its own temp files, and
+/// with `pending`: fsyncs the pending directories in that round too and leaves its own
+/// directory pending instead of syncing it (see [`PendingDirSyncs`]).
+pub(crate) fn create_checked_with(
+    path: &Path,
+    bytes: &[u8],
+    owner: Option<&str>,
+    fsync: bool,
+    also: &[(&File, &Path)],
+    pending: Option<&PendingDirSyncs>,
 ) -> Result<bool> {
     if path.exists() {
         return Ok(false);
@@ -220,18 +306,36 @@ pub(crate) fn create_checked(
     };
     let placed = (|| {
         if fsync {
-            sync_all_parallel(&[(&side_file, &side_tmp), (&main_file, &main_tmp)])?;
+            let (dirs, handles) = match pending {
+                Some(p) => p.open_taken()?,
+                None => (Vec::new(), Vec::new()),
+            };
+            let mut targets = vec![
+                (&side_file, side_tmp.as_path()),
+                (&main_file, main_tmp.as_path()),
+            ];
+            targets.extend_from_slice(also);
+            targets.extend(handles.iter().zip(&dirs).map(|(f, d)| (f, d.as_path())));
+            if let Err(e) = sync_all_parallel(&targets) {
+                if let Some(p) = pending {
+                    p.restore(dirs);
+                }
+                return Err(e);
+            }
         }
         fs::rename(&side_tmp, &sidecar).map_err(|e| Error::io(&sidecar, e))?;
         link_new(&main_tmp, path)
     })();
     let _ = fs::remove_file(&side_tmp);
     let _ = fs::remove_file(&main_tmp);
-    if placed? {
-        sync_parent(path, fsync)?;
-        return Ok(true);
+    if !placed? {
+        return Ok(false);
     }
-    Ok(false)
+    match pending.filter(|_| fsync) {
+        Some(p) => p.defer(parent_dir(path)),
+        None => sync_parent(path, fsync)?,
+    }
+    Ok(true)
 }
 
 /// Gives the (synced) temp file `tmp` the name `path` unless `path` exists: `Ok(false)` then.

@@ -24,8 +24,10 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value};
 
-pub use files::{atomic_create, atomic_write, checksum_path, file_uri, path_from_uri};
-pub(crate) use files::{create_checked, read_checked, remove_checked, sync_all_parallel};
+pub use files::{
+    PendingDirSyncs, atomic_create, atomic_write, checksum_path, file_uri, path_from_uri,
+};
+pub(crate) use files::{create_checked, read_checked, remove_checked};
 
 /// fsyncs a directory so entries created in it are durable (no-op when `fsync` is false).
 pub fn sync_dir(dir: &Path) -> Result<()> {
@@ -93,6 +95,8 @@ pub struct Checkpoint {
     extra: Option<Value>,
     fsync: bool,
     created_by_weir: bool,
+    /// Directory fsyncs left pending by this query's writes (see [`PendingDirSyncs`]).
+    pending: PendingDirSyncs,
     _lock: DirLock,
 }
 
@@ -139,6 +143,7 @@ impl Checkpoint {
             extra,
             fsync: opts.fsync,
             created_by_weir,
+            pending: PendingDirSyncs::default(),
             _lock: lock,
         };
         for dir in [checkpoint.offsets_dir(), checkpoint.commits_dir()] {
@@ -291,8 +296,22 @@ impl Checkpoint {
         Ok(())
     }
 
+    /// The query's pending directory fsyncs, shared with its sources' and sink's logs so
+    /// that every write syncs the directories of the writes before it (see
+    /// [`PendingDirSyncs`]). `offsets/N` and `commits/N` leave their directory pending too.
+    pub fn pending_dir_syncs(&self) -> PendingDirSyncs {
+        self.pending.clone()
+    }
+
     fn create_or_same(&self, path: &Path, bytes: &[u8]) -> Result<()> {
-        if create_checked(path, bytes, Some(&self.query_id), self.fsync)? {
+        if files::create_checked_with(
+            path,
+            bytes,
+            Some(&self.query_id),
+            self.fsync,
+            &[],
+            Some(&self.pending),
+        )? {
             return Ok(());
         }
         let existing = self.read_owned(path)?.unwrap_or_default();

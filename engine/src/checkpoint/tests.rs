@@ -291,3 +291,38 @@ fn a_torn_write_is_never_visible() {
         "the stale temp file is cleaned up under the lock"
     );
 }
+
+/// Each write syncs the directories earlier writes left pending (in its own temp-file fsync
+/// round) and leaves its own directory pending; a query's offsets, commits, source log and
+/// sink log all share one pending set.
+#[test]
+fn writes_sync_the_directories_earlier_writes_left_pending() {
+    let dir = tempfile::tempdir().unwrap();
+    let cp = open(dir.path()).unwrap();
+    let pending = cp.pending_dir_syncs();
+    assert!(pending.pending().is_empty());
+    cp.write_offsets(0, &seq(&["{\"logOffset\":0}"])).unwrap();
+    assert_eq!(pending.pending(), vec![cp.offsets_dir()]);
+
+    let log = CompactibleLog::open(&dir.path().join("sink-log"), 10, None, true)
+        .unwrap()
+        .with_pending_dir_syncs(pending.clone());
+    assert!(log.add(0, &["{}".to_string()]).unwrap());
+    // The offsets directory was synced with the log entry's temp files; the log's is pending.
+    assert_eq!(pending.pending(), vec![dir.path().join("sink-log")]);
+
+    cp.write_commit(0, &CommitMetadata::default()).unwrap();
+    assert_eq!(pending.pending(), vec![cp.commits_dir()]);
+    // Writing the same content again writes nothing and changes nothing.
+    cp.write_commit(0, &CommitMetadata::default()).unwrap();
+    assert_eq!(pending.pending(), vec![cp.commits_dir()]);
+    pending.flush().unwrap();
+    assert!(pending.pending().is_empty());
+    assert!(cp.commit(0).unwrap().is_some());
+
+    // Without fsync nothing is ever pending (there is nothing to sync).
+    let dir2 = tempfile::tempdir().unwrap();
+    let cp2 = Checkpoint::open(dir2.path(), CheckpointOptions { fsync: false }).unwrap();
+    cp2.write_offsets(0, &seq(&["{\"logOffset\":0}"])).unwrap();
+    assert!(cp2.pending_dir_syncs().pending().is_empty());
+}

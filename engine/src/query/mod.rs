@@ -340,6 +340,10 @@ impl MicroBatchExecution {
     fn run_to_termination(mut self) {
         let result = std::panic::catch_unwind(AssertUnwindSafe(|| self.run()))
             .unwrap_or_else(|panic| Err(Error::Internal(panic_message(&panic))));
+        // The last writes left their directory fsyncs pending (the next write would have
+        // synced them): make everything durable before the query reports it has stopped.
+        let flushed = self.checkpoint.pending_dir_syncs().flush();
+        let result = result.and(flushed);
         let exception = result.err().map(|e| e.to_string());
         *lock(&self.shared.exception) = exception.clone();
         for s in &mut self.sources {

@@ -16,7 +16,7 @@ use parquet::basic::Compression;
 use parquet::file::properties::WriterProperties;
 use serde::{Deserialize, Serialize};
 
-use crate::checkpoint::{CompactibleLog, DEFAULT_COMPACT_INTERVAL, file_uri};
+use crate::checkpoint::{CompactibleLog, DEFAULT_COMPACT_INTERVAL, PendingDirSyncs, file_uri};
 use crate::error::{Error, Result};
 use crate::sink::format::{Json, iso_timestamp, json_rows, json_value, show_value};
 use crate::sink::{Sink, SinkOutputMode};
@@ -78,7 +78,12 @@ pub(crate) struct FileSink {
 }
 
 impl FileSink {
-    pub(crate) fn new(format: FileFormat, opts: &SourceOptions, fsync: bool) -> Result<FileSink> {
+    pub(crate) fn new(
+        format: FileFormat,
+        opts: &SourceOptions,
+        fsync: bool,
+        pending: PendingDirSyncs,
+    ) -> Result<FileSink> {
         if format == FileFormat::Text {
             return Err(Error::Unsupported(
                 "the text file sink is not supported; use csv, json or parquet".into(),
@@ -109,7 +114,8 @@ impl FileSink {
         };
         Ok(FileSink {
             format,
-            log: CompactibleLog::open(&meta_dir, DEFAULT_COMPACT_INTERVAL, None, fsync)?,
+            log: CompactibleLog::open(&meta_dir, DEFAULT_COMPACT_INTERVAL, None, fsync)?
+                .with_pending_dir_syncs(pending),
             dir,
             fsync,
             csv_header: opts.bool("header", false)?,
@@ -132,8 +138,13 @@ impl FileSink {
         }
     }
 
-    /// Writes one complete data file and returns its status entry.
-    fn write_part(&self, schema: &SchemaRef, batches: &[RecordBatch]) -> Result<SinkFileStatus> {
+    /// Writes one complete data file (not yet fsynced: its log entry's write syncs it) and
+    /// returns its status entry, the open file and its path.
+    fn write_part(
+        &self,
+        schema: &SchemaRef,
+        batches: &[RecordBatch],
+    ) -> Result<(SinkFileStatus, File, PathBuf)> {
         let name = format!(
             "part-00000-{}-c000{}",
             uuid::Uuid::new_v4(),
@@ -141,7 +152,7 @@ impl FileSink {
         );
         let path = self.dir.join(&name);
         let file = File::create(&path).map_err(|e| Error::io(&path, e))?;
-        match self.format {
+        let file = match self.format {
             FileFormat::Parquet => {
                 let props = WriterProperties::builder()
                     .set_compression(Compression::SNAPPY)
@@ -150,8 +161,7 @@ impl FileSink {
                 for batch in batches {
                     writer.write(batch)?;
                 }
-                let file = writer.into_inner()?;
-                self.sync_with_dir(&file, &path)?;
+                writer.into_inner()?
             }
             FileFormat::Json | FileFormat::Text => {
                 let mut out = BufWriter::new(file);
@@ -163,7 +173,7 @@ impl FileSink {
                             .map_err(|e| Error::io(&path, e))?;
                     }
                 }
-                self.finish(out, &path)?;
+                self.finish(out, &path)?
             }
             FileFormat::Csv => {
                 let mut out = BufWriter::new(file);
@@ -197,9 +207,9 @@ impl FileSink {
                             .map_err(|e| Error::io(&path, e))?;
                     }
                 }
-                self.finish(out, &path)?;
+                self.finish(out, &path)?
             }
-        }
+        };
         let meta = fs::metadata(&path).map_err(|e| Error::io(&path, e))?;
         let modification_time = meta
             .modified()
@@ -207,7 +217,7 @@ impl FileSink {
             .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
             .map(|d| d.as_millis() as i64)
             .unwrap_or(0);
-        Ok(SinkFileStatus {
+        let status = SinkFileStatus {
             path: file_uri(&path),
             size: meta.len(),
             is_dir: false,
@@ -215,24 +225,13 @@ impl FileSink {
             block_replication: 1,
             block_size: 33_554_432,
             action: "add".into(),
-        })
+        };
+        Ok((status, file, path))
     }
 
-    fn finish(&self, out: BufWriter<File>, path: &Path) -> Result<()> {
-        let file = out
-            .into_inner()
-            .map_err(|e| Error::io(path, e.into_error()))?;
-        self.sync_with_dir(&file, path)
-    }
-
-    /// Makes a data file and its directory entry durable (both before the log entry that lists
-    /// the file), syncing the two at once.
-    fn sync_with_dir(&self, file: &File, path: &Path) -> Result<()> {
-        if !self.fsync {
-            return Ok(());
-        }
-        let dir = File::open(&self.dir).map_err(|e| Error::io(&self.dir, e))?;
-        crate::checkpoint::sync_all_parallel(&[(file, path), (&dir, &self.dir)])
+    fn finish(&self, out: BufWriter<File>, path: &Path) -> Result<File> {
+        out.into_inner()
+            .map_err(|e| Error::io(path, e.into_error()))
     }
 
     /// Quotes a CSV field when needed; quotes inside are escaped with a backslash, as Spark's
@@ -293,13 +292,26 @@ impl Sink for FileSink {
         }
         let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
         let mut entries = Vec::new();
+        let mut written = Vec::new();
         // Like Spark's task 0, an empty batch still writes a schema-only Parquet file.
         if rows > 0 || self.format == FileFormat::Parquet {
-            let status = self.write_part(schema, batches)?;
+            let (status, file, path) = self.write_part(schema, batches)?;
             entries
                 .push(serde_json::to_string(&status).map_err(|e| Error::Internal(e.to_string()))?);
+            written.push((file, path));
         }
-        if !self.log.add(batch_id, &entries)? {
+        // The data files and the directory naming them become durable in the same fsync round
+        // as the log entry's temp files, before the entry is named.
+        let dir = if written.is_empty() || !self.fsync {
+            None
+        } else {
+            Some(File::open(&self.dir).map_err(|e| Error::io(&self.dir, e))?)
+        };
+        let mut also: Vec<(&File, &Path)> = written.iter().map(|(f, p)| (f, p.as_path())).collect();
+        if let Some(d) = &dir {
+            also.push((d, self.dir.as_path()));
+        }
+        if !self.log.add_with(batch_id, &entries, &also)? {
             return Err(self.error(format!(
                 "_spark_metadata/{batch_id} appeared while this batch was being written: another \
                  query writes to the same output directory"

@@ -65,6 +65,9 @@ pub struct SinkContext {
     /// Whether file sink data files are fsynced before they are committed (their log entries
     /// are always written atomically).
     pub fsync: bool,
+    /// The query's pending directory fsyncs, which the file sink's log writes join (see
+    /// [`crate::checkpoint::PendingDirSyncs`]; a default, unshared one outside a query).
+    pub pending_dir_syncs: crate::checkpoint::PendingDirSyncs,
 }
 
 /// The user function of a `foreach_batch` sink: the batch's rows and its batch id.
@@ -93,6 +96,7 @@ pub fn create_sink(
                 file_format,
                 &opts,
                 ctx.fsync,
+                ctx.pending_dir_syncs,
             )?)),
             None => Err(Error::Unsupported(format!(
                 "unknown streaming sink format '{format}': use console, memory, noop, parquet, \

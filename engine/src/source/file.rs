@@ -175,7 +175,8 @@ impl FileSource {
             DEFAULT_COMPACT_INTERVAL,
             None,
             ctx.fsync,
-        )?;
+        )?
+        .with_pending_dir_syncs(ctx.pending_dir_syncs.clone());
         let mut source = FileSource {
             format,
             qualified_path,

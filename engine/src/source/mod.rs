@@ -143,12 +143,15 @@ impl std::fmt::Debug for dyn Source {
 }
 
 /// What a source gets from the engine when it is created.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct SourceContext {
     /// `<checkpoint>/sources/<i>`: the source's private metadata directory.
     pub checkpoint_dir: PathBuf,
     /// Whether metadata writes are fsynced (see [`crate::checkpoint::CheckpointOptions`]).
     pub fsync: bool,
+    /// The query's pending directory fsyncs, which the source's log writes join (see
+    /// [`crate::checkpoint::PendingDirSyncs`]; a default, unshared one outside a query).
+    pub pending_dir_syncs: crate::checkpoint::PendingDirSyncs,
 }
 
 /// Creates a source for `format`: `csv`, `json`, `parquet`, `text` (file sources; `schema` is
