@@ -658,6 +658,10 @@ impl GroupState {
                 }
             }
         }
+        if layout.keys.len() == 1 && layout.keys[0].kind == KeyKind::Str {
+            // SAFETY: forwarded caller contract.
+            return unsafe { self.intern_one_string(key_vals[0], key_valid[0], n, gids) };
+        }
         let mut refs: Vec<KeyRef<'_>> = Vec::with_capacity(layout.keys.len());
         if self.packed.is_some() {
             let mut enc = [0u64; MAX_PACKED_WORDS];
@@ -824,6 +828,66 @@ impl GroupState {
                     });
                     self.insert_group(&refs, h, Some(&enc))
                 }
+            };
+            self.mark_dirty(g);
+            // SAFETY: gids has room for n entries.
+            unsafe { *gids.add(row) = g };
+        }
+    }
+
+    /// [`Self::intern_chunk`] for a single string key (word counts, group by a name): the key
+    /// is hashed and compared straight against the columnar key store, without building a key
+    /// tuple per row. Same hash and same groups as the general path.
+    ///
+    /// # Safety
+    /// As [`Self::intern_chunk`]: `vals` holds n (ptr, len) pairs of live bytes, `valid` n bytes.
+    unsafe fn intern_one_string(
+        &mut self,
+        vals: *const u64,
+        valid: *const u8,
+        n: usize,
+        gids: *mut u32,
+    ) {
+        for row in 0..n {
+            // SAFETY: the caller guarantees n rows of (ptr, len) scratch and validity bytes, and
+            // that every (ptr, len) of a valid row points to live bytes.
+            let key: Option<&[u8]> = unsafe {
+                if *valid.add(row) == 0 {
+                    None
+                } else {
+                    let ptr = *vals.add(2 * row) as *const u8;
+                    let len = *vals.add(2 * row + 1) as usize;
+                    Some(if len == 0 {
+                        &[]
+                    } else {
+                        std::slice::from_raw_parts(ptr, len)
+                    })
+                }
+            };
+            let refs = [key.map_or(KeyRef::Null, KeyRef::Str)];
+            let h = hash_keys(&refs);
+            let found = {
+                let column = &self.keys[0];
+                let KeyData::Str { offsets, bytes } = &column.data else {
+                    unreachable!("a string key column stores strings")
+                };
+                self.index
+                    .find(h, |&g| {
+                        let g = g as usize;
+                        match key {
+                            None => !column.valid[g],
+                            Some(k) => {
+                                column.valid[g] && offsets[g + 1] - offsets[g] == k.len() && {
+                                    &bytes[offsets[g]..offsets[g + 1]] == k
+                                }
+                            }
+                        }
+                    })
+                    .copied()
+            };
+            let g = match found {
+                Some(g) => g,
+                None => self.insert_group(&refs, h, None),
             };
             self.mark_dirty(g);
             // SAFETY: gids has room for n entries.

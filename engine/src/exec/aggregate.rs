@@ -64,6 +64,15 @@ pub(crate) struct SlidingExpansion {
     pub start_us: i64,
 }
 
+/// The input of the batch being fed to an [`AggregateOp`] (see [`AggregateOp::begin`]).
+#[derive(Debug)]
+pub(crate) struct AggFeed {
+    started: Instant,
+    dropped: u64,
+    /// Routed input per shard, when there are several shards.
+    parts: Vec<Vec<RecordBatch>>,
+}
+
 /// One streaming aggregation.
 pub(crate) struct AggregateOp {
     pub op_id: usize,
@@ -180,55 +189,79 @@ impl AggregateOp {
         self.metrics.num_state_store_instances = n as u64;
     }
 
-    /// Runs one batch: returns the rows to emit.
-    pub fn process(
+    /// Starts a batch. Its input is given piece by piece to [`Self::feed`] (so the stateless
+    /// operators below need not hold the whole batch's rows at once); [`Self::finish`] ends it
+    /// and returns the rows to emit.
+    pub fn begin(&self) -> AggFeed {
+        AggFeed {
+            started: Instant::now(),
+            dropped: 0,
+            parts: vec![Vec::new(); self.shards.len()],
+        }
+    }
+
+    /// Adds input rows of the current batch: late rows are dropped, the rest update the state
+    /// now (one shard) or are routed to their shard's part (updated in parallel at the end).
+    pub fn feed(
         &mut self,
-        rows: Vec<RecordBatch>,
+        feed: &mut AggFeed,
+        batch: RecordBatch,
         ctx: &BatchContext,
-    ) -> Result<Vec<RecordBatch>> {
-        let t_update = Instant::now();
+    ) -> Result<()> {
         let late_us = ctx.late_watermark_ms.saturating_mul(1000);
-        let mut dropped = 0u64;
         let ts_us = ctx.batch_timestamp_ms.saturating_mul(1000);
         let shard_count = self.shards.len();
-        let mut parts: Vec<Vec<RecordBatch>> = vec![Vec::new(); shard_count];
-        for batch in rows {
-            let batch = if let Some(sl) = self.sliding.clone() {
-                let late = (ctx.late_watermark_ms > 0).then_some(late_us);
-                let (b, d) = expand_sliding(&batch, &sl, late)?;
-                dropped += d;
-                b
-            } else if let (Some(col), Some(et), true) = (
-                self.late_time_column,
-                self.event_time.as_ref(),
-                ctx.late_watermark_ms > 0,
-            ) {
-                let (b, d) = drop_late(&batch, col, et.size_us, et.start_us, late_us)?;
-                dropped += d;
-                b
-            } else {
-                batch
-            };
-            if batch.num_rows() == 0 {
-                continue;
-            }
-            if let Some(d) = &mut self.distinct {
-                d.update(&batch, ts_us)?;
-            }
-            let input = self.inputs.project(&batch, &self.kernel_schema, ts_us)?;
-            if shard_count == 1 {
-                parts[0].push(input);
-            } else {
-                for (shard, part) in route_rows(&input, &self.route, shard_count)?
-                    .into_iter()
-                    .enumerate()
-                {
-                    if part.num_rows() > 0 {
-                        parts[shard].push(part);
-                    }
+        let batch = if let Some(sl) = self.sliding.clone() {
+            let late = (ctx.late_watermark_ms > 0).then_some(late_us);
+            let (b, d) = expand_sliding(&batch, &sl, late)?;
+            feed.dropped += d;
+            b
+        } else if let (Some(col), Some(et), true) = (
+            self.late_time_column,
+            self.event_time.as_ref(),
+            ctx.late_watermark_ms > 0,
+        ) {
+            let (b, d) = drop_late(&batch, col, et.size_us, et.start_us, late_us)?;
+            feed.dropped += d;
+            b
+        } else {
+            batch
+        };
+        if batch.num_rows() == 0 {
+            return Ok(());
+        }
+        if let Some(d) = &mut self.distinct {
+            d.update(&batch, ts_us)?;
+        }
+        let input = self.inputs.project(&batch, &self.kernel_schema, ts_us)?;
+        if shard_count == 1 {
+            let kernel = self.kernel.clone();
+            let state = self.shards[0]
+                .state
+                .get_or_insert_with(|| kernel.new_group_state());
+            kernel.update(state, &input)?;
+        } else {
+            for (shard, part) in route_rows(&input, &self.route, shard_count)?
+                .into_iter()
+                .enumerate()
+            {
+                if part.num_rows() > 0 {
+                    feed.parts[shard].push(part);
                 }
             }
         }
+        Ok(())
+    }
+
+    /// Ends the batch: updates the shards' parts in parallel, then emits and evicts by the
+    /// output mode and the watermark; returns the rows to emit.
+    pub fn finish(&mut self, feed: AggFeed, ctx: &BatchContext) -> Result<Vec<RecordBatch>> {
+        let AggFeed {
+            started: t_update,
+            dropped,
+            parts,
+        } = feed;
+        let shard_count = self.shards.len();
         let kernel = self.kernel.clone();
         let update = |shard: &mut Shard, batches: Vec<RecordBatch>| -> Result<()> {
             let state = shard.state.get_or_insert_with(|| kernel.new_group_state());
@@ -237,10 +270,7 @@ impl AggregateOp {
             }
             Ok(())
         };
-        if shard_count == 1 {
-            let batches = std::mem::take(&mut parts[0]);
-            update(&mut self.shards[0], batches)?;
-        } else {
+        if shard_count > 1 {
             std::thread::scope(|scope| {
                 let handles: Vec<_> = self
                     .shards

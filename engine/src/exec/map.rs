@@ -171,13 +171,25 @@ impl ExplodeStage {
         let mut parents: Vec<u32> = Vec::with_capacity(strings.len() * 4);
         let mut words =
             arrow::array::StringBuilder::with_capacity(strings.len() * 4, strings.values().len());
+        // A one-character separator searches with memchr (a `&str` pattern would set up a
+        // substring searcher per row).
+        let mut sep_chars = sep.chars();
+        let one_char = match (sep_chars.next(), sep_chars.next()) {
+            (Some(c), None) => Some(c),
+            _ => None,
+        };
         for row in 0..strings.len() {
             if strings.is_null(row) {
                 continue;
             }
-            for word in strings.value(row).split(sep) {
+            let line = strings.value(row);
+            let mut push = |word: &str| {
                 parents.push(row as u32);
                 words.append_value(word);
+            };
+            match one_char {
+                Some(c) => line.split(c).for_each(&mut push),
+                None => line.split(sep).for_each(&mut push),
             }
         }
         let parents = arrow::array::UInt32Array::from(parents);

@@ -401,8 +401,15 @@ fn execute_node(
             Ok(out)
         }
         Node::Aggregate { input, op } => {
-            let rows = execute_node(input, inputs, trackers, ctx)?;
-            op.process(rows, ctx)
+            // The stateless operators below run a few input batches at a time and hand their
+            // rows straight to the aggregation, so a batch's intermediate rows (an explode's
+            // words, say) are never all held at once.
+            let mut feed = op.begin();
+            stream_node(input, inputs, trackers, ctx, &mut |rows, _| {
+                rows.into_iter()
+                    .try_for_each(|b| op.feed(&mut feed, b, ctx))
+            })?;
+            op.finish(feed, ctx)
         }
         Node::Dedup { input, op } => {
             let rows = execute_node(input, inputs, trackers, ctx)?;
@@ -450,6 +457,65 @@ fn execute_node(
                 out.push(b.slice(0, take));
             }
             Ok(out)
+        }
+    }
+}
+
+/// Receives the rows of a streamed operator chain, a group of batches at a time.
+type RowSink<'a> = dyn FnMut(Vec<RecordBatch>, &mut [WatermarkTracker]) -> Result<()> + 'a;
+
+/// Runs `node` and gives its rows to `emit` in groups of input batches (as many as there are
+/// cores, so map stages still run their batches in parallel) when `node` is a chain of
+/// stateless operators over sources; any other node runs whole and is emitted at once. Same
+/// rows, same order and same watermark observations as [`execute_node`].
+fn stream_node(
+    node: &mut Node,
+    inputs: &mut [Option<Vec<RecordBatch>>],
+    trackers: &mut [WatermarkTracker],
+    ctx: &BatchContext,
+    emit: &mut RowSink<'_>,
+) -> Result<()> {
+    match node {
+        Node::Scan { .. } => {
+            let rows = execute_node(node, inputs, trackers, ctx)?;
+            let group = std::thread::available_parallelism().map_or(1, |n| n.get());
+            let mut rows = rows.into_iter().peekable();
+            while rows.peek().is_some() {
+                let part: Vec<RecordBatch> = rows.by_ref().take(group).collect();
+                emit(part, trackers)?;
+            }
+            Ok(())
+        }
+        Node::Map { input, stage } => stream_node(input, inputs, trackers, ctx, &mut |rows, t| {
+            emit(stage.run(rows, ctx)?, t)
+        }),
+        Node::Explode { input, stage } => {
+            stream_node(input, inputs, trackers, ctx, &mut |rows, t| {
+                emit(stage.run(rows, ctx)?, t)
+            })
+        }
+        Node::Watermark {
+            input,
+            column,
+            tracker,
+        } => {
+            let (column, tracker) = (*column, *tracker);
+            stream_node(input, inputs, trackers, ctx, &mut |rows, t| {
+                for b in &rows {
+                    observe_event_times(&mut t[tracker], b.column(column).as_ref())?;
+                }
+                emit(rows, t)
+            })
+        }
+        Node::Union { inputs: children } => {
+            for c in children {
+                stream_node(c, inputs, trackers, ctx, emit)?;
+            }
+            Ok(())
+        }
+        _ => {
+            let rows = execute_node(node, inputs, trackers, ctx)?;
+            emit(rows, trackers)
         }
     }
 }
