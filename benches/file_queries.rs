@@ -9,7 +9,8 @@
 //! (run in the same run when it has been built). Never asserts on time.
 //!
 //! Data: `peers/.venv/bin/python peers/gen_data.py --rows 10000000` (see peers/README.md).
-//! Run: `cargo bench --bench file_queries [-- --spark]`.
+//! Run: `cargo bench --bench file_queries [-- --spark]` (env: `WEIR_BENCH_ONLY=<query prefix>`,
+//! `WEIR_WORKERS=<n>`, `WEIR_STATE_SHARDS=<n>`).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -96,6 +97,12 @@ fn run_weir(data: &Path, format: &str, query: &str, mode: &str, work: &Path, fsy
         .and_then(|w| w.parse().ok())
     {
         config.workers = w;
+    }
+    if let Some(n) = std::env::var("WEIR_STATE_SHARDS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+    {
+        config.state_shards = n;
     }
     let session = Session::with_config(config).expect("session");
     let ck = work.join(format!("ck-{}", uuid_like()));

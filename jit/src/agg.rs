@@ -346,6 +346,16 @@ fn decode_keys(kinds: &[KeyDesc], enc: &[u64], out: &mut Vec<KeyRef<'static>>) {
     }
 }
 
+/// Equality of two byte strings of the same length; short ones (words, names) are compared
+/// inline, which is cheaper than a library `memcmp` call per probe.
+#[inline]
+fn short_bytes_equal(a: &[u8], b: &[u8]) -> bool {
+    if a.len() > 32 {
+        return a == b;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
 /// Equality of two short word slices without a library memcmp call per probe.
 #[inline]
 fn words_equal(a: &[u64], b: &[u64]) -> bool {
@@ -877,9 +887,9 @@ impl GroupState {
                         match key {
                             None => !column.valid[g],
                             Some(k) => {
-                                column.valid[g] && offsets[g + 1] - offsets[g] == k.len() && {
-                                    &bytes[offsets[g]..offsets[g + 1]] == k
-                                }
+                                column.valid[g]
+                                    && offsets[g + 1] - offsets[g] == k.len()
+                                    && short_bytes_equal(&bytes[offsets[g]..offsets[g + 1]], k)
                             }
                         }
                     })

@@ -171,11 +171,10 @@ impl ExplodeStage {
         let mut parents: Vec<u32> = Vec::with_capacity(strings.len() * 4);
         let mut words =
             arrow::array::StringBuilder::with_capacity(strings.len() * 4, strings.values().len());
-        // A one-character separator searches with memchr (a `&str` pattern would set up a
-        // substring searcher per row).
-        let mut sep_chars = sep.chars();
-        let one_char = match (sep_chars.next(), sep_chars.next()) {
-            (Some(c), None) => Some(c),
+        // A one-byte (ASCII) separator is found by a plain byte scan: words are short, so a
+        // memchr call per word or a substring searcher per row costs more than it saves.
+        let one_byte = match sep.as_bytes() {
+            [b] if b.is_ascii() => Some(*b),
             _ => None,
         };
         for row in 0..strings.len() {
@@ -183,13 +182,23 @@ impl ExplodeStage {
                 continue;
             }
             let line = strings.value(row);
-            let mut push = |word: &str| {
-                parents.push(row as u32);
-                words.append_value(word);
-            };
-            match one_char {
-                Some(c) => line.split(c).for_each(&mut push),
-                None => line.split(sep).for_each(&mut push),
+            match one_byte {
+                Some(b) => {
+                    let mut start = 0;
+                    for (i, _) in line.bytes().enumerate().filter(|(_, c)| *c == b) {
+                        // An ASCII byte is never inside a multi-byte character: `start..i`
+                        // are character boundaries.
+                        parents.push(row as u32);
+                        words.append_value(&line[start..i]);
+                        start = i + 1;
+                    }
+                    parents.push(row as u32);
+                    words.append_value(&line[start..]);
+                }
+                None => line.split(sep).for_each(|word| {
+                    parents.push(row as u32);
+                    words.append_value(word);
+                }),
             }
         }
         let parents = arrow::array::UInt32Array::from(parents);
