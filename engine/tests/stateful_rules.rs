@@ -564,6 +564,19 @@ fn a_no_data_batch_emits_the_final_window() {
                     "the no-data batch should run at watermark 25 s, got {watermark}"
                 ));
             }
+            // Batch 0's event times 12, 14 and 21 s: min, max and avg (Spark's eventTime).
+            let stats: Vec<String> = ["min", "max", "avg"]
+                .iter()
+                .map(|k| progress[0].event_time.get(*k).cloned().unwrap_or_default())
+                .collect();
+            let expected = [
+                "1970-01-01T00:00:12.000Z",
+                "1970-01-01T00:00:21.000Z",
+                "1970-01-01T00:00:15.666Z",
+            ];
+            if stats != expected {
+                return Err(format!("batch 0 eventTime: expected {expected:?}, got {stats:?}"));
+            }
             Ok(())
         })),
     ])

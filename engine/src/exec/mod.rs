@@ -531,15 +531,35 @@ fn observe_event_times(t: &mut WatermarkTracker, col: &dyn Array) -> Result<()> 
                 col.data_type()
             ))
         })?;
-    let (Some(mn), Some(mx)) = (compute::min(ts), compute::max(ts)) else {
-        return Ok(());
-    };
-    let sum: i128 = ts
-        .iter()
-        .flatten()
-        .map(|v| i128::from(v.div_euclid(1000)))
-        .sum();
     let n = (ts.len() - ts.null_count()) as u64;
+    if n == 0 {
+        return Ok(());
+    }
+    // One pass for min, max and the sum of event times in ms (the progress report's avg).
+    let (mn, mx, sum) = if ts.null_count() == 0 {
+        let mut acc = (i64::MAX, i64::MIN, 0i128);
+        // Per 2^20 values an i64 sum of ms since 1970 cannot overflow.
+        for chunk in ts.values().chunks(1 << 20) {
+            let (mut mn, mut mx, mut sum) = (acc.0, acc.1, 0i64);
+            for &v in chunk {
+                mn = mn.min(v);
+                mx = mx.max(v);
+                sum = sum.wrapping_add(v.div_euclid(1000));
+            }
+            acc = (mn, mx, acc.2 + i128::from(sum));
+        }
+        acc
+    } else {
+        let (Some(mn), Some(mx)) = (compute::min(ts), compute::max(ts)) else {
+            return Ok(());
+        };
+        let sum: i128 = ts
+            .iter()
+            .flatten()
+            .map(|v| i128::from(v.div_euclid(1000)))
+            .sum();
+        (mn, mx, sum)
+    };
     let (mn, mx) = (mn.div_euclid(1000), mx.div_euclid(1000));
     t.max_event_time_ms = Some(t.max_event_time_ms.map_or(mx, |m| m.max(mx)));
     t.batch_stats = Some(match t.batch_stats {
