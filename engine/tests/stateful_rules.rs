@@ -575,7 +575,9 @@ fn a_no_data_batch_emits_the_final_window() {
                 "1970-01-01T00:00:15.666Z",
             ];
             if stats != expected {
-                return Err(format!("batch 0 eventTime: expected {expected:?}, got {stats:?}"));
+                return Err(format!(
+                    "batch 0 eventTime: expected {expected:?}, got {stats:?}"
+                ));
             }
             Ok(())
         })),

@@ -1082,35 +1082,96 @@ impl GroupState {
     /// Keys and raw accumulators of every group (lossless; see [`GroupState::state_schema`]).
     pub fn to_record_batch(&self) -> Result<RecordBatch> {
         let gids: Vec<u32> = (0..self.len as u32).collect();
+        self.state_rows(&gids)
+    }
+
+    /// The checkpoint form ([`Self::to_record_batch`]'s schema) of the groups `gids` only, in
+    /// that order: what a state store delta needs, in time proportional to `gids`, not to the
+    /// state.
+    pub fn state_rows(&self, gids: &[u32]) -> Result<RecordBatch> {
+        self.check_gids(gids)?;
+        let pick = |g: &u32| *g as usize;
         let mut cols = vec![];
         for c in 0..self.keys.len() {
-            cols.push(self.key_array(c, &gids)?);
+            cols.push(self.key_array(c, gids)?);
         }
         for (desc, a) in self.layout.aggs.iter().zip(&self.accs) {
             if let Some(t) = value_state_type(desc) {
                 let col: ArrayRef = match &a.value {
-                    ValueVec::I64(v) => Arc::new(Int64Array::from(v.clone())),
-                    ValueVec::F64(v) => Arc::new(Float64Array::from_iter_values(
-                        v.iter().map(|f| if f.is_nan() { f64::NAN } else { *f }),
+                    ValueVec::I64(v) => Arc::new(Int64Array::from_iter_values(
+                        gids.iter().map(|g| v[pick(g)]),
                     )),
-                    ValueVec::I128(v) => {
-                        Arc::new(Decimal128Array::from(v.clone()).with_data_type(t))
+                    ValueVec::F64(v) => {
+                        Arc::new(Float64Array::from_iter_values(gids.iter().map(|g| {
+                            let f = v[pick(g)];
+                            if f.is_nan() { f64::NAN } else { f }
+                        })))
                     }
-                    ValueVec::Str(v) => {
-                        Arc::new(v.iter().map(|s| s.as_deref()).collect::<StringArray>())
-                    }
+                    ValueVec::I128(v) => Arc::new(
+                        Decimal128Array::from_iter_values(gids.iter().map(|g| v[pick(g)]))
+                            .with_data_type(t),
+                    ),
+                    ValueVec::Str(v) => Arc::new(
+                        gids.iter()
+                            .map(|g| v[pick(g)].as_deref())
+                            .collect::<StringArray>(),
+                    ),
                     ValueVec::None => continue,
                 };
                 cols.push(col);
             }
-            cols.push(Arc::new(Int64Array::from(a.count.clone())));
-            cols.push(Arc::new(UInt8Array::from(a.flags.clone())));
+            cols.push(Arc::new(Int64Array::from_iter_values(
+                gids.iter().map(|g| a.count[pick(g)]),
+            )));
+            cols.push(Arc::new(UInt8Array::from_iter_values(
+                gids.iter().map(|g| a.flags[pick(g)]),
+            )));
         }
         Ok(RecordBatch::try_new_with_options(
             self.layout.state_schema.clone(),
             cols,
-            &arrow::array::RecordBatchOptions::new().with_row_count(Some(self.len)),
+            &arrow::array::RecordBatchOptions::new().with_row_count(Some(gids.len())),
         )?)
+    }
+
+    /// Bytes held by the state's keys, accumulators and index (an estimate, for progress
+    /// metrics), computed without materialising anything.
+    pub fn memory_bytes(&self) -> usize {
+        let keys: usize = self
+            .keys
+            .iter()
+            .map(|k| {
+                k.valid.capacity()
+                    + match &k.data {
+                        KeyData::I64(v) => v.capacity() * 8,
+                        KeyData::F64(v) => v.capacity() * 8,
+                        KeyData::I128(v) => v.capacity() * 16,
+                        KeyData::Str { offsets, bytes } => {
+                            offsets.capacity() * 8 + bytes.capacity()
+                        }
+                    }
+            })
+            .sum();
+        let accs: usize = self
+            .accs
+            .iter()
+            .map(|a| {
+                a.count.capacity() * 8
+                    + a.flags.capacity()
+                    + match &a.value {
+                        ValueVec::None => 0,
+                        ValueVec::I64(v) => v.capacity() * 8,
+                        ValueVec::F64(v) => v.capacity() * 8,
+                        ValueVec::I128(v) => v.capacity() * 16,
+                        ValueVec::Str(v) => {
+                            v.capacity() * 16 + v.iter().flatten().map(|s| s.len()).sum::<usize>()
+                        }
+                    }
+            })
+            .sum();
+        let packed = self.packed.as_ref().map_or(0, |p| p.words.capacity() * 8);
+        let index = self.index.capacity() * 5 + self.hashes.capacity() * 8;
+        keys + accs + packed + index + self.dirty.capacity() + self.dirty_list.capacity() * 4
     }
 
     /// Rebuilds a state (and its hash index) from [`GroupState::to_record_batch`] output.

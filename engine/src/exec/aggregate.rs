@@ -322,20 +322,19 @@ impl AggregateOp {
                     &raw,
                 )?);
             }
-            // Changes for the state store: upserts of touched live groups, removal of evicted keys.
-            let full = state.to_record_batch()?;
-            memory += full.get_array_memory_size() as u64;
+            // Changes for the state store: upserts of touched live groups, removal of evicted
+            // keys; both read only those groups' rows (not the whole state).
+            memory += state.memory_bytes() as u64;
             let expired_set: std::collections::HashSet<u32> = expired.iter().copied().collect();
             let upsert_ids: Vec<u32> = dirty
                 .iter()
                 .copied()
                 .filter(|g| !expired_set.contains(g))
                 .collect();
-            let upserts =
-                compute::take_record_batch(&full, &UInt32Array::from(upsert_ids.clone()))?;
-            let keys_only = full.project(&(0..self.keys.len()).collect::<Vec<_>>())?;
-            let removals =
-                compute::take_record_batch(&keys_only, &UInt32Array::from(expired.clone()))?;
+            let upserts = state.state_rows(&upsert_ids)?;
+            let removals = state
+                .state_rows(&expired)?
+                .project(&(0..self.keys.len()).collect::<Vec<_>>())?;
             if !expired.is_empty() {
                 state.remove(&expired)?;
                 if let Some(d) = &mut self.distinct {

@@ -62,6 +62,11 @@ proptest! {
         }
         prop_assert_eq!(whole.to_record_batch().unwrap(), pieces.to_record_batch().unwrap(), "spec:\n{}", spec);
         prop_assert_eq!(whole.output_all().unwrap(), pieces.output_all().unwrap());
+        // The rows of some groups, in any order, are those rows of the full checkpoint form.
+        let gids: Vec<u32> = (0..whole.num_groups() as u32).rev().step_by(3).collect();
+        let full = whole.to_record_batch().unwrap();
+        let expected = arrow::compute::take_record_batch(&full, &arrow::array::UInt32Array::from(gids.clone())).unwrap();
+        prop_assert_eq!(whole.state_rows(&gids).unwrap(), expected);
     }
 }
 
