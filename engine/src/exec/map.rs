@@ -57,30 +57,7 @@ impl MapStage {
     /// Runs the stage over a batch list, in parallel when there are several batches.
     pub fn run(&self, batches: Vec<RecordBatch>, ctx: &BatchContext) -> Result<Vec<RecordBatch>> {
         let ts_us = ctx.batch_timestamp_ms.saturating_mul(1000);
-        if batches.len() <= 1 || self.workers <= 1 {
-            return batches.iter().map(|b| self.run_one(b, ts_us)).collect();
-        }
-        let chunk = batches.len().div_ceil(self.workers);
-        std::thread::scope(|scope| {
-            let handles: Vec<_> = batches
-                .chunks(chunk)
-                .map(|part| {
-                    scope.spawn(move || {
-                        part.iter()
-                            .map(|b| self.run_one(b, ts_us))
-                            .collect::<Result<Vec<_>>>()
-                    })
-                })
-                .collect();
-            let mut out = Vec::with_capacity(batches.len());
-            for h in handles {
-                let part = h
-                    .join()
-                    .map_err(|_| Error::Internal("a kernel worker thread panicked".into()))??;
-                out.extend(part);
-            }
-            Ok(out)
-        })
+        run_parallel(&batches, self.workers, |b| self.run_one(b, ts_us))
     }
 
     fn run_one(&self, batch: &RecordBatch, ts_us: i64) -> Result<RecordBatch> {
@@ -136,6 +113,8 @@ pub(crate) struct ExplodeStage {
     /// Per input column: copied to every output row (`true`), or left NULL because nothing
     /// above reads it.
     pub copied_columns: Vec<bool>,
+    /// Threads a batch list is spread over.
+    pub workers: usize,
 }
 
 impl ExplodeStage {
@@ -241,10 +220,9 @@ impl ExplodeStage {
     /// Explodes every batch.
     pub fn run(&self, batches: Vec<RecordBatch>, ctx: &BatchContext) -> Result<Vec<RecordBatch>> {
         if let Some((column, sep)) = &self.literal_split {
-            return batches
-                .iter()
-                .map(|b| self.explode_literal_split(b, *column, sep))
-                .collect();
+            return run_parallel(&batches, self.workers, |b| {
+                self.explode_literal_split(b, *column, sep)
+            });
         }
         let ts_us = ctx.batch_timestamp_ms.saturating_mul(1000);
         let mut out = Vec::with_capacity(batches.len());
@@ -287,4 +265,32 @@ impl ExplodeStage {
         }
         Ok(out)
     }
+}
+
+/// Applies `f` to every batch, in order, spreading the list over up to `workers` threads
+/// (each thread takes one contiguous part, so the output keeps the input's order).
+fn run_parallel(
+    batches: &[RecordBatch],
+    workers: usize,
+    f: impl Fn(&RecordBatch) -> Result<RecordBatch> + Sync,
+) -> Result<Vec<RecordBatch>> {
+    if batches.len() <= 1 || workers <= 1 {
+        return batches.iter().map(&f).collect();
+    }
+    let chunk = batches.len().div_ceil(workers);
+    let f = &f;
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = batches
+            .chunks(chunk)
+            .map(|part| scope.spawn(move || part.iter().map(f).collect::<Result<Vec<_>>>()))
+            .collect();
+        let mut out = Vec::with_capacity(batches.len());
+        for h in handles {
+            let part = h
+                .join()
+                .map_err(|_| Error::Internal("a kernel worker thread panicked".into()))??;
+            out.extend(part);
+        }
+        Ok(out)
+    })
 }

@@ -412,6 +412,7 @@ impl Planner<'_> {
                         output_schema: e.schema.clone(),
                         description: format!("{} AS {}", e.expr, e.alias),
                         literal_split: literal_split(&e.expr, &in_schema),
+                        workers: self.options.workers,
                         copied_columns: in_schema
                             .fields()
                             .iter()
