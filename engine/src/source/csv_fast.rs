@@ -1,5 +1,5 @@
-//! The fast CSV decoder: splits a whole file's bytes into records on all cores (quote-aware) and
-//! decodes only the wanted columns straight from the bytes into Arrow arrays.
+//! The fast CSV decoder: splits a file into records on all cores (quote-aware) and decodes only
+//! the wanted columns straight from the bytes into Arrow arrays.
 //!
 //! It owns tokenizing and value decoding for well-formed files only. It gives exactly the
 //! values of the per-record path in `readers.rs` (`split_csv` + `convert_strings`), which stays
@@ -16,11 +16,12 @@
 //! (quoted or not) is null.
 //!
 //! Parallel split: the file is cut into chunks at line starts near equal byte offsets and every
-//! chunk is parsed on its own thread from its cut. Each chunk reports where its last record
-//! really ended (it reads past its cut until a record ends at or after the next cut). A cut that
-//! was not a record boundary (it fell inside a quoted field holding a newline) shows up as a
-//! mismatch with the previous chunk's end, and that chunk is parsed again from the true
-//! boundary, so the result never depends on where the cuts fell.
+//! chunk is read (in blocks of [`BLOCK_BYTES`], so the bytes being parsed stay in cache) and
+//! parsed on its own thread from its cut. Each chunk reports where its last record really ended
+//! (it reads past its cut until a record ends at or after the next cut). A cut that was not a
+//! record boundary (it fell inside a quoted field holding a newline) shows up as a mismatch
+//! with the previous chunk's end, and that chunk is parsed again from the true boundary, so the
+//! result never depends on where the cuts fell.
 
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
@@ -110,23 +111,24 @@ impl CsvSplit {
     }
 }
 
-/// Decodes a whole CSV file into batches of `plan.output_schema`; `None` when any record is
-/// not plainly well-formed or any decoded value does not convert (the caller then takes the
-/// per-record path).
+/// Bytes each chunk's thread reads from the file at a time.
+const BLOCK_BYTES: usize = 1 << 20;
+
+/// Decodes the CSV file at `path` into batches of `plan.output_schema`; `None` when any record
+/// is not plainly well-formed, any decoded value does not convert, or the file cannot be read
+/// (the caller then takes the per-record path, which reports I/O errors).
 pub(super) fn decode_csv(
-    bytes: &[u8],
+    path: &Path,
     plan: &CsvDecodePlan<'_>,
     split: CsvSplit,
 ) -> Option<Vec<RecordBatch>> {
     let columns = ColumnSet::new(plan)?;
-    let chunk_count = split
-        .chunks
-        .min(bytes.len() / split.min_chunk_bytes.max(1))
-        .max(1);
-    let cuts = cut_points(bytes, chunk_count);
+    let len = usize::try_from(std::fs::metadata(path).ok()?.len()).ok()?;
+    let chunk_count = split.chunks.min(len / split.min_chunk_bytes.max(1)).max(1);
+    let cuts = cut_points(path, len, chunk_count).ok()?;
     let parse = |i: usize, start: usize| {
-        let stop = cuts.get(i + 1).copied().unwrap_or(bytes.len());
-        ChunkParser::new(plan, &columns).parse(bytes, start, stop, i == 0 && plan.header)
+        let stop = cuts.get(i + 1).copied().unwrap_or(usize::MAX);
+        ChunkParser::new(plan, &columns).parse(path, start, stop, i == 0 && plan.header)
     };
     let mut results: Vec<Option<ChunkOutput>> = if cuts.len() == 1 {
         vec![parse(0, 0)]
@@ -163,57 +165,37 @@ pub(super) fn decode_csv(
     Some(out)
 }
 
-/// Reads a whole file with the byte ranges of `split`'s chunks read on their own threads, so
-/// that copying from the page cache and faulting in the buffer run on all cores.
-pub(super) fn read_file_parallel(path: &Path, split: CsvSplit) -> std::io::Result<Vec<u8>> {
-    let mut file = File::open(path)?;
-    let len = usize::try_from(file.metadata()?.len()).map_err(std::io::Error::other)?;
-    let parts = split.chunks.min(len / split.min_chunk_bytes.max(1));
-    if parts < 2 {
-        let mut bytes = Vec::with_capacity(len);
-        file.read_to_end(&mut bytes)?;
-        return Ok(bytes);
-    }
-    let mut bytes = vec![0u8; len];
-    let part_len = len.div_ceil(parts);
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = bytes
-            .chunks_mut(part_len)
-            .enumerate()
-            .map(|(i, part)| {
-                scope.spawn(move || -> std::io::Result<()> {
-                    let mut file = File::open(path)?;
-                    file.seek(SeekFrom::Start((i * part_len) as u64))?;
-                    file.read_exact(part)
-                })
-            })
-            .collect();
-        handles.into_iter().try_for_each(|h| {
-            h.join()
-                .map_err(|_| std::io::Error::other("a file reading thread panicked"))?
-        })
-    })?;
-    // Whatever was appended after the length was taken.
-    file.seek(SeekFrom::Start(len as u64))?;
-    file.read_to_end(&mut bytes)?;
-    Ok(bytes)
-}
-
-/// Chunk start offsets: 0, then the line starts at or after each equal share of the file.
-fn cut_points(bytes: &[u8], chunks: usize) -> Vec<usize> {
+/// Chunk start offsets: 0, then the line start after each equal share of the file's `len`
+/// bytes (fewer when lines are longer than a share).
+fn cut_points(path: &Path, len: usize, chunks: usize) -> std::io::Result<Vec<usize>> {
     let mut cuts = vec![0];
+    if chunks < 2 {
+        return Ok(cuts);
+    }
+    let mut file = File::open(path)?;
+    let mut window = vec![0u8; 64 << 10];
     for i in 1..chunks {
-        let target = (bytes.len() / chunks * i).max(cuts[cuts.len() - 1]);
-        match memchr(b'\n', &bytes[target..]) {
-            Some(off) if target + off + 1 < bytes.len() => cuts.push(target + off + 1),
+        let mut at = (len / chunks * i).max(cuts[cuts.len() - 1]);
+        file.seek(SeekFrom::Start(at as u64))?;
+        let line_start = loop {
+            let n = file.read(&mut window)?;
+            if n == 0 {
+                break None;
+            }
+            if let Some(off) = memchr(b'\n', &window[..n]) {
+                break Some(at + off + 1);
+            }
+            at += n;
+        };
+        match line_start {
+            Some(cut) if cut < len => cuts.push(cut),
             _ => break,
         }
     }
-    cuts.dedup();
-    cuts
+    Ok(cuts)
 }
 
-/// One chunk's batches and the record boundaries it started and ended at.
+/// One chunk's batches and the record boundaries (file offsets) it started and ended at.
 struct ChunkOutput {
     start: usize,
     end: usize,
@@ -222,10 +204,10 @@ struct ChunkOutput {
 
 /// The decoded columns: which record fields are decoded and into which output columns.
 struct ColumnSet<'a> {
-    /// Per record field: the index of its decoder, when the field is decoded.
-    decoder_of_field: Vec<Option<usize>>,
-    /// Per decoder: how to decode.
-    kinds: Vec<ColumnKind<'a>>,
+    /// Fields per record.
+    field_count: usize,
+    /// Per decoder: the record field it decodes and how.
+    decoded: Vec<(usize, ColumnKind<'a>)>,
     /// Per output data column: its decoder.
     decoder_of_output: Vec<usize>,
 }
@@ -233,24 +215,25 @@ struct ColumnSet<'a> {
 impl<'a> ColumnSet<'a> {
     fn new(plan: &CsvDecodePlan<'a>) -> Option<ColumnSet<'a>> {
         let field_count = plan.data_schema.fields().len();
-        let mut decoder_of_field = vec![None; field_count];
-        let mut kinds = Vec::new();
+        let mut decoded: Vec<(usize, ColumnKind<'a>)> = Vec::new();
         let mut decoder_of_output = Vec::with_capacity(plan.output_columns.len());
         for &col in plan.output_columns {
-            let slot = decoder_of_field.get_mut(col)?;
-            let decoder = match *slot {
+            if col >= field_count {
+                return None;
+            }
+            let decoder = match decoded.iter().position(|(field, _)| *field == col) {
                 Some(d) => d,
                 None => {
-                    kinds.push(ColumnKind::new(plan.data_schema.field(col), plan.opts));
-                    *slot = Some(kinds.len() - 1);
-                    kinds.len() - 1
+                    let kind = ColumnKind::new(plan.data_schema.field(col), plan.opts);
+                    decoded.push((col, kind));
+                    decoded.len() - 1
                 }
             };
             decoder_of_output.push(decoder);
         }
         Some(ColumnSet {
-            decoder_of_field,
-            kinds,
+            field_count,
+            decoded,
             decoder_of_output,
         })
     }
@@ -505,11 +488,165 @@ impl ColumnDecoder for ConvertedColumn<'_> {
 
 /// Where a field's value is after tokenizing.
 #[derive(Clone, Copy)]
-enum FieldValue {
-    /// `bytes[start..end]` of the file.
+enum Span {
+    /// `buffer[start..end]`.
     Input(usize, usize),
-    /// The chunk's unescape buffer (the field had doubled or escaped quotes).
-    Unescaped,
+    /// `unescaped[start..end]` (the field had doubled or escaped quotes).
+    Unescaped(usize, usize),
+}
+
+/// What [`RecordScanner::scan`] found at a position.
+enum Scan {
+    /// A blank line; the next record starts at the offset.
+    Blank(usize),
+    /// A record (its fields in the scanner's spans); the next record starts at the offset.
+    Record(usize),
+    /// The end of the file.
+    End,
+    /// The record runs past the bytes read so far.
+    NeedMore,
+    /// The record is not plainly well-formed (unterminated quote, text after a closing quote).
+    Malformed,
+}
+
+/// What [`RecordScanner::field`] found.
+enum FieldScan {
+    /// The field ends at a separator; the next field starts at the offset.
+    Next(usize),
+    /// The field ends the record; the next record starts at the offset.
+    Last(usize),
+    /// See [`Scan::NeedMore`].
+    NeedMore,
+    /// See [`Scan::Malformed`].
+    Malformed,
+}
+
+/// Splits records into fields.
+struct RecordScanner {
+    dialect: CsvDialect,
+    /// The fields of the last record scanned.
+    spans: Vec<Span>,
+    /// Unescaped values of the last record's fields that had doubled or escaped quotes.
+    unescaped: Vec<u8>,
+}
+
+impl RecordScanner {
+    /// Scans the record at `pos` of `buf`; `eof` says whether `buf` ends at the end of the
+    /// file (otherwise a record reaching the end of `buf` needs more bytes).
+    fn scan(&mut self, buf: &[u8], pos: usize, eof: bool) -> Scan {
+        match (buf.get(pos), buf.get(pos + 1)) {
+            (None, _) if eof => return Scan::End,
+            (None, _) | (Some(b'\r'), None) if !eof => return Scan::NeedMore,
+            (Some(b'\n'), _) => return Scan::Blank(pos + 1),
+            (Some(b'\r'), Some(b'\n')) => return Scan::Blank(pos + 2),
+            _ => {}
+        }
+        self.spans.clear();
+        self.unescaped.clear();
+        let mut field_start = pos;
+        loop {
+            match self.field(buf, field_start, eof) {
+                FieldScan::Next(next) => field_start = next,
+                FieldScan::Last(next) => return Scan::Record(next),
+                FieldScan::NeedMore => return Scan::NeedMore,
+                FieldScan::Malformed => return Scan::Malformed,
+            }
+        }
+    }
+
+    /// Scans the field at `pos` and pushes its span.
+    fn field(&mut self, buf: &[u8], pos: usize, eof: bool) -> FieldScan {
+        let CsvDialect { sep, quote, escape } = self.dialect;
+        if buf.get(pos) != Some(&quote) {
+            return match find_sep_or_newline(buf, pos, sep) {
+                Some(at) if buf[at] == sep => {
+                    self.spans.push(Span::Input(pos, at));
+                    FieldScan::Next(at + 1)
+                }
+                Some(newline) => {
+                    let end = if newline > pos && buf[newline - 1] == b'\r' {
+                        newline - 1
+                    } else {
+                        newline
+                    };
+                    self.spans.push(Span::Input(pos, end));
+                    FieldScan::Last(newline + 1)
+                }
+                None if eof => {
+                    self.spans.push(Span::Input(pos, buf.len()));
+                    FieldScan::Last(buf.len())
+                }
+                None => FieldScan::NeedMore,
+            };
+        }
+        let content = pos + 1;
+        let mut segment = content;
+        let mut search = content;
+        let unescaped_start = self.unescaped.len();
+        let mut unescaped = false;
+        let closing = loop {
+            let rest = &buf[search..];
+            let found = match escape {
+                Some(e) => memchr2(quote, e, rest),
+                None => memchr(quote, rest),
+            };
+            let Some(off) = found else {
+                return if eof {
+                    FieldScan::Malformed
+                } else {
+                    FieldScan::NeedMore
+                };
+            };
+            let at = search + off;
+            let quote_follows = match buf.get(at + 1) {
+                Some(&b) => b == quote,
+                None if eof => false,
+                None => return FieldScan::NeedMore,
+            };
+            if buf[at] == quote && !quote_follows {
+                break at;
+            }
+            if !quote_follows {
+                // An escape character not before a quote is data.
+                search = at + 1;
+                continue;
+            }
+            // A doubled quote keeps its first byte; an escape before a quote becomes the quote.
+            self.unescaped.extend_from_slice(&buf[segment..at]);
+            self.unescaped.push(quote);
+            unescaped = true;
+            segment = at + 2;
+            search = at + 2;
+        };
+        let span = if unescaped {
+            self.unescaped.extend_from_slice(&buf[segment..closing]);
+            Span::Unescaped(unescaped_start, self.unescaped.len())
+        } else {
+            Span::Input(content, closing)
+        };
+        self.spans.push(span);
+        let after = closing + 1;
+        match (buf.get(after), buf.get(after + 1)) {
+            (None, _) if eof => FieldScan::Last(after),
+            (None, _) | (Some(b'\r'), None) if !eof => FieldScan::NeedMore,
+            (Some(&b), _) if b == sep => FieldScan::Next(after + 1),
+            (Some(b'\n'), _) => FieldScan::Last(after + 1),
+            (Some(b'\r'), Some(b'\n')) => FieldScan::Last(after + 2),
+            _ => FieldScan::Malformed,
+        }
+    }
+}
+
+/// The first separator or newline at or after `from` (short fields are scanned byte by byte,
+/// longer ones with memchr).
+fn find_sep_or_newline(buf: &[u8], from: usize, sep: u8) -> Option<usize> {
+    let short_end = buf.len().min(from + 16);
+    for (i, &b) in buf[from..short_end].iter().enumerate() {
+        if b == sep || b == b'\n' {
+            return Some(from + i);
+        }
+    }
+    memchr2(sep, b'\n', &buf[short_end..]).map(|off| short_end + off)
 }
 
 /// Parses the records of one chunk into batches.
@@ -519,7 +656,6 @@ struct ChunkParser<'p, 'a> {
     decoders: Vec<Box<dyn ColumnDecoder + 'a>>,
     rows: usize,
     batches: Vec<RecordBatch>,
-    unescaped: Vec<u8>,
 }
 
 impl<'p, 'a> ChunkParser<'p, 'a> {
@@ -527,149 +663,92 @@ impl<'p, 'a> ChunkParser<'p, 'a> {
         ChunkParser {
             plan,
             columns,
-            decoders: columns.kinds.iter().map(ColumnKind::decoder).collect(),
+            decoders: columns
+                .decoded
+                .iter()
+                .map(|(_, kind)| kind.decoder())
+                .collect(),
             rows: 0,
             batches: Vec::new(),
-            unescaped: Vec::new(),
         }
     }
 
-    /// Parses the records that start in `start..stop` (`start` being taken as a record
-    /// boundary); the last one may run past `stop`. `skip_header` skips the first record.
+    /// Parses the records of the file at `path` that start in `start..stop` (`start` being
+    /// taken as a record boundary); the last one may run past `stop`. `skip_header` skips the
+    /// first record.
     fn parse(
         mut self,
-        bytes: &[u8],
+        path: &Path,
         start: usize,
         stop: usize,
         mut skip_header: bool,
     ) -> Option<ChunkOutput> {
-        let mut pos = start;
-        while pos < stop {
-            // A blank line is no record.
-            if bytes[pos] == b'\n' {
-                pos += 1;
-                continue;
-            }
-            if bytes[pos] == b'\r' && bytes.get(pos + 1) == Some(&b'\n') {
-                pos += 2;
-                continue;
-            }
-            pos = self.record(bytes, pos, !skip_header)?;
-            if !skip_header {
-                self.rows += 1;
-                if self.rows == BATCH_ROWS {
-                    self.flush()?;
+        let mut file = File::open(path).ok()?;
+        file.seek(SeekFrom::Start(start as u64)).ok()?;
+        let mut scanner = RecordScanner {
+            dialect: self.plan.dialect,
+            spans: Vec::new(),
+            unescaped: Vec::new(),
+        };
+        let mut buf: Vec<u8> = Vec::new();
+        // `buf[0]` is the file's byte at offset `base`.
+        let (mut base, mut pos, mut eof) = (start, 0, false);
+        while base + pos < stop {
+            match scanner.scan(&buf, pos, eof) {
+                Scan::Blank(next) => pos = next,
+                Scan::Record(next) => {
+                    if skip_header {
+                        skip_header = false;
+                    } else {
+                        self.decode(&buf, &scanner)?;
+                    }
+                    pos = next;
                 }
+                Scan::End => break,
+                Scan::NeedMore => {
+                    buf.drain(..pos);
+                    base += pos;
+                    pos = 0;
+                    let read = (&mut file)
+                        .take(BLOCK_BYTES as u64)
+                        .read_to_end(&mut buf)
+                        .ok()?;
+                    eof = read == 0;
+                }
+                Scan::Malformed => return None,
             }
-            skip_header = false;
         }
         if self.rows > 0 {
             self.flush()?;
         }
         Some(ChunkOutput {
             start,
-            end: pos,
+            end: base + pos,
             batches: self.batches,
         })
     }
 
-    /// Tokenizes the record at `pos` and, when `decode`, pushes its decoded fields. Returns
-    /// where the next record starts; `None` when the record is not plainly well-formed.
-    fn record(&mut self, bytes: &[u8], mut pos: usize, decode: bool) -> Option<usize> {
-        let expected = self.columns.decoder_of_field.len();
-        let mut field = 0;
-        loop {
-            if decode && field >= expected {
+    /// Pushes the decoded fields of the record the scanner holds.
+    fn decode(&mut self, buf: &[u8], scanner: &RecordScanner) -> Option<()> {
+        if scanner.spans.len() != self.columns.field_count {
+            return None;
+        }
+        for ((field, _), decoder) in self.columns.decoded.iter().zip(&mut self.decoders) {
+            let value = match scanner.spans[*field] {
+                Span::Input(a, b) => &buf[a..b],
+                Span::Unescaped(a, b) => &scanner.unescaped[a..b],
+            };
+            if value.is_empty() {
+                decoder.push_null();
+            } else if !decoder.push(value) {
                 return None;
             }
-            let (value, next, record_ends) = self.field(bytes, pos)?;
-            if decode && let Some(d) = self.columns.decoder_of_field[field] {
-                let value = match value {
-                    FieldValue::Input(a, b) => &bytes[a..b],
-                    FieldValue::Unescaped => &self.unescaped[..],
-                };
-                let decoder = &mut self.decoders[d];
-                if value.is_empty() {
-                    decoder.push_null();
-                } else if !decoder.push(value) {
-                    return None;
-                }
-            }
-            field += 1;
-            pos = next;
-            if record_ends {
-                break;
-            }
         }
-        (!decode || field == expected).then_some(pos)
-    }
-
-    /// Tokenizes the field at `pos`: its value, where the next field or record starts, and
-    /// whether the record ends with it. `None` for an unterminated quoted field or text after
-    /// a closing quote.
-    fn field(&mut self, bytes: &[u8], pos: usize) -> Option<(FieldValue, usize, bool)> {
-        let CsvDialect { sep, quote, escape } = self.plan.dialect;
-        if bytes.get(pos) != Some(&quote) {
-            return Some(match memchr2(sep, b'\n', &bytes[pos..]) {
-                Some(off) if bytes[pos + off] == sep => {
-                    (FieldValue::Input(pos, pos + off), pos + off + 1, false)
-                }
-                Some(off) => {
-                    let newline = pos + off;
-                    let end = if newline > pos && bytes[newline - 1] == b'\r' {
-                        newline - 1
-                    } else {
-                        newline
-                    };
-                    (FieldValue::Input(pos, end), newline + 1, true)
-                }
-                None => (FieldValue::Input(pos, bytes.len()), bytes.len(), true),
-            });
+        self.rows += 1;
+        if self.rows == BATCH_ROWS {
+            self.flush()?;
         }
-        let content = pos + 1;
-        let mut segment = content;
-        let mut search = content;
-        let mut unescaped = false;
-        let closing = loop {
-            let rest = &bytes[search..];
-            let at = search
-                + match escape {
-                    Some(e) => memchr2(quote, e, rest)?,
-                    None => memchr(quote, rest)?,
-                };
-            let quote_follows = bytes.get(at + 1) == Some(&quote);
-            if bytes[at] == quote && !quote_follows {
-                break at;
-            }
-            if !quote_follows {
-                // An escape character not before a quote is data.
-                search = at + 1;
-                continue;
-            }
-            if !unescaped {
-                self.unescaped.clear();
-                unescaped = true;
-            }
-            // A doubled quote keeps its first byte; an escape before a quote becomes the quote.
-            self.unescaped.extend_from_slice(&bytes[segment..at]);
-            self.unescaped.push(quote);
-            segment = at + 2;
-            search = at + 2;
-        };
-        let value = if unescaped {
-            self.unescaped.extend_from_slice(&bytes[segment..closing]);
-            FieldValue::Unescaped
-        } else {
-            FieldValue::Input(content, closing)
-        };
-        let after = closing + 1;
-        match bytes.get(after) {
-            None => Some((value, after, true)),
-            Some(&b) if b == sep => Some((value, after + 1, false)),
-            Some(b'\n') => Some((value, after + 1, true)),
-            Some(b'\r') if bytes.get(after + 1) == Some(&b'\n') => Some((value, after + 2, true)),
-            Some(_) => None,
-        }
+        Some(())
     }
 
     /// Turns the decoded rows into a batch.

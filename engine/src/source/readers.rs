@@ -21,7 +21,7 @@ use arrow::record_batch::RecordBatch;
 use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
-use super::csv_fast::{CsvDecodePlan, CsvDialect, CsvSplit, decode_csv, read_file_parallel};
+use super::csv_fast::{CsvDecodePlan, CsvDialect, CsvSplit, decode_csv};
 use crate::error::{Error, Result};
 
 /// Rows per record batch produced by the readers.
@@ -762,7 +762,6 @@ fn read_csv_fast_split(
         Some(p) => (Arc::new(schema.project(p)?), p.to_vec()),
         None => (schema.clone(), (0..data_cols.len()).collect()),
     };
-    let bytes = read_file_parallel(path, split).map_err(|e| Error::io(path, e))?;
     let plan = CsvDecodePlan {
         dialect,
         header: opts.header,
@@ -776,7 +775,7 @@ fn read_csv_fast_split(
         output_schema: &output_schema,
         opts,
     };
-    Ok(decode_csv(&bytes, &plan, split))
+    Ok(decode_csv(path, &plan, split))
 }
 
 /// Reads a CSV file; the flag says whether `projection` was already applied (the fast path
