@@ -16,7 +16,7 @@
 //! (quoted or not) is null.
 //!
 //! Parallel split: the file is cut into chunks at line starts near equal byte offsets and every
-//! chunk is read (in blocks of [`BLOCK_BYTES`], so the bytes being parsed stay in cache) and
+//! chunk is read (in blocks of [`CsvSplit::block_bytes`], so the bytes being parsed stay in cache) and
 //! parsed on its own thread from its cut. Each chunk reports where its last record really ended
 //! (it reads past its cut until a record ends at or after the next cut). A cut that was not a
 //! record boundary (it fell inside a quoted field holding a newline) shows up as a mismatch
@@ -99,20 +99,21 @@ pub(super) struct CsvSplit {
     pub chunks: usize,
     /// A file is split only into chunks of at least this many bytes.
     pub min_chunk_bytes: usize,
+    /// Bytes each chunk's thread reads from the file at a time.
+    pub block_bytes: usize,
 }
 
 impl CsvSplit {
-    /// One chunk per core, chunks of at least 1 MiB.
+    /// One chunk per core, chunks of at least 1 MiB, read in blocks of 1 MiB (the bytes being
+    /// parsed stay in cache).
     pub(super) fn per_core() -> CsvSplit {
         CsvSplit {
             chunks: std::thread::available_parallelism().map_or(1, |n| n.get()),
             min_chunk_bytes: 1 << 20,
+            block_bytes: 1 << 20,
         }
     }
 }
-
-/// Bytes each chunk's thread reads from the file at a time.
-const BLOCK_BYTES: usize = 1 << 20;
 
 /// Decodes the CSV file at `path` into batches of `plan.output_schema`; `None` when any record
 /// is not plainly well-formed, any decoded value does not convert, or the file cannot be read
@@ -128,7 +129,7 @@ pub(super) fn decode_csv(
     let cuts = cut_points(path, len, chunk_count).ok()?;
     let parse = |i: usize, start: usize| {
         let stop = cuts.get(i + 1).copied().unwrap_or(usize::MAX);
-        ChunkParser::new(plan, &columns).parse(path, start, stop, i == 0 && plan.header)
+        ChunkParser::new(plan, &columns).parse(path, start, stop, i == 0 && plan.header, split)
     };
     let mut results: Vec<Option<ChunkOutput>> = if cuts.len() == 1 {
         vec![parse(0, 0)]
@@ -300,15 +301,15 @@ impl<'a> ColumnKind<'a> {
             },
             ColumnKind::FormattedTimestamp { format, unit, tz } => {
                 Box::new(FormattedTimestampColumn {
-                    format: *format,
+                    format,
                     unit: *unit,
                     tz: tz.clone(),
                     micros: Vec::new(),
                 })
             }
             ColumnKind::Converted(field, opts) => Box::new(ConvertedColumn {
-                field: *field,
-                opts: *opts,
+                field,
+                opts,
                 text: StringBuilder::new(),
             }),
         }
@@ -675,13 +676,14 @@ impl<'p, 'a> ChunkParser<'p, 'a> {
 
     /// Parses the records of the file at `path` that start in `start..stop` (`start` being
     /// taken as a record boundary); the last one may run past `stop`. `skip_header` skips the
-    /// first record.
+    /// first record. The file is read in blocks of `split.block_bytes`.
     fn parse(
         mut self,
         path: &Path,
         start: usize,
         stop: usize,
         mut skip_header: bool,
+        split: CsvSplit,
     ) -> Option<ChunkOutput> {
         let mut file = File::open(path).ok()?;
         file.seek(SeekFrom::Start(start as u64)).ok()?;
@@ -710,7 +712,7 @@ impl<'p, 'a> ChunkParser<'p, 'a> {
                     base += pos;
                     pos = 0;
                     let read = (&mut file)
-                        .take(BLOCK_BYTES as u64)
+                        .take(split.block_bytes.max(1) as u64)
                         .read_to_end(&mut buf)
                         .ok()?;
                     eof = read == 0;

@@ -1266,3 +1266,7 @@ mod tests {
         assert!(TimestampFormat::parse("yyyy[-MM]").is_err());
     }
 }
+
+#[cfg(test)]
+#[path = "csv_fast_tests.rs"]
+mod csv_fast_tests;
