@@ -42,7 +42,7 @@ use arrow::record_batch::RecordBatch;
 use memchr::{memchr, memchr2};
 
 use super::readers::{
-    BATCH_ROWS, ReaderOptions, TimestampFormat, convert_strings, timestamp_array,
+    BATCH_ROWS, DayCache, ReaderOptions, TimestampFormat, convert_strings, timestamp_array,
 };
 
 /// The bytes that structure a CSV file: separator, quote and, when it differs from the quote,
@@ -127,12 +127,12 @@ pub(super) fn decode_csv(
     let len = usize::try_from(std::fs::metadata(path).ok()?.len()).ok()?;
     let chunk_count = split.chunks.min(len / split.min_chunk_bytes.max(1)).max(1);
     let cuts = cut_points(path, len, chunk_count).ok()?;
-    let parse = |i: usize, start: usize| {
+    let parse = |i: usize, start: usize, skip_header: bool| {
         let stop = cuts.get(i + 1).copied().unwrap_or(usize::MAX);
-        ChunkParser::new(plan, &columns).parse(path, start, stop, i == 0 && plan.header, split)
+        ChunkParser::new(plan, &columns).parse(path, start, stop, skip_header, split)
     };
     let mut results: Vec<Option<ChunkOutput>> = if cuts.len() == 1 {
-        vec![parse(0, 0)]
+        vec![parse(0, 0, plan.header)]
     } else {
         std::thread::scope(|scope| {
             let handles: Vec<_> = cuts
@@ -140,7 +140,7 @@ pub(super) fn decode_csv(
                 .enumerate()
                 .map(|(i, &start)| {
                     let parse = &parse;
-                    scope.spawn(move || parse(i, start))
+                    scope.spawn(move || parse(i, start, i == 0 && plan.header))
                 })
                 .collect();
             // A panicking chunk counts as one that could not be decoded.
@@ -151,16 +151,20 @@ pub(super) fn decode_csv(
         })
     };
     // Chunk 0 starts at a true record boundary; each later one is trusted only when it
-    // started where the previous chunk's last record ended.
+    // started where the previous chunk's last record ended and the header (the file's first
+    // record) was already met before it, else it is parsed again from that boundary.
     let mut out = Vec::new();
     let mut boundary = 0;
+    let mut header_pending = plan.header;
     for i in 0..results.len() {
+        let trusted = cuts[i] == boundary && (i == 0 || !header_pending);
         let chunk = match results[i].take() {
-            Some(chunk) if chunk.start == boundary => chunk,
-            _ if cuts[i] == boundary => return None,
-            _ => parse(i, boundary)?,
+            Some(chunk) if trusted => chunk,
+            _ if trusted => return None,
+            _ => parse(i, boundary, header_pending)?,
         };
         boundary = chunk.end;
+        header_pending &= !chunk.saw_record;
         out.extend(chunk.batches);
     }
     Some(out)
@@ -196,10 +200,11 @@ fn cut_points(path: &Path, len: usize, chunks: usize) -> std::io::Result<Vec<usi
     Ok(cuts)
 }
 
-/// One chunk's batches and the record boundaries (file offsets) it started and ended at.
+/// One chunk's batches and the record boundary (file offset) it ended at.
 struct ChunkOutput {
-    start: usize,
     end: usize,
+    /// Whether the chunk held any record (blank lines are none), the header included.
+    saw_record: bool,
     batches: Vec<RecordBatch>,
 }
 
@@ -283,14 +288,14 @@ impl<'a> ColumnKind<'a> {
         }
     }
 
-    fn decoder(&self) -> Box<dyn ColumnDecoder + 'a> {
+    fn decoder(&self) -> Decoder<'a> {
         match self {
-            ColumnKind::Utf8 => Box::new(Utf8Column(BinaryBuilder::new())),
-            ColumnKind::Parsed(dt) => match dt {
+            ColumnKind::Utf8 => Decoder::Utf8(Utf8Column(BinaryBuilder::new())),
+            ColumnKind::Parsed(DataType::Int64) => Decoder::Int64(Int64Column::default()),
+            ColumnKind::Parsed(dt) => Decoder::Other(match dt {
                 DataType::Int8 => Box::new(ParsedColumn::<Int8Type>::default()),
                 DataType::Int16 => Box::new(ParsedColumn::<Int16Type>::default()),
                 DataType::Int32 => Box::new(ParsedColumn::<Int32Type>::default()),
-                DataType::Int64 => Box::new(Int64Column::default()),
                 DataType::UInt8 => Box::new(ParsedColumn::<UInt8Type>::default()),
                 DataType::UInt16 => Box::new(ParsedColumn::<UInt16Type>::default()),
                 DataType::UInt32 => Box::new(ParsedColumn::<UInt32Type>::default()),
@@ -298,20 +303,59 @@ impl<'a> ColumnKind<'a> {
                 DataType::Float32 => Box::new(ParsedColumn::<Float32Type>::default()),
                 DataType::Float64 => Box::new(ParsedColumn::<Float64Type>::default()),
                 _ => Box::new(ParsedColumn::<Date32Type>::default()),
-            },
+            }),
             ColumnKind::FormattedTimestamp { format, unit, tz } => {
-                Box::new(FormattedTimestampColumn {
+                Decoder::Timestamp(FormattedTimestampColumn {
                     format,
                     unit: *unit,
                     tz: tz.clone(),
                     micros: Vec::new(),
+                    days: DayCache::default(),
                 })
             }
-            ColumnKind::Converted(field, opts) => Box::new(ConvertedColumn {
+            ColumnKind::Converted(field, opts) => Decoder::Other(Box::new(ConvertedColumn {
                 field,
                 opts,
                 text: StringBuilder::new(),
-            }),
+            })),
+        }
+    }
+}
+
+/// A column's decoder: the common types dispatched statically, the rest through the trait.
+enum Decoder<'a> {
+    Utf8(Utf8Column),
+    Int64(Int64Column),
+    Timestamp(FormattedTimestampColumn<'a>),
+    Other(Box<dyn ColumnDecoder + 'a>),
+}
+
+impl ColumnDecoder for Decoder<'_> {
+    #[inline]
+    fn push(&mut self, value: &[u8]) -> bool {
+        match self {
+            Decoder::Utf8(d) => d.push(value),
+            Decoder::Int64(d) => d.push(value),
+            Decoder::Timestamp(d) => d.push(value),
+            Decoder::Other(d) => d.push(value),
+        }
+    }
+
+    fn push_null(&mut self) {
+        match self {
+            Decoder::Utf8(d) => d.push_null(),
+            Decoder::Int64(d) => d.push_null(),
+            Decoder::Timestamp(d) => d.push_null(),
+            Decoder::Other(d) => d.push_null(),
+        }
+    }
+
+    fn finish(&mut self) -> Option<ArrayRef> {
+        match self {
+            Decoder::Utf8(d) => d.finish(),
+            Decoder::Int64(d) => d.finish(),
+            Decoder::Timestamp(d) => d.finish(),
+            Decoder::Other(d) => d.finish(),
         }
     }
 }
@@ -342,6 +386,8 @@ impl ColumnDecoder for Utf8Column {
 
     fn finish(&mut self) -> Option<ArrayRef> {
         let (offsets, values, nulls) = self.0.finish().into_parts();
+        // The next batch likely holds about as much text: allocate it once.
+        self.0 = BinaryBuilder::with_capacity(BATCH_ROWS, values.len());
         Some(Arc::new(StringArray::try_new(offsets, values, nulls).ok()?))
     }
 }
@@ -431,11 +477,12 @@ struct FormattedTimestampColumn<'a> {
     unit: TimeUnit,
     tz: Option<Arc<str>>,
     micros: Vec<Option<i64>>,
+    days: DayCache,
 }
 
 impl ColumnDecoder for FormattedTimestampColumn<'_> {
     fn push(&mut self, value: &[u8]) -> bool {
-        match self.format.parse_micros_bytes(value) {
+        match self.format.parse_micros_bytes(value, &mut self.days) {
             Some(m) => {
                 self.micros.push(Some(m));
                 true
@@ -654,7 +701,7 @@ fn find_sep_or_newline(buf: &[u8], from: usize, sep: u8) -> Option<usize> {
 struct ChunkParser<'p, 'a> {
     plan: &'p CsvDecodePlan<'a>,
     columns: &'p ColumnSet<'a>,
-    decoders: Vec<Box<dyn ColumnDecoder + 'a>>,
+    decoders: Vec<Decoder<'a>>,
     rows: usize,
     batches: Vec<RecordBatch>,
 }
@@ -695,10 +742,12 @@ impl<'p, 'a> ChunkParser<'p, 'a> {
         let mut buf: Vec<u8> = Vec::new();
         // `buf[0]` is the file's byte at offset `base`.
         let (mut base, mut pos, mut eof) = (start, 0, false);
+        let mut saw_record = false;
         while base + pos < stop {
             match scanner.scan(&buf, pos, eof) {
                 Scan::Blank(next) => pos = next,
                 Scan::Record(next) => {
+                    saw_record = true;
                     if skip_header {
                         skip_header = false;
                     } else {
@@ -724,8 +773,8 @@ impl<'p, 'a> ChunkParser<'p, 'a> {
             self.flush()?;
         }
         Some(ChunkOutput {
-            start,
             end: base + pos,
+            saw_record,
             batches: self.batches,
         })
     }

@@ -229,7 +229,7 @@ fn csv_case() -> impl Strategy<Value = CsvCase> {
             let rows = prop::collection::vec((row, 0u8..3, 0u8..20), 0..60);
             (
                 Just(cols),
-                rows,
+                (rows, prop_oneof![3 => Just(0usize), 1 => 1usize..40]),
                 any::<bool>(),
                 Just(header),
                 Just(formatted_timestamps),
@@ -237,8 +237,15 @@ fn csv_case() -> impl Strategy<Value = CsvCase> {
             )
         })
         .prop_map(
-            |(cols, rows, final_newline, header, formatted_timestamps, clean)| {
-                let mut text = String::new();
+            |(
+                cols,
+                (rows, leading_blank_lines),
+                final_newline,
+                header,
+                formatted_timestamps,
+                clean,
+            )| {
+                let mut text = "\n".repeat(leading_blank_lines);
                 if header {
                     let names: Vec<String> = (0..cols.len()).map(|i| format!("c{i}")).collect();
                     text.push_str(&names.join(","));
@@ -422,6 +429,20 @@ fn a_cut_inside_a_quoted_field_with_newlines_does_not_corrupt_records() {
                 4
             );
         }
+    }
+}
+
+#[test]
+fn a_header_after_blank_lines_past_the_first_cut_is_still_skipped() {
+    // The first cuts fall in the blank lines: the chunk holding the header must skip it.
+    let text = format!("{}name\na\nb\n", "\n".repeat(100));
+    for chunks in 2..6 {
+        let split = CsvSplit {
+            chunks,
+            min_chunk_bytes: 1,
+            block_bytes: 16,
+        };
+        assert_eq!(fast_equals_slow(&text, &[Col::Text], true, split), 2);
     }
 }
 

@@ -231,10 +231,11 @@ impl TimestampFormat {
     }
 
     /// [`TimestampFormat::parse_micros`] of raw bytes (`None` when they are not UTF-8), with
-    /// the common shapes read straight from the bytes.
-    pub(super) fn parse_micros_bytes(&self, bytes: &[u8]) -> Option<i64> {
+    /// the common shapes read straight from the bytes; `days` remembers the last date read
+    /// that way (timestamps in a file tend to share their date).
+    pub(super) fn parse_micros_bytes(&self, bytes: &[u8], days: &mut DayCache) -> Option<i64> {
         // A text of the exact shape has no surrounding whitespace, so trimming is a no-op.
-        if let Some(micros) = self.parse_iso_like(bytes) {
+        if let Some(micros) = self.parse_iso_like_cached(bytes, days) {
             return Some(micros);
         }
         self.parse_micros(std::str::from_utf8(bytes).ok()?)
@@ -245,6 +246,12 @@ impl TimestampFormat {
     /// the pattern or the text does not have that exact shape or is not a valid date and time;
     /// the caller then uses chrono.
     fn parse_iso_like(&self, b: &[u8]) -> Option<i64> {
+        self.parse_iso_like_cached(b, &mut DayCache::default())
+    }
+
+    /// [`TimestampFormat::parse_iso_like`], taking the date's day number from `cache` when the
+    /// date text is the one read last.
+    fn parse_iso_like_cached(&self, b: &[u8], cache: &mut DayCache) -> Option<i64> {
         let millis = self.iso_millis?;
         let expected_len = if millis { 23 } else { 19 };
         if b.len() != expected_len
@@ -253,29 +260,48 @@ impl TimestampFormat {
             || b[10] != b' '
             || b[13] != b':'
             || b[16] != b':'
+            || (millis && b[19] != b'.')
         {
             return None;
         }
-        if millis && b[19] != b'.' {
-            return None;
-        }
-        let num = |range: std::ops::Range<usize>| -> Option<i64> {
-            b[range].iter().try_fold(0i64, |acc, &c| {
-                c.is_ascii_digit().then(|| acc * 10 + i64::from(c - b'0'))
-            })
+        let digit = |i: usize| -> Option<i64> {
+            let d = b[i].wrapping_sub(b'0');
+            (d <= 9).then_some(i64::from(d))
         };
-        let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
-        let (hour, minute, second) = (num(11..13)?, num(14..16)?, num(17..19)?);
-        let ms = if millis { num(20..23)? } else { 0 };
-        if !(1..=12).contains(&month) || day < 1 || day > days_in_month(year, month) {
-            return None;
-        }
+        let two = |i: usize| -> Option<i64> { Some(digit(i)? * 10 + digit(i + 1)?) };
+        let days = if b[..10] == cache.date {
+            cache.days
+        } else {
+            let year = two(0)? * 100 + two(2)?;
+            let (month, day) = (two(5)?, two(8)?);
+            if !(1..=12).contains(&month) || day < 1 || day > days_in_month(year, month) {
+                return None;
+            }
+            let days = days_from_civil(year, month, day);
+            cache.date.copy_from_slice(&b[..10]);
+            cache.days = days;
+            days
+        };
+        let (hour, minute, second) = (two(11)?, two(14)?, two(17)?);
         if hour > 23 || minute > 59 || second > 59 {
             return None;
         }
-        let days = days_from_civil(year, month, day);
+        let ms = if millis {
+            digit(20)? * 100 + two(21)?
+        } else {
+            0
+        };
         Some(((days * 86_400 + hour * 3_600 + minute * 60 + second) * 1_000 + ms) * 1_000)
     }
+}
+
+/// The day number of the last `yyyy-MM-dd` date read by
+/// [`TimestampFormat::parse_micros_bytes`].
+#[derive(Clone, Copy, Debug, Default)]
+pub(super) struct DayCache {
+    /// The date's text; all zeros (no date) at first.
+    date: [u8; 10],
+    days: i64,
 }
 
 /// Days in `month` (1-12) of `year` in the proleptic Gregorian calendar.
