@@ -15,13 +15,17 @@
 //! before the `\n` that ends a record is dropped; a blank line is no record; an empty field
 //! (quoted or not) is null.
 //!
-//! Parallel split: the file is cut into chunks at line starts near equal byte offsets and every
-//! chunk is read (in blocks of [`CsvSplit::block_bytes`], so the bytes being parsed stay in cache) and
-//! parsed on its own thread from its cut. Each chunk reports where its last record really ended
-//! (it reads past its cut until a record ends at or after the next cut). A cut that was not a
-//! record boundary (it fell inside a quoted field holding a newline) shows up as a mismatch
-//! with the previous chunk's end, and that chunk is parsed again from the true boundary, so the
-//! result never depends on where the cuts fell.
+//! Parallel split: the file is cut into chunks at line starts near equal byte offsets, and
+//! every chunk is read (in blocks of [`CsvSplit::block_bytes`], so the bytes being parsed stay
+//! in cache) and parsed on its own thread from its cut, reading past the next cut until its
+//! last record ends. A cut is trusted only if it is where the previous chunk's last record
+//! ended and the header, if any, was met before it; otherwise (the cut fell inside a quoted
+//! field holding a newline, or before the header) that chunk is parsed again from the true
+//! boundary, so the result never depends on where the cuts fell.
+//!
+//! Not handled here (the per-record path reads these): non-ASCII separator, quote or escape
+//! characters; a separator equal to the quote; malformed records of any kind; text after a
+//! closing quote (`"a"b`).
 
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};

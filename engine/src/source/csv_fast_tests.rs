@@ -461,3 +461,67 @@ fn blank_lines_crlf_and_a_missing_final_newline_read_alike() {
         );
     }
 }
+
+#[test]
+fn a_corrupt_record_column_is_all_null_on_the_fast_path_and_declined_when_needed() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("f.csv");
+    let schema: SchemaRef = Arc::new(Schema::new(vec![
+        Field::new("a", DataType::Int64, true),
+        Field::new("_corrupt_record", DataType::Utf8, true),
+        Field::new("b", DataType::Utf8, true),
+    ]));
+    let opts = ReaderOptions {
+        mode: ParseMode::Permissive,
+        ..options(false, false)
+    };
+    let data_cols = [0, 2];
+    let split = CsvSplit {
+        chunks: 2,
+        min_chunk_bytes: 1,
+        block_bytes: 5,
+    };
+    std::fs::write(&path, "1,x\n2,\"y,z\"\n").expect("write file");
+    let fast = read_csv_fast_split(&path, &schema, &opts, &data_cols, Some(1), None, split)
+        .expect("no I/O error")
+        .expect("well-formed file");
+    let slow = read_csv_per_record(&path, &schema, &opts, &data_cols, Some(1)).expect("reads");
+    assert_same_columns(&concat(&schema, &fast), &concat(&schema, &slow));
+    assert_eq!(concat(&schema, &fast).column(1).null_count(), 2);
+
+    // A record with a field too few needs the corrupt-record column: the fast path declines.
+    std::fs::write(&path, "1,x\n2\n").expect("write file");
+    let fast = read_csv_fast_split(&path, &schema, &opts, &data_cols, Some(1), None, split)
+        .expect("no I/O error");
+    assert!(fast.is_none());
+}
+
+#[test]
+fn another_separator_and_quote_read_alike() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("f.csv");
+    std::fs::write(&path, "1;'a;b'\n-2;'it''s'\n3;\"x\"\n").expect("write file");
+    let schema = schema_of(&[Col::Int, Col::Text]);
+    let opts = ReaderOptions {
+        sep: ';',
+        quote: '\'',
+        ..options(false, false)
+    };
+    let split = CsvSplit {
+        chunks: 2,
+        min_chunk_bytes: 1,
+        block_bytes: 3,
+    };
+    let fast = read_csv_fast_split(&path, &schema, &opts, &[0, 1], None, None, split)
+        .expect("no I/O error")
+        .expect("well-formed file");
+    let slow = read_csv_per_record(&path, &schema, &opts, &[0, 1], None).expect("reads");
+    let fast = concat(&schema, &fast);
+    assert_same_columns(&fast, &concat(&schema, &slow));
+    let texts = fast
+        .column(1)
+        .as_any()
+        .downcast_ref::<arrow::array::StringArray>();
+    let texts: Vec<&str> = texts.expect("text column").iter().flatten().collect();
+    assert_eq!(texts, ["a;b", "it's", "\"x\""]);
+}

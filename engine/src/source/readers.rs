@@ -2,7 +2,9 @@
 //! Spark's parse modes for malformed records (PERMISSIVE, DROPMALFORMED, FAILFAST) and its
 //! corrupt-record column.
 //!
-//! Only decoding lives here; listing files and tracking what was read is `file.rs`.
+//! Only decoding lives here; listing files and tracking what was read is `file.rs`. CSV files
+//! go through the fast path of `csv_fast.rs` first; the per-record path here is the reference
+//! it must agree with, and reads whatever the fast path declines.
 
 use std::fs::File;
 use std::path::Path;
@@ -793,11 +795,8 @@ fn read_csv_fast_split(
         header: opts.header,
         data_schema: &data_schema,
         output_columns: &output_columns,
-        corrupt_index: if projection.is_some() {
-            None
-        } else {
-            corrupt_index
-        },
+        // A projection never comes with a corrupt-record column (see `read_csv`).
+        corrupt_index: corrupt_index.filter(|_| projection.is_none()),
         output_schema: &output_schema,
         opts,
     };
