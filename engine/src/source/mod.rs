@@ -6,6 +6,7 @@
 //! bookkeeping under `<checkpoint>/sources/<i>/`. It must not touch the query's offsets or
 //! commits logs (the scheduler writes those through `checkpoint`) and must not evaluate plans.
 
+mod csv_fast;
 mod file;
 mod memory;
 mod options;

@@ -2,7 +2,9 @@
 //! Spark's parse modes for malformed records (PERMISSIVE, DROPMALFORMED, FAILFAST) and its
 //! corrupt-record column.
 //!
-//! Only decoding lives here; listing files and tracking what was read is `file.rs`.
+//! Only decoding lives here; listing files and tracking what was read is `file.rs`. CSV files
+//! go through the fast path of `csv_fast.rs` first; the per-record path here is the reference
+//! it must agree with, and reads whatever the fast path declines.
 
 use std::fs::File;
 use std::path::Path;
@@ -21,6 +23,7 @@ use arrow::record_batch::RecordBatch;
 use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
+use super::csv_fast::{CsvDecodePlan, CsvDialect, CsvSplit, decode_csv};
 use crate::error::{Error, Result};
 
 /// Rows per record batch produced by the readers.
@@ -104,6 +107,9 @@ pub(crate) struct TimestampFormat {
     chrono: String,
     has_zone: bool,
     has_time: bool,
+    /// Whether the pattern is `yyyy-MM-dd HH:mm:ss` (`Some(false)`) or the same with `.SSS`
+    /// (`Some(true)`), which [`TimestampFormat::parse_iso_like`] reads without chrono.
+    iso_millis: Option<bool>,
 }
 
 impl TimestampFormat {
@@ -195,17 +201,23 @@ impl TimestampFormat {
             out.push_str(spec);
             i += run;
         }
+        let iso_millis = match out.as_str() {
+            "%Y-%m-%d %H:%M:%S%.3f" | "%Y-%m-%d %H:%M:%S.%3f" => Some(true),
+            "%Y-%m-%d %H:%M:%S" => Some(false),
+            _ => None,
+        };
         Ok(TimestampFormat {
             chrono: out,
             has_zone,
             has_time,
+            iso_millis,
         })
     }
 
     /// Microseconds since the epoch (UTC for patterns without a zone).
-    fn parse_micros(&self, text: &str) -> Option<i64> {
+    pub(super) fn parse_micros(&self, text: &str) -> Option<i64> {
         let text = text.trim();
-        if let Some(micros) = self.parse_iso_like(text) {
+        if let Some(micros) = self.parse_iso_like(text.as_bytes()) {
             return Some(micros);
         }
         if self.has_zone {
@@ -219,19 +231,30 @@ impl TimestampFormat {
         let date = chrono::NaiveDate::parse_from_str(text, &self.chrono).ok()?;
         Some(date.and_hms_opt(0, 0, 0)?.and_utc().timestamp_micros())
     }
-}
 
-impl TimestampFormat {
+    /// [`TimestampFormat::parse_micros`] of raw bytes (`None` when they are not UTF-8), with
+    /// the common shapes read straight from the bytes; `days` remembers the last date read
+    /// that way (timestamps in a file tend to share their date).
+    pub(super) fn parse_micros_bytes(&self, bytes: &[u8], days: &mut DayCache) -> Option<i64> {
+        // A text of the exact shape has no surrounding whitespace, so trimming is a no-op.
+        if let Some(micros) = self.parse_iso_like_cached(bytes, days) {
+            return Some(micros);
+        }
+        self.parse_micros(std::str::from_utf8(bytes).ok()?)
+    }
+
     /// A fast path for the common `yyyy-MM-dd HH:mm:ss[.SSS]` patterns: fixed-position digits
     /// parsed directly (the general path goes through chrono's format interpreter). `None` when
-    /// the pattern or the text does not have that exact shape; the caller then uses chrono.
-    fn parse_iso_like(&self, text: &str) -> Option<i64> {
-        let millis = match self.chrono.as_str() {
-            "%Y-%m-%d %H:%M:%S%.3f" | "%Y-%m-%d %H:%M:%S.%3f" => true,
-            "%Y-%m-%d %H:%M:%S" => false,
-            _ => return None,
-        };
-        let b = text.as_bytes();
+    /// the pattern or the text does not have that exact shape or is not a valid date and time;
+    /// the caller then uses chrono.
+    fn parse_iso_like(&self, b: &[u8]) -> Option<i64> {
+        self.parse_iso_like_cached(b, &mut DayCache::default())
+    }
+
+    /// [`TimestampFormat::parse_iso_like`], taking the date's day number from `cache` when the
+    /// date text is the one read last.
+    fn parse_iso_like_cached(&self, b: &[u8], cache: &mut DayCache) -> Option<i64> {
+        let millis = self.iso_millis?;
         let expected_len = if millis { 23 } else { 19 };
         if b.len() != expected_len
             || b[4] != b'-'
@@ -239,33 +262,71 @@ impl TimestampFormat {
             || b[10] != b' '
             || b[13] != b':'
             || b[16] != b':'
+            || (millis && b[19] != b'.')
         {
             return None;
         }
-        if millis && b[19] != b'.' {
-            return None;
-        }
-        let num = |range: std::ops::Range<usize>| -> Option<i64> {
-            b[range].iter().try_fold(0i64, |acc, &c| {
-                c.is_ascii_digit().then(|| acc * 10 + i64::from(c - b'0'))
-            })
+        let digit = |i: usize| -> Option<i64> {
+            let d = b[i].wrapping_sub(b'0');
+            (d <= 9).then_some(i64::from(d))
         };
-        let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
-        let (hour, minute, second) = (num(11..13)?, num(14..16)?, num(17..19)?);
-        let ms = if millis { num(20..23)? } else { 0 };
-        let date = chrono::NaiveDate::from_ymd_opt(
-            i32::try_from(year).ok()?,
-            u32::try_from(month).ok()?,
-            u32::try_from(day).ok()?,
-        )?;
+        let two = |i: usize| -> Option<i64> { Some(digit(i)? * 10 + digit(i + 1)?) };
+        let days = if b[..10] == cache.date {
+            cache.days
+        } else {
+            let year = two(0)? * 100 + two(2)?;
+            let (month, day) = (two(5)?, two(8)?);
+            if !(1..=12).contains(&month) || day < 1 || day > days_in_month(year, month) {
+                return None;
+            }
+            let days = days_from_civil(year, month, day);
+            cache.date.copy_from_slice(&b[..10]);
+            cache.days = days;
+            days
+        };
+        let (hour, minute, second) = (two(11)?, two(14)?, two(17)?);
         if hour > 23 || minute > 59 || second > 59 {
             return None;
         }
-        let days = date
-            .signed_duration_since(chrono::NaiveDate::from_ymd_opt(1970, 1, 1)?)
-            .num_days();
+        let ms = if millis {
+            digit(20)? * 100 + two(21)?
+        } else {
+            0
+        };
         Some(((days * 86_400 + hour * 3_600 + minute * 60 + second) * 1_000 + ms) * 1_000)
     }
+}
+
+/// The day number of the last `yyyy-MM-dd` date read by
+/// [`TimestampFormat::parse_micros_bytes`].
+#[derive(Clone, Copy, Debug, Default)]
+pub(super) struct DayCache {
+    /// The date's text; all zeros (no date) at first.
+    date: [u8; 10],
+    days: i64,
+}
+
+/// Days in `month` (1-12) of `year` in the proleptic Gregorian calendar.
+fn days_in_month(year: i64, month: i64) -> i64 {
+    let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
+    match month {
+        2 if leap => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
+}
+
+/// Days from 1970-01-01 to a valid proleptic Gregorian date (Howard Hinnant's
+/// `days_from_civil`).
+fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+    let year = if month <= 2 { year - 1 } else { year };
+    let era = year.div_euclid(400);
+    let year_of_era = year - era * 400;
+    let month_from_march = (month + 9) % 12;
+    let day_of_year = (153 * month_from_march + 2) / 5 + day - 1;
+    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+    era * 146_097 + day_of_era - 719_468
 }
 
 /// Reads `path` as `format` into batches of `schema` (or of its `projection` when given).
@@ -507,7 +568,7 @@ fn sql_type_name(dt: &DataType) -> String {
 
 /// Converts string values to `field`'s type. Returns the column and, per row, whether a
 /// non-empty value failed to convert.
-fn convert_strings(
+pub(super) fn convert_strings(
     values: &StringArray,
     field: &Field,
     opts: &ReaderOptions,
@@ -547,7 +608,11 @@ fn convert_strings(
     Ok((converted, failed))
 }
 
-fn timestamp_array(micros: &[Option<i64>], unit: TimeUnit, tz: Option<Arc<str>>) -> ArrayRef {
+pub(super) fn timestamp_array(
+    micros: &[Option<i64>],
+    unit: TimeUnit,
+    tz: Option<Arc<str>>,
+) -> ArrayRef {
     match unit {
         TimeUnit::Second => Arc::new(
             TimestampSecondArray::from(
@@ -682,9 +747,10 @@ fn push_record<'a>(
     });
 }
 
-/// The vectorised path: Arrow's CSV reader over the whole file. `None` when any record does
-/// not parse (or a feature it lacks is needed); the caller then takes the per-record path,
-/// which gives the same values for well-formed files.
+/// The fast path ([`super::csv_fast`]): the file split into records on all cores, only the
+/// wanted columns decoded. `None` when any record is not plainly well-formed or a value does
+/// not convert (or a feature it lacks is needed); the caller then takes the per-record path,
+/// which gives the same values for well-formed files and applies the parse mode otherwise.
 fn read_csv_fast(
     path: &Path,
     schema: &SchemaRef,
@@ -693,196 +759,48 @@ fn read_csv_fast(
     corrupt_index: Option<usize>,
     projection: Option<&[usize]>,
 ) -> Result<Option<Vec<RecordBatch>>> {
-    let ascii = |c: char| u8::try_from(c).ok().filter(u8::is_ascii);
-    let (Some(sep), Some(quote), Some(escape)) =
-        (ascii(opts.sep), ascii(opts.quote), ascii(opts.escape))
-    else {
+    read_csv_fast_split(
+        path,
+        schema,
+        opts,
+        data_cols,
+        corrupt_index,
+        projection,
+        CsvSplit::per_core(),
+    )
+}
+
+/// [`read_csv_fast`] with an explicit split of the file into chunks.
+fn read_csv_fast_split(
+    path: &Path,
+    schema: &SchemaRef,
+    opts: &ReaderOptions,
+    data_cols: &[usize],
+    corrupt_index: Option<usize>,
+    projection: Option<&[usize]>,
+    split: CsvSplit,
+) -> Result<Option<Vec<RecordBatch>>> {
+    let Some(dialect) = CsvDialect::new(opts.sep, opts.quote, opts.escape) else {
         return Ok(None);
     };
-    if data_cols.len() < 2 {
-        return Ok(None);
-    }
     let data_schema = schema.project(data_cols)?;
-    // With a timestampFormat, timestamp columns are read as text and parsed with it below.
-    let formatted_timestamps: Vec<usize> = match &opts.timestamp_format {
-        Some(_) => data_schema
-            .fields()
-            .iter()
-            .enumerate()
-            .filter(|(_, f)| matches!(f.data_type(), DataType::Timestamp(..)))
-            .map(|(i, _)| i)
-            .collect(),
-        None => Vec::new(),
-    };
-    let read_schema = if formatted_timestamps.is_empty() {
-        without_timezones(&data_schema)
-    } else {
-        let fields: Vec<Field> = data_schema
-            .fields()
-            .iter()
-            .enumerate()
-            .map(|(i, f)| {
-                if formatted_timestamps.contains(&i) {
-                    f.as_ref().clone().with_data_type(DataType::Utf8)
-                } else {
-                    f.as_ref().clone()
-                }
-            })
-            .collect();
-        without_timezones(&Schema::new(fields))
-    };
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    // Without quote characters every newline ends a record, so the file splits into chunks at
-    // newlines that parse on all cores (in file order).
-    let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let chunks: Vec<&[u8]> = if workers > 1 && bytes.len() > (4 << 20) && !bytes.contains(&quote) {
-        split_at_newlines(&bytes, workers)
-    } else {
-        vec![&bytes[..]]
-    };
     // Output: the projected columns (indices into the data columns, which are the schema's
     // columns when there is no corrupt-record column), or every column.
-    let out_schema: SchemaRef = match projection {
-        Some(p) => Arc::new(schema.project(p)?),
-        None => schema.clone(),
+    let (output_schema, output_columns): (SchemaRef, Vec<usize>) = match projection {
+        Some(p) => (Arc::new(schema.project(p)?), p.to_vec()),
+        None => (schema.clone(), (0..data_cols.len()).collect()),
     };
-    let job = CsvChunkJob {
-        read_schema: &read_schema,
+    let plan = CsvDecodePlan {
+        dialect,
+        header: opts.header,
         data_schema: &data_schema,
-        schema: &out_schema,
-        projection,
+        output_columns: &output_columns,
+        // A projection never comes with a corrupt-record column (see `read_csv`).
+        corrupt_index: corrupt_index.filter(|_| projection.is_none()),
+        output_schema: &output_schema,
         opts,
-        formatted_timestamps: &formatted_timestamps,
-        corrupt_index,
-        sep,
-        quote,
-        escape,
     };
-    let parts: Vec<Result<Option<Vec<RecordBatch>>>> = if chunks.len() == 1 {
-        vec![job.parse(chunks[0], opts.header)]
-    } else {
-        std::thread::scope(|scope| {
-            let handles: Vec<_> = chunks
-                .iter()
-                .enumerate()
-                .map(|(i, chunk)| {
-                    let job = &job;
-                    scope.spawn(move || job.parse(chunk, i == 0 && opts.header))
-                })
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| {
-                    h.join().unwrap_or_else(|_| {
-                        Err(Error::Internal("a CSV parsing thread panicked".into()))
-                    })
-                })
-                .collect()
-        })
-    };
-    let mut out = Vec::new();
-    for part in parts {
-        match part? {
-            Some(batches) => out.extend(batches),
-            None => return Ok(None),
-        }
-    }
-    Ok(Some(out))
-}
-
-/// Splits `bytes` into about `n` pieces, each ending just after a newline.
-fn split_at_newlines(bytes: &[u8], n: usize) -> Vec<&[u8]> {
-    let mut pieces = Vec::with_capacity(n);
-    let mut start = 0;
-    for i in 1..n {
-        let target = (bytes.len() * i / n).max(start);
-        match bytes[target..].iter().position(|&b| b == b'\n') {
-            Some(off) => {
-                let end = target + off + 1;
-                pieces.push(&bytes[start..end]);
-                start = end;
-            }
-            None => break,
-        }
-    }
-    pieces.push(&bytes[start..]);
-    pieces.retain(|p| !p.is_empty());
-    if pieces.is_empty() {
-        pieces.push(&bytes[..0]);
-    }
-    pieces
-}
-
-/// What parsing one chunk of a CSV file needs (shared by the chunk threads).
-struct CsvChunkJob<'a> {
-    read_schema: &'a SchemaRef,
-    data_schema: &'a Schema,
-    /// The schema of the batches produced (projected when `projection` is set).
-    schema: &'a SchemaRef,
-    /// Data-column indices to decode, in output order; `None` decodes every column.
-    projection: Option<&'a [usize]>,
-    opts: &'a ReaderOptions,
-    formatted_timestamps: &'a [usize],
-    corrupt_index: Option<usize>,
-    sep: u8,
-    quote: u8,
-    escape: u8,
-}
-
-impl CsvChunkJob<'_> {
-    /// Arrow's CSV reader over one chunk; `None` when a record does not parse.
-    fn parse(&self, chunk: &[u8], header: bool) -> Result<Option<Vec<RecordBatch>>> {
-        let mut builder = arrow::csv::ReaderBuilder::new(self.read_schema.clone())
-            .with_header(header)
-            .with_delimiter(self.sep)
-            .with_quote(self.quote)
-            .with_escape(self.escape)
-            .with_batch_size(BATCH_ROWS);
-        if let Some(p) = self.projection {
-            builder = builder.with_projection(p.to_vec());
-        }
-        let Ok(reader) = builder.build(std::io::Cursor::new(chunk)) else {
-            return Ok(None);
-        };
-        // Output column k comes from data column `source[k]`.
-        let source: Vec<usize> = match self.projection {
-            Some(p) => p.to_vec(),
-            None => (0..self.data_schema.fields().len()).collect(),
-        };
-        let out_data_schema = self.data_schema.project(&source)?;
-        let mut out = Vec::new();
-        for batch in reader {
-            let Ok(batch) = batch else {
-                return Ok(None);
-            };
-            let mut columns = batch.columns().to_vec();
-            for (k, &src) in source.iter().enumerate() {
-                if !self.formatted_timestamps.contains(&src) {
-                    continue;
-                }
-                let Some(text) = columns[k].as_any().downcast_ref::<StringArray>() else {
-                    return Ok(None);
-                };
-                let (converted, failed) =
-                    convert_strings(text, self.data_schema.field(src), self.opts)?;
-                if failed.iter().any(|f| *f) {
-                    // A value the format does not parse: the per-record path applies the mode.
-                    return Ok(None);
-                }
-                columns[k] = converted;
-            }
-            let mut columns = retag_columns(columns, &out_data_schema);
-            if let Some(i) = self.corrupt_index {
-                columns.insert(i, new_null_array(&DataType::Utf8, batch.num_rows()));
-            }
-            out.push(RecordBatch::try_new_with_options(
-                self.schema.clone(),
-                columns,
-                &RecordBatchOptions::new().with_row_count(Some(batch.num_rows())),
-            )?);
-        }
-        Ok(Some(out))
-    }
+    Ok(decode_csv(path, &plan, split))
 }
 
 /// Reads a CSV file; the flag says whether `projection` was already applied (the fast path
@@ -1373,3 +1291,7 @@ mod tests {
         assert!(TimestampFormat::parse("yyyy[-MM]").is_err());
     }
 }
+
+#[cfg(test)]
+#[path = "csv_fast_tests.rs"]
+mod csv_fast_tests;
