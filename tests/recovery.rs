@@ -135,7 +135,9 @@ fn kill_and_restart_matches_uninterrupted_run(query: &str, seed: u64) {
         ),
     )
     .unwrap();
+    let reference_started = Instant::now();
     run_to_completion(&ref_script);
+    let reference_ms = reference_started.elapsed().as_millis() as u64;
     let expected = committed_rows(&dir.path().join("ref-out"));
     assert!(!expected.is_empty(), "the reference run produced no rows");
 
@@ -155,8 +157,11 @@ fn kill_and_restart_matches_uninterrupted_run(query: &str, seed: u64) {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        // A debug build needs ~100 ms to start and commit its first batch; later batches take ~10 ms.
-        let wait = Duration::from_millis(40 + rng.next() % 220);
+        // Kill moments scale with the uninterrupted run's time (start-up plus FILES batches),
+        // so that about KILLS kills fit before the job is done whatever the machine's speed:
+        // some runs die while starting, most after committing a few batches.
+        let span = (reference_ms / 8).max(60);
+        let wait = Duration::from_millis(20 + rng.next() % span);
         std::thread::sleep(wait);
         match child.try_wait().unwrap() {
             Some(status) => {
