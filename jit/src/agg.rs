@@ -787,6 +787,7 @@ impl GroupState {
     ///
     /// # Safety
     /// As [`Self::intern_chunk`]; every key column is one word per row.
+    #[inline(never)]
     unsafe fn intern_words<const K: usize, const W: usize>(
         &mut self,
         key_vals: &[*const u64],
@@ -851,6 +852,7 @@ impl GroupState {
     ///
     /// # Safety
     /// As [`Self::intern_chunk`]: `vals` holds n (ptr, len) pairs of live bytes, `valid` n bytes.
+    #[inline(never)]
     unsafe fn intern_one_string(
         &mut self,
         vals: *const u64,
