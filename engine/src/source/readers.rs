@@ -361,22 +361,49 @@ fn read_text_file(path: &Path) -> Result<String> {
     })
 }
 
+/// One row per line (a `\r` before the `\n` dropped; no row after a final newline). The file
+/// is read through a 1 MiB buffer and each batch is built as its lines arrive, so the whole
+/// file's text is never held beside its rows. Invalid UTF-8 is replaced, as a lossy read of
+/// the whole file would (a newline is never part of a multi-byte character).
 fn read_text(path: &Path, schema: &SchemaRef) -> Result<Vec<RecordBatch>> {
-    let text = read_text_file(path)?;
-    let mut lines: Vec<&str> = text
-        .split('\n')
-        .map(|l| l.strip_suffix('\r').unwrap_or(l))
-        .collect();
-    if text.ends_with('\n') || text.is_empty() {
-        lines.pop();
+    use std::io::BufRead;
+    let file = File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut reader = std::io::BufReader::with_capacity(1 << 20, file);
+    let mut batches = Vec::new();
+    let mut builder = arrow::array::StringBuilder::new();
+    let mut rows = 0usize;
+    let mut line = Vec::new();
+    let mut flush = |builder: &mut arrow::array::StringBuilder| -> Result<()> {
+        let values: ArrayRef = Arc::new(builder.finish());
+        batches.push(RecordBatch::try_new(schema.clone(), vec![values])?);
+        Ok(())
+    };
+    loop {
+        line.clear();
+        let n = reader
+            .read_until(b'\n', &mut line)
+            .map_err(|e| Error::io(path, e))?;
+        if n == 0 {
+            break;
+        }
+        let mut text: &[u8] = &line;
+        if let Some(rest) = text.strip_suffix(b"\n") {
+            text = rest.strip_suffix(b"\r").unwrap_or(rest);
+        } else if let Some(rest) = text.strip_suffix(b"\r") {
+            // The last line without a newline keeps a lone `\r` stripped, as before.
+            text = rest;
+        }
+        builder.append_value(String::from_utf8_lossy(text));
+        rows += 1;
+        if rows == BATCH_ROWS {
+            flush(&mut builder)?;
+            rows = 0;
+        }
     }
-    lines
-        .chunks(BATCH_ROWS)
-        .map(|chunk| {
-            let values: ArrayRef = Arc::new(StringArray::from(chunk.to_vec()));
-            RecordBatch::try_new(schema.clone(), vec![values]).map_err(Error::from)
-        })
-        .collect()
+    if rows > 0 {
+        flush(&mut builder)?;
+    }
+    Ok(batches)
 }
 
 /// The schema's data columns (all but the corrupt-record column) and the corrupt column's
@@ -1212,6 +1239,34 @@ fn decode_parquet(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn text_lines_split_like_spark_and_survive_bad_utf8() {
+        let dir = tempfile::tempdir().unwrap();
+        let schema = Arc::new(Schema::new(vec![Field::new("value", DataType::Utf8, true)]));
+        let read = |bytes: &[u8]| -> Vec<String> {
+            let path = dir.path().join("t.txt");
+            std::fs::write(&path, bytes).unwrap();
+            read_text(&path, &schema)
+                .unwrap()
+                .iter()
+                .flat_map(|b| {
+                    let a = b.column(0).as_string::<i32>().clone();
+                    (0..a.len()).map(move |i| a.value(i).to_string())
+                })
+                .collect()
+        };
+        assert_eq!(read(b""), Vec::<String>::new());
+        assert_eq!(read(b"a\n\nb c\r\nd"), ["a", "", "b c", "d"]);
+        assert_eq!(read(b"x\n"), ["x"]);
+        assert_eq!(read(b"last\r"), ["last"]);
+        assert_eq!(read(b"ok\n\xff\xfe!\n"), ["ok", "\u{fffd}\u{fffd}!"]);
+        // Batches of BATCH_ROWS rows, all lines kept in order.
+        let many: String = (0..BATCH_ROWS + 5).map(|i| format!("{i}\n")).collect();
+        let lines = read(many.as_bytes());
+        assert_eq!(lines.len(), BATCH_ROWS + 5);
+        assert_eq!(lines[BATCH_ROWS + 4], (BATCH_ROWS + 4).to_string());
+    }
 
     #[test]
     fn splits_quoted_csv() {
