@@ -717,6 +717,11 @@ impl<'a, 'b> Codegen<'a, 'b> {
                     err,
                 }
             }
+            Expr::Binary { op, left, right }
+                if let Some((x, d)) = self.divisibility_pattern(*op, *left, *right) =>
+            {
+                self.divisibility_test(x, d, *op == BinaryOp::NotEq)
+            }
             Expr::Binary { op, left, right } => {
                 let a = self.expr(*left);
                 let b = self.expr(*right);
@@ -879,6 +884,117 @@ impl<'a, 'b> Codegen<'a, 'b> {
     }
 
     /// The value of an integer literal divisor that can never trap (not 0, not -1 when signed).
+    /// `x % d = 0` or `x % d <> 0` (either side) for an integer `x` and a literal `d` with
+    /// |d| ≥ 2: returns (x, d).
+    fn divisibility_pattern(
+        &self,
+        op: BinaryOp,
+        left: ExprId,
+        right: ExprId,
+    ) -> Option<(ExprId, i128)> {
+        if !matches!(op, BinaryOp::Eq | BinaryOp::NotEq) {
+            return None;
+        }
+        let is_zero = |e: ExprId| {
+            !self.plan.precomputed.contains_key(&e)
+                && matches!(
+                    &self.plan.spec.exprs[e as usize],
+                    Expr::Literal(
+                        Scalar::Int8(0)
+                            | Scalar::Int16(0)
+                            | Scalar::Int32(0)
+                            | Scalar::Int64(0)
+                            | Scalar::UInt8(0)
+                            | Scalar::UInt16(0)
+                            | Scalar::UInt32(0)
+                            | Scalar::UInt64(0)
+                    )
+                )
+        };
+        let rem = match (is_zero(left), is_zero(right)) {
+            (false, true) => left,
+            (true, false) => right,
+            _ => return None,
+        };
+        if self.plan.precomputed.contains_key(&rem) {
+            return None;
+        }
+        let Expr::Binary {
+            op: BinaryOp::Mod,
+            left: x,
+            right: d,
+        } = &self.plan.spec.exprs[rem as usize]
+        else {
+            return None;
+        };
+        if !crate::spec::is_integer(self.ty(*x)) {
+            return None;
+        }
+        let d = self.const_divisor(*d)?;
+        (d.unsigned_abs() >= 2).then_some((*x, d))
+    }
+
+    /// Whether `x` is divisible by the literal `d` (negated for `<>`), without a division:
+    /// the low bits for the power-of-two part of |d|, and for its odd part d0 a multiplication
+    /// by d0's inverse mod 2^64 (a bijection mapping exactly the multiples of d0 onto
+    /// 0..=u64::MAX / d0). A signed `x` is first biased by 2^63 (exactly, as an unsigned
+    /// value u); u ≡ 2^63 (mod d0) then tests x, and u below 2^63 mod d0 cannot qualify.
+    /// NULL `x` gives NULL; `x`'s own errors pass through (the remainder itself cannot fail).
+    fn divisibility_test(&mut self, x: ExprId, d: i128, negate: bool) -> Lv {
+        let xt = self.ty(x).clone();
+        let lx = self.expr(x);
+        let signed = is_signed(&xt);
+        let x64 = self.widen_i64(lx.v, &xt);
+        let d_abs = d.unsigned_abs() as u64;
+        let k = d_abs.trailing_zeros();
+        let d0 = d_abs >> k;
+        let mut pass: Option<Value> = None;
+        if k > 0 {
+            let mask = ((1u64 << k) - 1) as i64;
+            let low = self.b.ins().band_imm_u(x64, mask);
+            pass = Some(self.b.ins().icmp_imm_s(IntCC::Equal, low, 0));
+        }
+        if d0 > 1 {
+            let mut inv = d0;
+            for _ in 0..5 {
+                inv = inv.wrapping_mul(2u64.wrapping_sub(d0.wrapping_mul(inv)));
+            }
+            let limit = (u64::MAX / d0) as i64;
+            let odd_ok = if signed {
+                let r = ((1u128 << 63) % u128::from(d0)) as i64;
+                let u = self.b.ins().bxor_imm_s(x64, i64::MIN);
+                let ge = self
+                    .b
+                    .ins()
+                    .icmp_imm_s(IntCC::UnsignedGreaterThanOrEqual, u, r);
+                let shifted = self.b.ins().iadd_imm_s(u, r.wrapping_neg());
+                let p = self.b.ins().imul_imm_s(shifted, inv as i64);
+                let le = self
+                    .b
+                    .ins()
+                    .icmp_imm_s(IntCC::UnsignedLessThanOrEqual, p, limit);
+                self.b.ins().band(ge, le)
+            } else {
+                let p = self.b.ins().imul_imm_s(x64, inv as i64);
+                self.b
+                    .ins()
+                    .icmp_imm_s(IntCC::UnsignedLessThanOrEqual, p, limit)
+            };
+            pass = Some(match pass {
+                Some(low_ok) => self.b.ins().band(low_ok, odd_ok),
+                None => odd_ok,
+            });
+        }
+        let pass = pass.expect("|d| >= 2 has a power-of-two or an odd part");
+        let v = if negate { self.not(pass) } else { pass };
+        Lv {
+            v,
+            len: None,
+            valid: lx.valid,
+            err: lx.err,
+        }
+    }
+
     fn const_divisor(&self, e: ExprId) -> Option<i128> {
         if self.plan.precomputed.contains_key(&e) {
             return None;
