@@ -37,6 +37,15 @@ fn peers_dir() -> PathBuf {
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/peers"))
 }
 
+/// Reads every file under `dir` once (into nothing) so the measured runs read from memory.
+fn warm_page_cache(dir: &Path) {
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        if let Ok(mut file) = std::fs::File::open(entry.path()) {
+            let _ = std::io::copy(&mut file, &mut std::io::sink());
+        }
+    }
+}
+
 fn peak_rss_mb() -> f64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     status
@@ -284,6 +293,9 @@ fn main() {
         if only.as_deref().is_some_and(|o| !name.starts_with(o)) {
             continue;
         }
+        // Every engine here reads files from the page cache (Spark and the ceiling after their
+        // warm-up): read the input once first, as a build may have evicted it.
+        warm_page_cache(dir);
         // Spark's local file system never fsyncs: the like-for-like run has fsync off; the
         // durable run (weir's default) is printed beside it.
         let r = run_weir(dir, format, sql, mode, &work, false);
