@@ -89,11 +89,41 @@ fn write_temp_unsynced(path: &Path, bytes: &[u8]) -> Result<(PathBuf, File)> {
     }
 }
 
-/// fsyncs several open files (or directories) at once, one thread each beyond the first, and
-/// returns the first error. Journaling file systems commit concurrent fsyncs together, so
-/// syncing a group costs about one fsync instead of one per file (measured on ext4 here: three
-/// files 0.38 ms in parallel, 0.62 ms one after another).
+/// Makes several open files (or directories) durable as one round and returns the first error.
+///
+/// On Linux a round of two or more is one `syncfs` per file system: it writes back the file
+/// system's dirty data and commits its journal once, which is what fsyncing every file would
+/// do, for about one fsync's latency. Concurrent fsyncs do not group as well on ext4: the first
+/// starts a journal commit and the others wait for the next one (measured here: a round of
+/// four files took ~0.6 ms with parallel fsyncs, ~0.25 ms with `syncfs`, against 0.2 ms for
+/// one fsync). The cost: other processes' dirty data on the same file system is written back
+/// too. Elsewhere the files are fsynced concurrently, one thread each beyond the first.
 pub(crate) fn sync_all_parallel(files: &[(&File, &Path)]) -> Result<()> {
+    #[cfg(target_os = "linux")]
+    if files.len() > 1 {
+        return sync_file_systems(files);
+    }
+    sync_concurrently(files)
+}
+
+/// One `syncfs` per distinct file system among `files`.
+#[cfg(target_os = "linux")]
+fn sync_file_systems(files: &[(&File, &Path)]) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let mut synced: Vec<u64> = Vec::new();
+    for (file, path) in files {
+        let device = file.metadata().map_err(|e| Error::io(path, e))?.dev();
+        if synced.contains(&device) {
+            continue;
+        }
+        rustix::fs::syncfs(file).map_err(|e| Error::io(path, std::io::Error::from(e)))?;
+        synced.push(device);
+    }
+    Ok(())
+}
+
+/// fsyncs the files at once, one thread each beyond the first.
+fn sync_concurrently(files: &[(&File, &Path)]) -> Result<()> {
     let sync = |(file, path): &(&File, &Path)| file.sync_all().map_err(|e| Error::io(path, e));
     match files {
         [] => Ok(()),
