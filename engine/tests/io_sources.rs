@@ -1151,3 +1151,49 @@ fn pushed_down_filter_keeps_the_exact_answer() {
     got.sort_unstable();
     assert_eq!(got, (905..1000).collect::<Vec<_>>());
 }
+
+/// A file source wakes its idle query when a file arrives (inotify), so a new file is read at
+/// once even with a polling delay far longer than the test allows.
+#[test]
+fn a_new_file_wakes_the_idle_query_before_the_polling_delay() {
+    use std::time::{Duration, Instant};
+    use weir_engine::{Session, SessionConfig};
+    let tmp = tempfile::tempdir().unwrap();
+    let input = tmp.path().join("in");
+    std::fs::create_dir_all(&input).unwrap();
+    let s = Session::with_config(SessionConfig {
+        fsync: false,
+        polling_delay: Duration::from_secs(60),
+        ..Default::default()
+    })
+    .unwrap();
+    let seen = Arc::new(std::sync::Mutex::new(0usize));
+    let sink = seen.clone();
+    let q = s
+        .read_stream()
+        .format("json")
+        .schema(schema_ab())
+        .load_path(Some(input.to_str().unwrap()))
+        .unwrap()
+        .write_stream()
+        .foreach_batch(move |batches, _| {
+            *sink.lock().unwrap() += batches.iter().map(|b| b.num_rows()).sum::<usize>();
+            Ok(())
+        })
+        .start()
+        .unwrap();
+    // Let the query go idle (its first look found nothing), then drop a file atomically.
+    std::thread::sleep(Duration::from_millis(300));
+    let staged = tmp.path().join("f.json");
+    std::fs::write(&staged, "{\"a\":1,\"b\":\"x\"}\n{\"a\":2,\"b\":\"y\"}\n").unwrap();
+    let dropped = Instant::now();
+    std::fs::rename(&staged, input.join("f.json")).unwrap();
+    while *seen.lock().unwrap() < 2 {
+        assert!(
+            dropped.elapsed() < Duration::from_secs(20),
+            "the new file was not read within 20 s (polling delay 60 s): no wake-up"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    q.stop().unwrap();
+}

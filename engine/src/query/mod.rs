@@ -468,6 +468,11 @@ impl MicroBatchExecution {
                 s.commit(end)?;
             }
         }
+        // A source that sees new data arrive wakes the idle loop at once (no polling delay).
+        for s in &mut self.sources {
+            let shared = Arc::clone(&self.shared);
+            s.on_new_data(Arc::new(move || shared.stop.set()));
+        }
         // availableNow and once fix their stop point now; the sources then never go past it.
         let mut stop_offsets: Vec<Option<Offset>> = Vec::new();
         if matches!(trigger, Trigger::AvailableNow | Trigger::Once) {

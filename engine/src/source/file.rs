@@ -69,6 +69,9 @@ pub struct FileSource {
     /// Set by `available_now_offset`: every file then known is in the log, and no new file is
     /// admitted afterwards (Spark's availableNow never reads past its starting snapshot).
     frozen: bool,
+    /// Watches the input directory (inotify on Linux) to wake the idle query when a file
+    /// arrives; `None` when watching is not possible (the query then polls).
+    watcher: Option<notify::RecommendedWatcher>,
 }
 
 impl std::fmt::Debug for FileSource {
@@ -197,6 +200,7 @@ impl FileSource {
             projection: None,
             bounds: Vec::new(),
             frozen: false,
+            watcher: None,
         };
         source.restore()?;
         Ok(source)
@@ -475,6 +479,29 @@ fn collect_files(path: &Path, out: &mut Vec<ListedFile>) -> Result<()> {
     Ok(())
 }
 
+impl FileSource {
+    /// The directory whose changes may bring new input: the path itself, or for a glob the
+    /// directory before its first wildcard component (watched recursively then).
+    fn watched_directory(&self) -> Option<(PathBuf, notify::RecursiveMode)> {
+        if !self.is_glob {
+            return self
+                .path
+                .is_dir()
+                .then(|| (self.path.clone(), notify::RecursiveMode::NonRecursive));
+        }
+        let mut base = PathBuf::new();
+        for part in self.path.components() {
+            let text = part.as_os_str().to_string_lossy();
+            if text.contains(['*', '?', '[', '{']) {
+                break;
+            }
+            base.push(part);
+        }
+        base.is_dir()
+            .then_some((base, notify::RecursiveMode::Recursive))
+    }
+}
+
 impl Source for FileSource {
     fn description(&self) -> String {
         self.name()
@@ -595,5 +622,26 @@ impl Source for FileSource {
 
     fn push_filters(&mut self, bounds: &[super::ColumnBound]) {
         self.bounds = bounds.to_vec();
+    }
+
+    fn on_new_data(&mut self, wake: super::NewDataCallback) {
+        use notify::Watcher;
+        let Some((dir, mode)) = self.watched_directory() else {
+            return;
+        };
+        // A file is new data once it is complete: its creation, a rename into the directory
+        // or the end of a write. Watching is best effort: without it the query polls.
+        let watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+            if event.is_ok_and(|e| !e.kind.is_access()) {
+                wake();
+            }
+        });
+        self.watcher = watcher
+            .and_then(|mut w| w.watch(&dir, mode).map(|()| w))
+            .ok();
+    }
+
+    fn stop(&mut self) {
+        self.watcher = None;
     }
 }

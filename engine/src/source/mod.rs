@@ -96,7 +96,15 @@ pub trait Source: Send {
     /// satisfies all `bounds`, so a source may skip data that cannot (Parquet row groups by their
     /// statistics). Advisory: the query still filters, so ignoring it is correct. Default: ignored.
     fn push_filters(&mut self, _bounds: &[ColumnBound]) {}
+    /// Called once when the query starts: a source that can tell when new data may have
+    /// arrived calls `wake` then, so an idle query looks at once instead of after its polling
+    /// delay. Advisory: a missed or spurious call only costs latency. Default: never called
+    /// (the query polls).
+    fn on_new_data(&mut self, _wake: NewDataCallback) {}
 }
+
+/// What a source calls when new data may have arrived (see [`Source::on_new_data`]).
+pub type NewDataCallback = std::sync::Arc<dyn Fn() + Send + Sync>;
 
 /// A pushed-down predicate `column op value` on an integer or timestamp (µs) column.
 #[derive(Clone, Debug, PartialEq, Eq)]
