@@ -520,6 +520,31 @@ fn stream_node(
     }
 }
 
+/// Σ floor(v / 1000) over microsecond times with minimum `mn` and maximum `mx` (Spark averages
+/// event times in whole ms). When the batch spans less than 2^32 µs (71 minutes) every value is
+/// a `u32` offset from a whole-ms base, and a `u32` division by a constant vectorises; otherwise
+/// one `i64` division per value.
+fn sum_of_millis(values: &[i64], mn: i64, mx: i64) -> i128 {
+    let base = mn.div_euclid(1000).checked_mul(1000);
+    let narrow = base
+        .and_then(|b| mx.checked_sub(b))
+        .is_some_and(|span| (0..=i64::from(u32::MAX)).contains(&span));
+    if let (true, Some(base)) = (narrow, base) {
+        let mut sum = 0u128;
+        // Per 2^20 values a u64 sum of u32 / 1000 cannot overflow.
+        for chunk in values.chunks(1 << 20) {
+            let part: u64 = chunk
+                .iter()
+                .map(|&v| u64::from((v.wrapping_sub(base) as u32) / 1000))
+                .sum();
+            sum += u128::from(part);
+        }
+        sum as i128 + i128::from(base / 1000) * values.len() as i128
+    } else {
+        values.iter().map(|&v| i128::from(v.div_euclid(1000))).sum()
+    }
+}
+
 fn observe_event_times(t: &mut WatermarkTracker, col: &dyn Array) -> Result<()> {
     let ts = col
         .as_any()
@@ -537,18 +562,11 @@ fn observe_event_times(t: &mut WatermarkTracker, col: &dyn Array) -> Result<()> 
     }
     // One pass for min, max and the sum of event times in ms (the progress report's avg).
     let (mn, mx, sum) = if ts.null_count() == 0 {
-        let mut acc = (i64::MAX, i64::MIN, 0i128);
-        // Per 2^20 values an i64 sum of ms since 1970 cannot overflow.
-        for chunk in ts.values().chunks(1 << 20) {
-            let (mut mn, mut mx, mut sum) = (acc.0, acc.1, 0i64);
-            for &v in chunk {
-                mn = mn.min(v);
-                mx = mx.max(v);
-                sum = sum.wrapping_add(v.div_euclid(1000));
-            }
-            acc = (mn, mx, acc.2 + i128::from(sum));
-        }
-        acc
+        let values = ts.values();
+        let (mn, mx) = values
+            .iter()
+            .fold((i64::MAX, i64::MIN), |(a, b), &v| (a.min(v), b.max(v)));
+        (mn, mx, sum_of_millis(values, mn, mx))
     } else {
         let (Some(mn), Some(mx)) = (compute::min(ts), compute::max(ts)) else {
             return Ok(());
@@ -660,4 +678,35 @@ pub(crate) fn kernels(node: &Node) -> Vec<(String, std::sync::Arc<weir_jit::Comp
         _ => {}
     });
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sum_of_millis;
+
+    fn naive(values: &[i64]) -> i128 {
+        values.iter().map(|&v| i128::from(v.div_euclid(1000))).sum()
+    }
+
+    #[test]
+    fn millisecond_sums_are_exact_in_every_range() {
+        let cases: Vec<Vec<i64>> = vec![
+            vec![12_000_000, 14_000_999, 21_000_001],
+            vec![-1, -999, -1000, -1001, 0, 999, 1000],
+            vec![
+                1_700_000_000_123_456,
+                1_700_000_003_000_000,
+                1_700_000_000_000_001,
+            ],
+            // Wider than 2^32 µs: the i64 path.
+            vec![0, 5_000_000_000, -7_000_000_001],
+            vec![i64::MIN, i64::MIN + 1, i64::MIN + 999],
+            vec![i64::MAX, i64::MAX - 1],
+        ];
+        for values in cases {
+            let mn = *values.iter().min().unwrap();
+            let mx = *values.iter().max().unwrap();
+            assert_eq!(sum_of_millis(&values, mn, mx), naive(&values), "{values:?}");
+        }
+    }
 }
