@@ -362,8 +362,16 @@ fn words_equal(a: &[u64], b: &[u64]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u64, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
+/// Hash of a packed key tuple (word 0 the null mask, then the key words). The mask is mixed in
+/// only when some key is NULL: one multiply less per row in the common case, and the same
+/// function serves every path (interning, restore), so the index stays consistent.
+#[inline]
 fn hash_words(words: &[u64]) -> u64 {
-    words.iter().fold(0x243f_6a88_85a3_08d3, |h, w| mix(h, *w))
+    let Some((&mask, keys)) = words.split_first() else {
+        return 0x243f_6a88_85a3_08d3;
+    };
+    let h = keys.iter().fold(0x243f_6a88_85a3_08d3, |h, w| mix(h, *w));
+    if mask == 0 { h } else { mix(h, mask) }
 }
 
 /// Encodes a key tuple into packed words; returns the number of words.
