@@ -19,6 +19,8 @@
 //! [30, 50)), that late rows are judged by the previous batch's watermark (c at 5 is kept in batch
 //! 1, d at 12 dropped in batch 2), and that complete mode drops late rows too.
 
+mod common;
+
 use std::sync::Arc;
 
 use arrow::array::{Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray};
@@ -108,32 +110,9 @@ const ORACLE_BATCHES: [&[(i64, &str)]; 4] = [
     &[(100, "f")],
 ];
 
-/// Writes `batches[first..]` as one JSON file each (oldest first) into `dir/in`, so a file source
-/// with `maxFilesPerTrigger = 1` reads one per trigger, as in the Spark run.
+/// Writes `batches[first..]` as one JSON file each (oldest first) into `dir/in`.
 fn write_files(dir: &std::path::Path, first: usize, batches: &[&[(i64, &str)]]) {
-    let input = dir.join("in");
-    std::fs::create_dir_all(&input).unwrap();
-    for (i, rows) in batches.iter().enumerate().skip(first) {
-        let path = input.join(format!("f{i:03}.json"));
-        let text: String = rows
-            .iter()
-            .map(|(ts, w)| {
-                format!(
-                    "{{\"ts\":\"1970-01-01T00:{:02}:{:02}Z\",\"word\":\"{w}\",\"v\":{ts}}}\n",
-                    ts / 60,
-                    ts % 60
-                )
-            })
-            .collect();
-        std::fs::write(&path, text).unwrap();
-        let mtime = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_000 + i as u64);
-        std::fs::File::options()
-            .write(true)
-            .open(&path)
-            .unwrap()
-            .set_modified(mtime)
-            .unwrap();
-    }
+    common::write_event_files(dir, first, batches, true);
 }
 
 type Metrics = (u64, u64, u64, u64, u64, u64);

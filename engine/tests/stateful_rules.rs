@@ -8,6 +8,8 @@
 //! the same JSON files with `maxFilesPerTrigger = 1` and `trigger(availableNow=True)`, collected
 //! with `foreachBatch`.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -38,30 +40,8 @@ fn session() -> Session {
 }
 
 /// Writes `batches[first..]` as one JSON file each (oldest first) into `dir/in`.
-fn write_files(dir: &Path, first: usize, batches: &[&[(i64, &str)]]) {
-    let input = dir.join("in");
-    std::fs::create_dir_all(&input).unwrap();
-    for (i, rows) in batches.iter().enumerate().skip(first) {
-        let path = input.join(format!("f{i:03}.json"));
-        let text: String = rows
-            .iter()
-            .map(|(ts, w)| {
-                format!(
-                    "{{\"ts\":\"1970-01-01T00:{:02}:{:02}Z\",\"word\":\"{w}\"}}\n",
-                    ts / 60,
-                    ts % 60
-                )
-            })
-            .collect();
-        std::fs::write(&path, text).unwrap();
-        let mtime = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_000 + i as u64);
-        std::fs::File::options()
-            .write(true)
-            .open(&path)
-            .unwrap()
-            .set_modified(mtime)
-            .unwrap();
-    }
+fn write_files(dir: &std::path::Path, first: usize, batches: &[&[(i64, &str)]]) {
+    common::write_event_files(dir, first, batches, false);
 }
 
 /// A file stream over `dir/in`, one file per trigger.

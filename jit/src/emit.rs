@@ -204,6 +204,14 @@ struct Lv {
 /// The selection-vector pointer and, per native output, (expression, values, validity) pointers.
 type OutputPointers = (Value, Vec<(ExprId, Value, Value)>);
 
+/// What a loop counter is compared with: a variable (chunk ends, staged row counts) or a value
+/// fixed for the whole kernel (the batch's row count).
+#[derive(Clone, Copy)]
+enum LoopBound {
+    Var(Variable),
+    Value(Value),
+}
+
 /// Loop-invariant pointers of one column.
 #[derive(Debug, Clone, Copy)]
 struct ColPtrs {
@@ -1784,12 +1792,7 @@ impl<'a, 'b> Codegen<'a, 'b> {
         err_block: cranelift_codegen::ir::Block,
     ) {
         for f in self.plan.filters.clone() {
-            let lv = self.expr(f);
-            self.check_err(lv.err, err_block);
-            let pass = match lv.valid {
-                Some(k) => self.b.ins().band(k, lv.v),
-                None => lv.v,
-            };
+            let pass = self.filter_pass(f, err_block);
             let cont = self.b.create_block();
             self.b.ins().brif(pass, cont, &[], next, &[]);
             self.b.switch_to_block(cont);
@@ -1876,10 +1879,7 @@ impl<'a, 'b> Codegen<'a, 'b> {
             let next = self.b.create_block();
             self.b.ins().jump(head, &[]);
 
-            self.b.switch_to_block(head);
-            let i = self.b.use_var(i_var);
-            let more = self.b.ins().icmp(IntCC::UnsignedLessThan, i, rows);
-            self.b.ins().brif(more, body, &[], done, &[]);
+            self.loop_head(head, i_var, LoopBound::Value(rows), body, done);
 
             self.b.switch_to_block(body);
             let row = self.b.use_var(i_var);
@@ -1887,10 +1887,7 @@ impl<'a, 'b> Codegen<'a, 'b> {
             self.output_row(out, entry_outputs.as_ref(), k_var, next, full, err_block);
 
             self.b.switch_to_block(next);
-            let i = self.b.use_var(i_var);
-            let i2 = self.b.ins().iadd_imm_s(i, 1);
-            self.b.def_var(i_var, i2);
-            self.b.ins().jump(head, &[]);
+            self.step_and_jump(i_var, head);
         }
 
         self.b.switch_to_block(done);
@@ -1968,10 +1965,7 @@ impl<'a, 'b> Codegen<'a, 'b> {
         let next_chunk = self.b.create_block();
         self.b.ins().jump(chunk_head, &[]);
 
-        self.b.switch_to_block(chunk_head);
-        let c = self.b.use_var(c_var);
-        let more = self.b.ins().icmp(IntCC::UnsignedLessThan, c, rows);
-        self.b.ins().brif(more, chunk_start, &[], done, &[]);
+        self.loop_head(chunk_head, c_var, LoopBound::Value(rows), chunk_start, done);
 
         self.b.switch_to_block(chunk_start);
         // Column pointers are (re)loaded per chunk: short live ranges keep them in registers
@@ -2009,21 +2003,14 @@ impl<'a, 'b> Codegen<'a, 'b> {
         self.b.def_var(i_var, i4);
         self.b.ins().jump(a_head, &[]);
 
-        self.b.switch_to_block(a_single);
-        let i = self.b.use_var(i_var);
-        let end = self.b.use_var(end_var);
-        let more = self.b.ins().icmp(IntCC::UnsignedLessThan, i, end);
-        self.b.ins().brif(more, a_body, &[], b_start, &[]);
+        self.loop_head(a_single, i_var, LoopBound::Var(end_var), a_body, b_start);
 
         self.b.switch_to_block(a_body);
         let row = self.b.use_var(i_var);
         self.filter_row(row, sel, i_var, m_var, filter_failed, a_next);
 
         self.b.switch_to_block(a_next);
-        let i = self.b.use_var(i_var);
-        let i2 = self.b.ins().iadd_imm_s(i, 1);
-        self.b.def_var(i_var, i2);
-        self.b.ins().jump(a_single, &[]);
+        self.step_and_jump(i_var, a_single);
 
         // Loop B: outputs of the selected rows.
         self.b.switch_to_block(b_start);
@@ -2031,11 +2018,7 @@ impl<'a, 'b> Codegen<'a, 'b> {
         self.b.def_var(j_var, z);
         self.b.ins().jump(b_head, &[]);
 
-        self.b.switch_to_block(b_head);
-        let j = self.b.use_var(j_var);
-        let m = self.b.use_var(m_var);
-        let more = self.b.ins().icmp(IntCC::UnsignedLessThan, j, m);
-        self.b.ins().brif(more, b_body, &[], chunk_next, &[]);
+        self.loop_head(b_head, j_var, LoopBound::Var(m_var), b_body, chunk_next);
 
         self.b.switch_to_block(b_body);
         let j = self.b.use_var(j_var);
@@ -2048,10 +2031,7 @@ impl<'a, 'b> Codegen<'a, 'b> {
         self.output_row(out, None, k_var, b_next, full, err_block);
 
         self.b.switch_to_block(b_next);
-        let j = self.b.use_var(j_var);
-        let j2 = self.b.ins().iadd_imm_s(j, 1);
-        self.b.def_var(j_var, j2);
-        self.b.ins().jump(b_head, &[]);
+        self.step_and_jump(j_var, b_head);
 
         self.b.switch_to_block(filter_failed);
         let code = self.b.block_params(filter_failed)[0];
@@ -2114,6 +2094,34 @@ impl<'a, 'b> Codegen<'a, 'b> {
         let m2 = self.b.ins().iadd(m, inc);
         self.b.def_var(m_var, m2);
         self.b.ins().jump(next, &[]);
+    }
+
+    /// Ends the current block as a loop head: `counter < bound` (unsigned) continues with
+    /// `body`, otherwise `exit`.
+    fn loop_head(
+        &mut self,
+        head: cranelift_codegen::ir::Block,
+        counter: Variable,
+        bound: LoopBound,
+        body: cranelift_codegen::ir::Block,
+        exit: cranelift_codegen::ir::Block,
+    ) {
+        self.b.switch_to_block(head);
+        let i = self.b.use_var(counter);
+        let bound = match bound {
+            LoopBound::Var(v) => self.b.use_var(v),
+            LoopBound::Value(v) => v,
+        };
+        let more = self.b.ins().icmp(IntCC::UnsignedLessThan, i, bound);
+        self.b.ins().brif(more, body, &[], exit, &[]);
+    }
+
+    /// Adds one to `counter` and jumps back to `head`.
+    fn step_and_jump(&mut self, counter: Variable, head: cranelift_codegen::ir::Block) {
+        let i = self.b.use_var(counter);
+        let i2 = self.b.ins().iadd_imm_s(i, 1);
+        self.b.def_var(counter, i2);
+        self.b.ins().jump(head, &[]);
     }
 
     /// One filter's verdict for the current row (i8: 1 = keep; NULL counts as false).
@@ -2266,10 +2274,7 @@ impl<'a, 'b> Codegen<'a, 'b> {
         let err_block = self.error_exit();
         self.b.ins().jump(chunk_head, &[]);
 
-        self.b.switch_to_block(chunk_head);
-        let c = self.b.use_var(c_var);
-        let more = self.b.ins().icmp(IntCC::UnsignedLessThan, c, rows);
-        self.b.ins().brif(more, chunk_start, &[], done, &[]);
+        self.loop_head(chunk_head, c_var, LoopBound::Value(rows), chunk_start, done);
 
         self.b.switch_to_block(chunk_start);
         let c = self.b.use_var(c_var);
@@ -2281,11 +2286,13 @@ impl<'a, 'b> Codegen<'a, 'b> {
         self.b.def_var(m_var, z);
         self.b.ins().jump(l1_head, &[]);
 
-        self.b.switch_to_block(l1_head);
-        let i = self.b.use_var(i_var);
-        let end = self.b.use_var(end_var);
-        let more = self.b.ins().icmp(IntCC::UnsignedLessThan, i, end);
-        self.b.ins().brif(more, l1_body, &[], intern_block, &[]);
+        self.loop_head(
+            l1_head,
+            i_var,
+            LoopBound::Var(end_var),
+            l1_body,
+            intern_block,
+        );
 
         // Loop 1: filter, evaluate keys and arguments, stage them in scratch.
         self.b.switch_to_block(l1_body);
@@ -2373,10 +2380,7 @@ impl<'a, 'b> Codegen<'a, 'b> {
         self.b.ins().jump(l1_next, &[]);
 
         self.b.switch_to_block(l1_next);
-        let i = self.b.use_var(i_var);
-        let i2 = self.b.ins().iadd_imm_s(i, 1);
-        self.b.def_var(i_var, i2);
-        self.b.ins().jump(l1_head, &[]);
+        self.step_and_jump(i_var, l1_head);
 
         // One helper call per chunk: intern the staged keys into group ids.
         self.b.switch_to_block(intern_block);
@@ -2388,11 +2392,7 @@ impl<'a, 'b> Codegen<'a, 'b> {
         self.b.def_var(j_var, z);
         self.b.ins().brif(failed, helper_failed, &[], l2_head, &[]);
 
-        self.b.switch_to_block(l2_head);
-        let j = self.b.use_var(j_var);
-        let m = self.b.use_var(m_var);
-        let more = self.b.ins().icmp(IntCC::UnsignedLessThan, j, m);
-        self.b.ins().brif(more, l2_body, &[], chunk_next, &[]);
+        self.loop_head(l2_head, j_var, LoopBound::Var(m_var), l2_body, chunk_next);
 
         // Loop 2: update the struct-of-arrays accumulators in place.
         self.b.switch_to_block(l2_body);
@@ -2541,10 +2541,7 @@ impl<'a, 'b> Codegen<'a, 'b> {
                 }
             }
         }
-        let j = self.b.use_var(j_var);
-        let j2 = self.b.ins().iadd_imm_s(j, 1);
-        self.b.def_var(j_var, j2);
-        self.b.ins().jump(l2_head, &[]);
+        self.step_and_jump(j_var, l2_head);
 
         self.b.switch_to_block(chunk_next);
         let end = self.b.use_var(end_var);

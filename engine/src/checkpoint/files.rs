@@ -66,7 +66,7 @@ fn write_temp(path: &Path, bytes: &[u8], fsync: bool) -> Result<PathBuf> {
 }
 
 /// Writes `bytes` to a new temp file beside `path` without syncing it; returns its path and
-/// open handle (for [`sync_all_parallel`]).
+/// open handle (for [`sync_round`]).
 fn write_temp_unsynced(path: &Path, bytes: &[u8]) -> Result<(PathBuf, File)> {
     let parent = parent_dir(path);
     fs::create_dir_all(&parent).map_err(|e| Error::io(&parent, e))?;
@@ -98,7 +98,7 @@ fn write_temp_unsynced(path: &Path, bytes: &[u8]) -> Result<(PathBuf, File)> {
 /// four files took ~0.6 ms with parallel fsyncs, ~0.25 ms with `syncfs`, against 0.2 ms for
 /// one fsync). The cost: other processes' dirty data on the same file system is written back
 /// too. Elsewhere the files are fsynced concurrently, one thread each beyond the first.
-pub(crate) fn sync_all_parallel(files: &[(&File, &Path)]) -> Result<()> {
+pub(crate) fn sync_round(files: &[(&File, &Path)]) -> Result<()> {
     #[cfg(target_os = "linux")]
     if files.len() > 1 {
         return sync_file_systems(files);
@@ -251,26 +251,25 @@ impl PendingDirSyncs {
         std::mem::take(&mut *self.lock())
     }
 
-    /// Opens the pending directories for [`sync_all_parallel`]; on error they stay pending.
-    fn open_taken(&self) -> Result<(Vec<PathBuf>, Vec<File>)> {
+    /// One [`sync_round`] of `targets` and every pending directory; the directories stay
+    /// pending if the round fails.
+    fn sync_with(&self, targets: &[(&File, &Path)]) -> Result<()> {
         let dirs = self.take();
-        let mut handles = Vec::with_capacity(dirs.len());
-        for d in &dirs {
-            match File::open(d) {
-                Ok(f) => handles.push(f),
-                Err(e) => {
-                    self.restore(dirs.clone());
-                    return Err(Error::io(d, e));
-                }
+        let result = (|| {
+            let handles = dirs
+                .iter()
+                .map(|d| File::open(d).map_err(|e| Error::io(d, e)))
+                .collect::<Result<Vec<_>>>()?;
+            let mut all = targets.to_vec();
+            all.extend(handles.iter().zip(&dirs).map(|(f, d)| (f, d.as_path())));
+            sync_round(&all)
+        })();
+        if result.is_err() {
+            for d in dirs {
+                self.defer(d);
             }
         }
-        Ok((dirs, handles))
-    }
-
-    fn restore(&self, dirs: Vec<PathBuf>) {
-        for d in dirs {
-            self.defer(d);
-        }
+        result
     }
 
     /// The directories currently pending (for tests).
@@ -279,19 +278,9 @@ impl PendingDirSyncs {
         self.lock().clone()
     }
 
-    /// fsyncs every pending directory now (concurrently).
+    /// fsyncs every pending directory now (one round).
     pub fn flush(&self) -> Result<()> {
-        let (dirs, handles) = self.open_taken()?;
-        let targets: Vec<(&File, &Path)> = handles
-            .iter()
-            .zip(&dirs)
-            .map(|(f, d)| (f, d.as_path()))
-            .collect();
-        let result = sync_all_parallel(&targets);
-        if result.is_err() {
-            self.restore(dirs.clone());
-        }
-        result
+        self.sync_with(&[])
     }
 }
 
@@ -336,21 +325,14 @@ pub(crate) fn create_checked_with(
     };
     let placed = (|| {
         if fsync {
-            let (dirs, handles) = match pending {
-                Some(p) => p.open_taken()?,
-                None => (Vec::new(), Vec::new()),
-            };
             let mut targets = vec![
                 (&side_file, side_tmp.as_path()),
                 (&main_file, main_tmp.as_path()),
             ];
             targets.extend_from_slice(also);
-            targets.extend(handles.iter().zip(&dirs).map(|(f, d)| (f, d.as_path())));
-            if let Err(e) = sync_all_parallel(&targets) {
-                if let Some(p) = pending {
-                    p.restore(dirs);
-                }
-                return Err(e);
+            match pending {
+                Some(p) => p.sync_with(&targets)?,
+                None => sync_round(&targets)?,
             }
         }
         fs::rename(&side_tmp, &sidecar).map_err(|e| Error::io(&sidecar, e))?;

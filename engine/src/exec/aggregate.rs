@@ -89,6 +89,9 @@ pub(crate) struct AggregateOp {
     pub output_schema: SchemaRef,
     pub description: String,
     pub fsync: bool,
+    /// Input batches the stateless operators below run at a time before their rows are fed in
+    /// (the map stages' worker count, so they keep their parallelism).
+    pub input_batches_per_feed: usize,
     /// Kernel-input columns whose values route a row to its shard (plain-column grouping keys);
     /// empty means one shard.
     route: Vec<usize>,
@@ -139,6 +142,7 @@ impl AggregateOp {
             output_schema,
             description,
             fsync: true,
+            input_batches_per_feed: 1,
             route,
             shards: vec![Shard::default()],
             slots: Vec::new(),

@@ -405,7 +405,8 @@ fn execute_node(
             // rows straight to the aggregation, so a batch's intermediate rows (an explode's
             // words, say) are never all held at once.
             let mut feed = op.begin();
-            stream_node(input, inputs, trackers, ctx, &mut |rows, _| {
+            let group = op.input_batches_per_feed;
+            stream_node(input, inputs, trackers, ctx, group, &mut |rows, _| {
                 rows.into_iter()
                     .try_for_each(|b| op.feed(&mut feed, b, ctx))
             })?;
@@ -464,8 +465,8 @@ fn execute_node(
 /// Receives the rows of a streamed operator chain, a group of batches at a time.
 type RowSink<'a> = dyn FnMut(Vec<RecordBatch>, &mut [WatermarkTracker]) -> Result<()> + 'a;
 
-/// Runs `node` and gives its rows to `emit` in groups of input batches (as many as there are
-/// cores, so map stages still run their batches in parallel) when `node` is a chain of
+/// Runs `node` and gives its rows to `emit` in groups of `group` input batches (the map
+/// stages' worker count, so they still run their batches in parallel) when `node` is a chain of
 /// stateless operators over sources; any other node runs whole and is emitted at once. Same
 /// rows, same order and same watermark observations as [`execute_node`].
 fn stream_node(
@@ -473,12 +474,12 @@ fn stream_node(
     inputs: &mut [Option<Vec<RecordBatch>>],
     trackers: &mut [WatermarkTracker],
     ctx: &BatchContext,
+    group: usize,
     emit: &mut RowSink<'_>,
 ) -> Result<()> {
     match node {
         Node::Scan { .. } => {
             let rows = execute_node(node, inputs, trackers, ctx)?;
-            let group = std::thread::available_parallelism().map_or(1, |n| n.get());
             let mut rows = rows.into_iter().peekable();
             while rows.peek().is_some() {
                 let part: Vec<RecordBatch> = rows.by_ref().take(group).collect();
@@ -486,11 +487,13 @@ fn stream_node(
             }
             Ok(())
         }
-        Node::Map { input, stage } => stream_node(input, inputs, trackers, ctx, &mut |rows, t| {
-            emit(stage.run(rows, ctx)?, t)
-        }),
+        Node::Map { input, stage } => {
+            stream_node(input, inputs, trackers, ctx, group, &mut |rows, t| {
+                emit(stage.run(rows, ctx)?, t)
+            })
+        }
         Node::Explode { input, stage } => {
-            stream_node(input, inputs, trackers, ctx, &mut |rows, t| {
+            stream_node(input, inputs, trackers, ctx, group, &mut |rows, t| {
                 emit(stage.run(rows, ctx)?, t)
             })
         }
@@ -500,7 +503,7 @@ fn stream_node(
             tracker,
         } => {
             let (column, tracker) = (*column, *tracker);
-            stream_node(input, inputs, trackers, ctx, &mut |rows, t| {
+            stream_node(input, inputs, trackers, ctx, group, &mut |rows, t| {
                 for b in &rows {
                     observe_event_times(&mut t[tracker], b.column(column).as_ref())?;
                 }
@@ -509,7 +512,7 @@ fn stream_node(
         }
         Node::Union { inputs: children } => {
             for c in children {
-                stream_node(c, inputs, trackers, ctx, emit)?;
+                stream_node(c, inputs, trackers, ctx, group, emit)?;
             }
             Ok(())
         }

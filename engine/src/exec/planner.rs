@@ -692,39 +692,9 @@ impl Planner<'_> {
         let mut slots: Vec<super::aggregate::AggSlot> = Vec::new();
         let mut distinct_args: Vec<Expr> = Vec::new();
         for e in &a.aggregates {
-            let Expr::Aggregate {
-                func,
-                args,
-                distinct,
-                ..
-            } = strip_alias(e)
-            else {
-                return Err(Error::Unsupported(format!(
-                    "{e} in an aggregation's output must be an aggregate call"
-                )));
-            };
-            if *distinct {
-                return Err(Error::Unsupported(format!(
-                    "{e}: distinct aggregations are not supported on streaming DataFrames; use approx_count_distinct"
-                )));
-            }
-            let arg = args.first().cloned();
-            let (f, arg) = match func {
-                AggregateFunction::Count => match &arg {
-                    None => (AggFunc::CountStar, None),
-                    Some(Expr::Literal(v)) if !v.is_null() => (AggFunc::CountStar, None),
-                    Some(_) => (AggFunc::Count, arg),
-                },
-                AggregateFunction::Sum => (AggFunc::Sum, arg),
-                AggregateFunction::Avg => (AggFunc::Avg, arg),
-                AggregateFunction::Min => (AggFunc::Min, arg),
-                AggregateFunction::Max => (AggFunc::Max, arg),
-                AggregateFunction::First => (AggFunc::First, arg),
-                AggregateFunction::Last => (AggFunc::Last, arg),
-                AggregateFunction::ApproxCountDistinct => {
-                    let arg = arg.ok_or_else(|| {
-                        Error::Unsupported("approx_count_distinct() needs an argument".into())
-                    })?;
+            let (f, arg) = match agg_call(e)? {
+                AggCall::Kernel(f, arg) => (f, arg),
+                AggCall::ApproxCountDistinct(arg) => {
                     slots.push(super::aggregate::AggSlot::Distinct(distinct_args.len()));
                     distinct_args.push(arg);
                     continue;
@@ -840,6 +810,7 @@ impl Planner<'_> {
             )?);
         }
         op.set_shard_count(self.options.state_shards);
+        op.input_batches_per_feed = self.options.workers.max(1);
         Ok(Node::Aggregate {
             input: Box::new(input),
             op: Box::new(op),
@@ -941,7 +912,12 @@ impl Planner<'_> {
         let agg_specs = a
             .aggregates
             .iter()
-            .map(streaming_agg_call)
+            .map(|e| match agg_call(e)? {
+                AggCall::Kernel(f, arg) => Ok((f, arg)),
+                AggCall::ApproxCountDistinct(_) => Err(Error::Unsupported(
+                    "approx_count_distinct() over session windows is not supported yet".into(),
+                )),
+            })
             .collect::<Result<Vec<_>>>()?;
 
         // Stage: keys, event time, aggregate arguments.
@@ -1065,8 +1041,16 @@ impl Planner<'_> {
     }
 }
 
-/// The weir-jit aggregate function and argument of one streaming aggregate call.
-fn streaming_agg_call(e: &Expr) -> Result<(AggFunc, Option<Expr>)> {
+/// What one streaming aggregate call becomes.
+enum AggCall {
+    /// An aggregate the kernel computes (function and argument).
+    Kernel(AggFunc, Option<Expr>),
+    /// `approx_count_distinct(arg)`: a sketch kept beside the kernel's state.
+    ApproxCountDistinct(Expr),
+}
+
+/// Lowers one aggregate call of a streaming aggregation.
+fn agg_call(e: &Expr) -> Result<AggCall> {
     let Expr::Aggregate {
         func,
         args,
@@ -1084,24 +1068,23 @@ fn streaming_agg_call(e: &Expr) -> Result<(AggFunc, Option<Expr>)> {
         )));
     }
     let arg = args.first().cloned();
-    Ok(match func {
+    let kernel = |f: AggFunc, arg: Option<Expr>| Ok(AggCall::Kernel(f, arg));
+    match func {
         AggregateFunction::Count => match &arg {
-            None => (AggFunc::CountStar, None),
-            Some(Expr::Literal(v)) if !v.is_null() => (AggFunc::CountStar, None),
-            Some(_) => (AggFunc::Count, arg),
+            None => kernel(AggFunc::CountStar, None),
+            Some(Expr::Literal(v)) if !v.is_null() => kernel(AggFunc::CountStar, None),
+            Some(_) => kernel(AggFunc::Count, arg),
         },
-        AggregateFunction::Sum => (AggFunc::Sum, arg),
-        AggregateFunction::Avg => (AggFunc::Avg, arg),
-        AggregateFunction::Min => (AggFunc::Min, arg),
-        AggregateFunction::Max => (AggFunc::Max, arg),
-        AggregateFunction::First => (AggFunc::First, arg),
-        AggregateFunction::Last => (AggFunc::Last, arg),
-        AggregateFunction::ApproxCountDistinct => {
-            return Err(Error::Unsupported(
-                "approx_count_distinct() is not supported in streaming execution yet".into(),
-            ));
-        }
-    })
+        AggregateFunction::Sum => kernel(AggFunc::Sum, arg),
+        AggregateFunction::Avg => kernel(AggFunc::Avg, arg),
+        AggregateFunction::Min => kernel(AggFunc::Min, arg),
+        AggregateFunction::Max => kernel(AggFunc::Max, arg),
+        AggregateFunction::First => kernel(AggFunc::First, arg),
+        AggregateFunction::Last => kernel(AggFunc::Last, arg),
+        AggregateFunction::ApproxCountDistinct => arg
+            .map(AggCall::ApproxCountDistinct)
+            .ok_or_else(|| Error::Unsupported("approx_count_distinct() needs an argument".into())),
+    }
 }
 
 /// `split(column, 'sep')` whose separator has no regex metacharacters: (column index, sep).
