@@ -62,6 +62,24 @@ impl Outcome {
         }
     }
 
+    /// The stderr contains `text`.
+    fn assert_stderr_has(&self, text: &str) {
+        assert!(
+            self.stderr.contains(text),
+            "stderr should contain {text:?}:\n{}",
+            self.describe()
+        );
+    }
+
+    /// The stdout contains `text`.
+    fn assert_stdout_has(&self, text: &str) {
+        assert!(
+            self.stdout.contains(text),
+            "stdout should contain {text:?}:\n{}",
+            self.describe()
+        );
+    }
+
     /// The stderr shows `line` of the SQL with a caret under 1-based `column`.
     fn assert_caret(&self, line_number: usize, line: &str, column: usize) {
         let gutter = " ".repeat(line_number.to_string().len());
@@ -440,16 +458,8 @@ fn run_with_checkpoint_root_for_sinks_without_checkpoint_location() {
     // Without a checkpoint location a file sink cannot start.
     let refused = run_script(&script, &[]);
     refused.assert_failure();
-    assert!(
-        refused.stderr.contains("sink ids"),
-        "{}",
-        refused.describe()
-    );
-    assert!(
-        refused.stderr.contains("checkpointLocation"),
-        "{}",
-        refused.describe()
-    );
+    refused.assert_stderr_has("sink ids");
+    refused.assert_stderr_has("checkpointLocation");
     assert!(committed_files(&output).is_empty());
 
     let root_arg = path_str(&root).to_string();
@@ -757,13 +767,7 @@ fn sql_explain_statements_follow_the_output_mode_flag() {
     let query = "EXPLAIN SELECT value, count(*) AS n FROM rate GROUP BY value";
     let complete = weir(&["sql", query, "--output-mode", "complete"]);
     complete.assert_success();
-    assert!(
-        complete
-            .stdout
-            .contains("== Incremental Plan (output mode Complete) =="),
-        "{}",
-        complete.describe()
-    );
+    complete.assert_stdout_has("== Incremental Plan (output mode Complete) ==");
     let append = weir(&["sql", query, "--output-mode", "append"]);
     append.assert_failure();
     assert!(append.stderr.contains("[STREAMING_WATERMARK_REQUIRED]"));
@@ -785,12 +789,7 @@ fn sql_lists_objects_and_refuses_definitions() {
     );
     let drop = weir(&["sql", "DROP SOURCE rate"]);
     drop.assert_failure();
-    assert!(
-        drop.stderr
-            .contains("DROP SOURCE `rate` belongs in a script"),
-        "{}",
-        drop.describe()
-    );
+    drop.assert_stderr_has("DROP SOURCE `rate` belongs in a script");
 }
 
 #[test]
@@ -800,11 +799,7 @@ fn sql_runs_explain_statements() {
         "EXPLAIN SELECT value FROM rate_micro_batch WHERE value > 3",
     ]);
     out.assert_success();
-    assert!(
-        out.stdout.contains("== Analyzed Logical Plan =="),
-        "{}",
-        out.describe()
-    );
+    out.assert_stdout_has("== Analyzed Logical Plan ==");
     assert!(
         out.stdout
             .contains("== Incremental Plan (output mode Append) ==")
@@ -820,11 +815,7 @@ fn sql_syntax_error_shows_a_caret() {
     let query = "SELECT value FROM rate_micro_batch WHERE";
     let out = weir(&["sql", query, "--max-batches", "1"]);
     out.assert_failure();
-    assert!(
-        out.stderr.contains("[PARSE_SYNTAX_ERROR]"),
-        "{}",
-        out.describe()
-    );
+    out.assert_stderr_has("[PARSE_SYNTAX_ERROR]");
     out.assert_caret(1, query, query.len() + 1);
     assert_eq!(out.code, 1);
     assert_eq!(out.stdout, "");
@@ -835,11 +826,7 @@ fn unknown_column_is_named_with_a_suggestion() {
     let query = "SELECT value, valeu FROM rate_micro_batch";
     let out = weir(&["sql", query, "--max-batches", "1"]);
     out.assert_failure();
-    assert!(
-        out.stderr.contains("[UNRESOLVED_COLUMN]"),
-        "{}",
-        out.describe()
-    );
+    out.assert_stderr_has("[UNRESOLVED_COLUMN]");
     assert!(out.stderr.contains("`valeu`") && out.stderr.contains("`value`"));
     out.assert_caret(1, query, 15);
 }
@@ -849,11 +836,7 @@ fn unknown_function_is_named_with_a_suggestion() {
     let query = "SELECT uper(CAST(value AS STRING)) FROM rate_micro_batch";
     let out = weir(&["sql", query, "--max-batches", "1"]);
     out.assert_failure();
-    assert!(
-        out.stderr.contains("[UNRESOLVED_ROUTINE]"),
-        "{}",
-        out.describe()
-    );
+    out.assert_stderr_has("[UNRESOLVED_ROUTINE]");
     assert!(out.stderr.contains("`uper`") && out.stderr.contains("`upper`"));
     out.assert_caret(1, query, 8);
 }
@@ -870,11 +853,7 @@ fn append_aggregation_without_watermark_is_refused_before_running() {
         "1",
     ]);
     out.assert_failure();
-    assert!(
-        out.stderr.contains("[STREAMING_WATERMARK_REQUIRED]"),
-        "{}",
-        out.describe()
-    );
+    out.assert_stderr_has("[STREAMING_WATERMARK_REQUIRED]");
     out.assert_caret(1, query, 69);
     assert_eq!(out.stdout, "", "no batch may run");
 }
@@ -897,11 +876,7 @@ fn script_errors_point_at_the_line_of_the_script() {
     );
     let out = run_script(&script, &[]);
     out.assert_failure();
-    assert!(
-        out.stderr.contains("[STREAMING_WATERMARK_REQUIRED]"),
-        "{}",
-        out.describe()
-    );
+    out.assert_stderr_has("[STREAMING_WATERMARK_REQUIRED]");
     out.assert_caret(4, query, 54);
     assert!(!dir.path().join("ck").exists(), "nothing may start");
 }
@@ -948,8 +923,8 @@ fn a_failing_query_stops_the_script_with_its_error() {
     }
     let out = Outcome::from(child.wait_with_output().unwrap());
     out.assert_failure();
-    assert!(out.stderr.contains("query bad: "), "{}", out.describe());
-    assert!(out.stderr.contains("'x'"), "{}", out.describe());
+    out.assert_stderr_has("query bad: ");
+    out.assert_stderr_has("'x'");
     assert!(!out.stderr.contains("query good"), "{}", out.describe());
 }
 
@@ -978,12 +953,7 @@ fn a_sink_that_cannot_start_stops_the_sinks_already_started() {
     );
     let out = run_script(&script, &[]);
     out.assert_failure();
-    assert!(
-        out.stderr
-            .contains("sink b_broken: unknown streaming sink format 'deltalake'"),
-        "{}",
-        out.describe()
-    );
+    out.assert_stderr_has("sink b_broken: unknown streaming sink format 'deltalake'");
     // A clean stop finishes the batch in flight: every planned batch is committed.
     let batches = |log: &str| -> BTreeSet<String> {
         std::fs::read_dir(checkpoint.join(log))
@@ -1017,13 +987,9 @@ fn missing_source_path_fails_with_the_path() {
     );
     let out = run_script(&script, &[]);
     out.assert_failure();
-    assert!(out.stderr.contains("sink ids"), "{}", out.describe());
-    assert!(out.stderr.contains("PATH_NOT_FOUND"), "{}", out.describe());
-    assert!(
-        out.stderr.contains(path_str(&missing)),
-        "{}",
-        out.describe()
-    );
+    out.assert_stderr_has("sink ids");
+    out.assert_stderr_has("PATH_NOT_FOUND");
+    out.assert_stderr_has(path_str(&missing));
 }
 
 #[test]
@@ -1045,7 +1011,7 @@ fn source_without_path_option_fails() {
     );
     let out = run_script(&script, &[]);
     out.assert_failure();
-    assert!(out.stderr.contains("'path'"), "{}", out.describe());
+    out.assert_stderr_has("'path'");
 }
 
 #[test]
@@ -1063,12 +1029,7 @@ fn missing_script_fails_with_its_path() {
         weir(&["explain", path_str(&missing)]),
     ] {
         out.assert_failure();
-        assert!(
-            out.stderr
-                .contains(&format!("cannot read the script {}", missing.display())),
-            "{}",
-            out.describe()
-        );
+        out.assert_stderr_has(&format!("cannot read the script {}", missing.display()));
     }
 }
 
@@ -1150,11 +1111,7 @@ fn explain_refuses_a_query_the_mode_cannot_run() {
     let query = "SELECT value % 3 AS k, count(*) AS n FROM rate_micro_batch GROUP BY value % 3";
     let out = weir(&["explain", query, "--output-mode", "append"]);
     out.assert_failure();
-    assert!(
-        out.stderr.contains("[STREAMING_WATERMARK_REQUIRED]"),
-        "{}",
-        out.describe()
-    );
+    out.assert_stderr_has("[STREAMING_WATERMARK_REQUIRED]");
     out.assert_caret(1, query, 69);
 }
 
@@ -1219,11 +1176,7 @@ fn explain_without_a_query_is_an_error() {
     );
     let out = weir(&["explain", path_str(&script)]);
     out.assert_failure();
-    assert!(
-        out.stderr.contains("nothing to explain"),
-        "{}",
-        out.describe()
-    );
+    out.assert_stderr_has("nothing to explain");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1289,7 +1242,7 @@ fn ctrl_c_stops_an_ad_hoc_query_cleanly() {
         "json",
     ]);
     out.assert_success();
-    assert!(out.stdout.contains("Batch: 0"), "{}", out.describe());
+    out.assert_stdout_has("Batch: 0");
 }
 
 #[test]

@@ -1,10 +1,12 @@
 //! Trigger-by-trigger conformance tests of the engine's semantics (spark-structured-streaming.md
 //! §1.2–1.4, §4.1–4.5), driven through the public `StreamTest` harness over memory streams.
 
+mod common;
+
 use std::sync::Arc;
 
-use arrow::array::{Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray};
-use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use arrow::array::{Int64Array, RecordBatch, StringArray};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use weir_engine::testing::{Action, StreamTest, check_answer, check_new_answer};
 use weir_engine::{Session, SessionConfig};
 use weir_plan::expr::{AggregateFunction, aggregate, col, count_star, func, lit, window};
@@ -32,33 +34,12 @@ fn words(rows: &[(&str, i64)]) -> RecordBatch {
 }
 
 fn events_schema() -> SchemaRef {
-    Arc::new(Schema::new(vec![
-        Field::new(
-            "ts",
-            DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
-            true,
-        ),
-        Field::new("word", DataType::Utf8, true),
-    ]))
+    common::event_schema(false)
 }
 
 /// Rows of (event time in seconds, word).
 fn events(rows: &[(i64, &str)]) -> RecordBatch {
-    RecordBatch::try_new(
-        events_schema(),
-        vec![
-            Arc::new(
-                TimestampMicrosecondArray::from(
-                    rows.iter().map(|r| r.0 * 1_000_000).collect::<Vec<_>>(),
-                )
-                .with_timezone("UTC"),
-            ),
-            Arc::new(StringArray::from(
-                rows.iter().map(|r| r.1).collect::<Vec<_>>(),
-            )),
-        ],
-    )
-    .unwrap()
+    common::event_batch(rows, false)
 }
 
 fn session() -> Session {

@@ -24,7 +24,7 @@ mod common;
 use std::sync::Arc;
 
 use arrow::array::{Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray};
-use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use arrow::datatypes::SchemaRef;
 use std::sync::Mutex;
 
 use weir_engine::testing::{Action, StreamTest, check_answer, check_new_answer, format_rows};
@@ -34,37 +34,12 @@ use weir_plan::expr::{
 };
 
 fn events_schema() -> SchemaRef {
-    Arc::new(Schema::new(vec![
-        Field::new(
-            "ts",
-            DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
-            true,
-        ),
-        Field::new("word", DataType::Utf8, true),
-        Field::new("v", DataType::Int64, true),
-    ]))
+    common::event_schema(true)
 }
 
 /// Rows of (event time in seconds, word); `v` is the event time in seconds.
 fn events(rows: &[(i64, &str)]) -> RecordBatch {
-    RecordBatch::try_new(
-        events_schema(),
-        vec![
-            Arc::new(
-                TimestampMicrosecondArray::from(
-                    rows.iter().map(|r| r.0 * 1_000_000).collect::<Vec<_>>(),
-                )
-                .with_timezone("UTC"),
-            ),
-            Arc::new(StringArray::from(
-                rows.iter().map(|r| r.1).collect::<Vec<_>>(),
-            )),
-            Arc::new(Int64Array::from(
-                rows.iter().map(|r| r.0).collect::<Vec<_>>(),
-            )),
-        ],
-    )
-    .unwrap()
+    common::event_batch(rows, true)
 }
 
 fn session() -> Session {

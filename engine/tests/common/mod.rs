@@ -1,6 +1,12 @@
 //! Helpers shared by the engine's integration tests (not a test target itself).
+// Each test crate uses only some of the helpers.
+#![allow(dead_code)]
 
 use std::path::Path;
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 
 /// Writes `batches[first..]` as one JSON file each into `dir/in`, oldest first (modification
 /// times one second apart), so a file source with `maxFilesPerTrigger = 1` reads one per
@@ -35,4 +41,41 @@ pub fn write_event_files(dir: &Path, first: usize, batches: &[&[(i64, &str)]], w
             .set_modified(mtime)
             .unwrap();
     }
+}
+
+/// The event rows' schema: `ts` (UTC timestamp), `word`, and with `with_v` an Int64 `v`.
+pub fn event_schema(with_v: bool) -> SchemaRef {
+    let mut fields = vec![
+        Field::new(
+            "ts",
+            DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+            true,
+        ),
+        Field::new("word", DataType::Utf8, true),
+    ];
+    if with_v {
+        fields.push(Field::new("v", DataType::Int64, true));
+    }
+    Arc::new(Schema::new(fields))
+}
+
+/// Rows of (event time in seconds, word); with `with_v`, `v` is the event time in seconds.
+pub fn event_batch(rows: &[(i64, &str)], with_v: bool) -> RecordBatch {
+    let mut columns: Vec<ArrayRef> = vec![
+        Arc::new(
+            TimestampMicrosecondArray::from(
+                rows.iter().map(|r| r.0 * 1_000_000).collect::<Vec<_>>(),
+            )
+            .with_timezone("UTC"),
+        ),
+        Arc::new(StringArray::from(
+            rows.iter().map(|r| r.1).collect::<Vec<_>>(),
+        )),
+    ];
+    if with_v {
+        columns.push(Arc::new(Int64Array::from(
+            rows.iter().map(|r| r.0).collect::<Vec<_>>(),
+        )));
+    }
+    RecordBatch::try_new(event_schema(with_v), columns).unwrap()
 }
