@@ -255,7 +255,7 @@ impl Session {
                     SourceContext {
                         checkpoint_dir: checkpoint.source_dir(i),
                         fsync: config.fsync,
-                        pending_dir_syncs: checkpoint.pending_dir_syncs(),
+                        pending_writes: checkpoint.pending_writes(),
                     },
                 )?
             };
@@ -280,7 +280,7 @@ impl Session {
                 SinkContext {
                     query_name: writer.query_name.clone(),
                     fsync: config.fsync,
-                    pending_dir_syncs: checkpoint.pending_dir_syncs(),
+                    pending_writes: checkpoint.pending_writes(),
                 },
             )?
         };

@@ -68,7 +68,37 @@ fn write_temp(path: &Path, bytes: &[u8], fsync: bool) -> Result<PathBuf> {
 /// Writes `bytes` to a new temp file beside `path` without syncing it; returns its path and
 /// open handle (for [`sync_round`]).
 fn write_temp_unsynced(path: &Path, bytes: &[u8]) -> Result<(PathBuf, File)> {
+    write_temp_pooled(path, bytes, None)
+}
+
+/// [`write_temp_unsynced`] that takes an empty temp file made ahead of time from `pool` when
+/// it has one for the directory (see [`PendingWrites::refill_temp_files`]).
+fn write_temp_pooled(
+    path: &Path,
+    bytes: &[u8],
+    pool: Option<&PendingWrites>,
+) -> Result<(PathBuf, File)> {
     let parent = parent_dir(path);
+    if let Some(tmp) = pool.and_then(|p| p.take_temp_file(&parent)) {
+        // Overwritten in place, then cut to length: truncating to 0 first would free the
+        // file's block (and with `-o discard`, wait for the device to discard it).
+        let opened = OpenOptions::new()
+            .write(true)
+            .truncate(false)
+            .open(&tmp)
+            .and_then(|mut file| {
+                file.write_all(bytes)?;
+                file.set_len(bytes.len() as u64)?;
+                Ok(file)
+            });
+        match opened {
+            Ok(file) => return Ok((tmp, file)),
+            // A pooled file that went missing: make a new one below.
+            Err(_) => {
+                let _ = fs::remove_file(&tmp);
+            }
+        }
+    }
     fs::create_dir_all(&parent).map_err(|e| Error::io(&parent, e))?;
     let name = path
         .file_name()
@@ -225,63 +255,328 @@ fn sidecar_bytes(
     serde_json::to_vec(&sidecar).map_err(|e| Error::Internal(format!("checksum json: {e}")))
 }
 
-/// Directories holding new names that are not durable yet, shared by the writers of one query.
+/// What a query's writes left for the next fsync round, shared by the writers of one query:
+/// directories holding new names that are not durable yet, and staged creates.
 ///
 /// The rule that keeps writes durable in the order they were made, with fewer fsync rounds: a
 /// checked create ([`create_checked_with`]) fsyncs every pending directory in the same round as
 /// its own temp files (so all earlier names are durable before its own name exists) and then
 /// leaves its own directory pending instead of syncing it. Whoever needs everything durable
-/// (a query stopping) calls [`PendingDirSyncs::flush`].
+/// (a query stopping) calls [`PendingWrites::flush`].
+///
+/// A staged create ([`stage_checked`]) writes its temp files now and joins the next round: its
+/// temp files are synced with that round's and it is named first, before the round's own file.
+/// A file source stages its seen-files log entry this way, so it and `offsets/N` share one
+/// round instead of two; the two names then become durable together (with the next round),
+/// and recovery handles an `offsets/N` whose source entry did not survive a power loss (see
+/// `query::recovery_rule`).
 #[derive(Clone, Debug, Default)]
-pub struct PendingDirSyncs(Arc<Mutex<Vec<PathBuf>>>);
+pub struct PendingWrites(Arc<Mutex<Pending>>);
 
-impl PendingDirSyncs {
-    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<PathBuf>> {
+#[derive(Debug, Default)]
+struct Pending {
+    /// Set for a query's pending writes, whose loop guarantees a later round (the next write
+    /// or the flush at stop). Standalone writers (a source used outside a query) never stage.
+    staging: bool,
+    dirs: Vec<PathBuf>,
+    staged: Vec<StagedCreate>,
+    /// Empty temp files made ahead of time, by directory.
+    temp_files: std::collections::HashMap<PathBuf, Vec<PathBuf>>,
+    /// Directories whose temp files were taken since the last refill.
+    drained: Vec<PathBuf>,
+}
+
+/// Empty temp files kept ready per directory (a batch takes two per log file).
+const TEMP_FILES_PER_DIR: usize = 4;
+
+/// At most this many recycled files wait per directory; more are deleted.
+const MAX_RECYCLED_PER_DIR: usize = 16;
+
+/// A checked create whose temp files are written but not yet synced or named.
+#[derive(Debug)]
+struct StagedCreate {
+    path: PathBuf,
+    side_tmp: PathBuf,
+    side_file: File,
+    main_tmp: PathBuf,
+    main_file: File,
+}
+
+impl StagedCreate {
+    fn discard(self) {
+        let _ = fs::remove_file(&self.side_tmp);
+        let _ = fs::remove_file(&self.main_tmp);
+    }
+}
+
+impl PendingWrites {
+    /// The pending writes of a query: staged creates are allowed (see [`stage_checked`]).
+    pub(crate) fn for_query() -> PendingWrites {
+        let pending = PendingWrites::default();
+        pending.lock().staging = true;
+        pending
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Pending> {
         self.0.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn defer(&self, dir: PathBuf) {
-        let mut dirs = self.lock();
-        if !dirs.contains(&dir) {
-            dirs.push(dir);
+    pub(crate) fn defer(&self, dir: PathBuf) {
+        let mut pending = self.lock();
+        if !pending.dirs.contains(&dir) {
+            pending.dirs.push(dir);
         }
     }
 
-    fn take(&self) -> Vec<PathBuf> {
-        std::mem::take(&mut *self.lock())
+    fn stage(&self, staged: StagedCreate) {
+        self.lock().staged.push(staged);
     }
 
-    /// One [`sync_round`] of `targets` and every pending directory; the directories stay
-    /// pending if the round fails.
-    fn sync_with(&self, targets: &[(&File, &Path)]) -> Result<()> {
-        let dirs = self.take();
+    /// Whether a staged create waits for `path`.
+    fn is_staged(&self, path: &Path) -> bool {
+        self.lock().staged.iter().any(|s| s.path == path)
+    }
+
+    /// One [`sync_round`] of `targets`, the staged creates' temp files and every pending
+    /// directory; then the staged creates are named (each leaving its directory pending). The
+    /// directories stay pending if the round fails; the staged creates are then dropped and
+    /// the error names them.
+    fn sync_with(&self, targets: &[(&File, &Path)], after_staged: AfterStaged) -> Result<()> {
+        let (dirs, staged) = {
+            let mut pending = self.lock();
+            (
+                std::mem::take(&mut pending.dirs),
+                std::mem::take(&mut pending.staged),
+            )
+        };
         let result = (|| {
             let handles = dirs
                 .iter()
                 .map(|d| File::open(d).map_err(|e| Error::io(d, e)))
                 .collect::<Result<Vec<_>>>()?;
             let mut all = targets.to_vec();
+            for s in &staged {
+                all.push((&s.side_file, s.side_tmp.as_path()));
+                all.push((&s.main_file, s.main_tmp.as_path()));
+            }
             all.extend(handles.iter().zip(&dirs).map(|(f, d)| (f, d.as_path())));
             sync_round(&all)
         })();
-        if result.is_err() {
+        if let Err(e) = result {
             for d in dirs {
                 self.defer(d);
             }
+            for s in staged {
+                s.discard();
+            }
+            return Err(e);
         }
-        result
+        let mut first_error = None;
+        let placed_any = !staged.is_empty();
+        for s in staged {
+            let placed = place(&s.side_tmp, &s.main_tmp, &s.path);
+            match placed {
+                Ok(true) => self.defer(parent_dir(&s.path)),
+                Ok(false) => {
+                    first_error.get_or_insert(Error::checkpoint(
+                        &s.path,
+                        "the file was created by someone else while this query staged it: \
+                         another run of this query is writing the checkpoint",
+                    ));
+                }
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
+            s.discard();
+        }
+        if let Some(e) = first_error {
+            return Err(e);
+        }
+        if placed_any && after_staged == AfterStaged::Durable {
+            // The staged names must be durable before the caller names its own file: their
+            // directories (all that is pending now) get a round of their own.
+            return self.sync_with(&[], AfterStaged::Durable);
+        }
+        Ok(())
+    }
+
+    /// An empty temp file made ahead of time in `dir`, if one is ready.
+    fn take_temp_file(&self, dir: &Path) -> Option<PathBuf> {
+        let mut pending = self.lock();
+        let taken = pending.temp_files.get_mut(dir).and_then(Vec::pop);
+        if !pending.drained.iter().any(|d| d == dir) {
+            pending.drained.push(dir.to_path_buf());
+        }
+        taken
+    }
+
+    /// Makes empty temp files ahead of time in every directory a write used since the last
+    /// call, so the next batch's writes open an existing file instead of creating one. Called
+    /// by the query between batches, off the path from new data to committed output.
+    ///
+    /// Why: creating a file is the slowest step of a small write on some file systems. On
+    /// ext4 without a journal (this project's CI machine), each creation scans past every
+    /// inode freed in the last minutes; measured there, a create took 80-180 µs after a few
+    /// thousand deletions, about a third of a whole fsync round.
+    pub fn refill_temp_files(&self) -> Result<()> {
+        let drained = std::mem::take(&mut self.lock().drained);
+        for dir in drained {
+            let have = self.lock().temp_files.get(&dir).map_or(0, Vec::len);
+            let mut made = Vec::new();
+            for _ in have..TEMP_FILES_PER_DIR {
+                let tmp = dir.join(format!(".pool-{}.tmp", uuid::Uuid::new_v4()));
+                if let Err(e) = OpenOptions::new().write(true).create_new(true).open(&tmp) {
+                    return Err(Error::io(&tmp, e));
+                }
+                made.push(tmp);
+            }
+            self.lock().temp_files.entry(dir).or_default().extend(made);
+        }
+        Ok(())
+    }
+
+    /// Creates `path` for writing (a data file the caller syncs itself, e.g. a sink's part
+    /// file), from an empty temp file made ahead of time in its directory when one is ready.
+    pub fn create_file(&self, path: &Path) -> Result<File> {
+        if let Some(tmp) = self.take_temp_file(&parent_dir(path)) {
+            let reused = fs::rename(&tmp, path)
+                .and_then(|()| OpenOptions::new().write(true).open(path))
+                .and_then(|f| f.set_len(0).map(|()| f));
+            if let Ok(file) = reused {
+                return Ok(file);
+            }
+        }
+        File::create(path).map_err(|e| Error::io(path, e))
+    }
+
+    /// Removes `path` and its checksum sidecar (a purged log file), keeping their inodes as
+    /// temp files for later writes in the same directory while fewer than
+    /// [`MAX_RECYCLED_PER_DIR`] wait there, as databases recycle old WAL segments. Deleting
+    /// and creating small files each batch is what makes creation slow on ext4 without a
+    /// journal (see [`Self::refill_temp_files`]); recycling makes a long-running query's
+    /// steady state create and delete no checkpoint files at all.
+    pub(crate) fn recycle(&self, path: &Path) -> Result<()> {
+        let dir = parent_dir(path);
+        // The main file goes first, as in [`remove_checked`].
+        for p in [path.to_path_buf(), checksum_path(path)] {
+            let room = self.lock().temp_files.get(&dir).map_or(0, Vec::len) < MAX_RECYCLED_PER_DIR;
+            if !room {
+                match fs::remove_file(&p) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == ErrorKind::NotFound => {}
+                    Err(e) => return Err(Error::io(&p, e)),
+                }
+                continue;
+            }
+            let tmp = dir.join(format!(".pool-{}.tmp", uuid::Uuid::new_v4()));
+            match fs::rename(&p, &tmp) {
+                Ok(()) => self
+                    .lock()
+                    .temp_files
+                    .entry(dir.clone())
+                    .or_default()
+                    .push(tmp),
+                Err(e) if e.kind() == ErrorKind::NotFound => {}
+                Err(e) => return Err(Error::io(&p, e)),
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes the temp files made ahead of time (the query stops).
+    pub fn remove_temp_files(&self) {
+        let files = std::mem::take(&mut self.lock().temp_files);
+        for tmp in files.into_values().flatten() {
+            let _ = fs::remove_file(tmp);
+        }
     }
 
     /// The directories currently pending (for tests).
     #[cfg(test)]
     pub(crate) fn pending(&self) -> Vec<PathBuf> {
-        self.lock().clone()
+        self.lock().dirs.clone()
     }
 
-    /// fsyncs every pending directory now (one round).
+    /// Makes everything pending durable now: staged creates are synced and named, then every
+    /// pending directory is fsynced.
     pub fn flush(&self) -> Result<()> {
-        self.sync_with(&[])
+        self.sync_with(&[], AfterStaged::Durable)?;
+        if !self.lock().dirs.is_empty() {
+            self.sync_with(&[], AfterStaged::Durable)?;
+        }
+        Ok(())
     }
+}
+
+/// How a checked create orders itself after the staged creates its fsync round names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum AfterStaged {
+    /// The staged names are made durable (their directories fsynced, one more round) before
+    /// this file is named. Required when this file commits what the staged files record:
+    /// the file sink's log entry after the batch's `offsets/N`.
+    Durable,
+    /// The staged names and this one are named one after another and become durable together
+    /// with the next round, so after a power loss any subset may exist. Only for `offsets/N`
+    /// after a source's staged log entry, whose loss recovery handles (see `query`).
+    SameRound,
+}
+
+/// Names a synced sidecar temp file and its synced main temp file: the sidecar first, so a
+/// visible main file always has its sidecar. `Ok(false)` when `path` already exists.
+fn place(side_tmp: &Path, main_tmp: &Path, path: &Path) -> Result<bool> {
+    let sidecar = checksum_path(path);
+    fs::rename(side_tmp, &sidecar).map_err(|e| Error::io(&sidecar, e))?;
+    link_new(main_tmp, path)
+}
+
+/// Stages the checked create of `path` with `bytes` in `pending`: the temp files are written
+/// now, and the next round of `pending` (the next checked create of the query, or a flush)
+/// syncs them and names `path` before that round's own file (see [`PendingWrites`]).
+/// `Ok(false)` (nothing written) when `path` exists or is already staged. With `fsync` off
+/// there is no round to join, and outside a query ([`PendingWrites::for_query`]) nobody
+/// guarantees one, so the file is created at once then.
+pub(crate) fn stage_checked(
+    path: &Path,
+    bytes: &[u8],
+    owner: Option<&str>,
+    fsync: bool,
+    pending: &PendingWrites,
+) -> Result<bool> {
+    if !fsync || !pending.lock().staging {
+        return create_checked_with(
+            path,
+            bytes,
+            owner,
+            false,
+            &[],
+            Some(pending),
+            AfterStaged::Durable,
+        );
+    }
+    if path.exists() || pending.is_staged(path) {
+        return Ok(false);
+    }
+    let (side_tmp, side_file) = write_temp_pooled(
+        &checksum_path(path),
+        &sidecar_bytes(bytes, owner, None, false)?,
+        Some(pending),
+    )?;
+    let (main_tmp, main_file) = match write_temp_pooled(path, bytes, Some(pending)) {
+        Ok(t) => t,
+        Err(e) => {
+            let _ = fs::remove_file(&side_tmp);
+            return Err(e);
+        }
+    };
+    pending.stage(StagedCreate {
+        path: path.to_path_buf(),
+        side_tmp,
+        side_file,
+        main_tmp,
+        main_file,
+    });
+    Ok(true)
 }
 
 /// Creates `path` with `bytes` and a checksum sidecar, never replacing an existing file.
@@ -292,20 +587,21 @@ pub(crate) fn create_checked(
     owner: Option<&str>,
     fsync: bool,
 ) -> Result<bool> {
-    create_checked_with(path, bytes, owner, fsync, &[], None)
+    create_checked_with(path, bytes, owner, fsync, &[], None, AfterStaged::Durable)
 }
 
 /// [`create_checked`] that also fsyncs `also` (files that must be durable before `path` is
 /// named, e.g. the data files a log entry lists) in the same round as its own temp files, and
 /// with `pending`: fsyncs the pending directories in that round too and leaves its own
-/// directory pending instead of syncing it (see [`PendingDirSyncs`]).
+/// directory pending instead of syncing it (see [`PendingWrites`]).
 pub(crate) fn create_checked_with(
     path: &Path,
     bytes: &[u8],
     owner: Option<&str>,
     fsync: bool,
     also: &[(&File, &Path)],
-    pending: Option<&PendingDirSyncs>,
+    pending: Option<&PendingWrites>,
+    after_staged: AfterStaged,
 ) -> Result<bool> {
     if path.exists() {
         return Ok(false);
@@ -313,10 +609,12 @@ pub(crate) fn create_checked_with(
     // Both temp files are written first and synced together (one fsync's latency, not two);
     // then the sidecar is renamed into place before the main file is linked, so a visible
     // main file always has its sidecar, and one directory fsync makes both names durable.
-    let sidecar = checksum_path(path);
-    let (side_tmp, side_file) =
-        write_temp_unsynced(&sidecar, &sidecar_bytes(bytes, owner, None, false)?)?;
-    let (main_tmp, main_file) = match write_temp_unsynced(path, bytes) {
+    let (side_tmp, side_file) = write_temp_pooled(
+        &checksum_path(path),
+        &sidecar_bytes(bytes, owner, None, false)?,
+        pending,
+    )?;
+    let (main_tmp, main_file) = match write_temp_pooled(path, bytes, pending) {
         Ok(t) => t,
         Err(e) => {
             let _ = fs::remove_file(&side_tmp);
@@ -331,12 +629,11 @@ pub(crate) fn create_checked_with(
             ];
             targets.extend_from_slice(also);
             match pending {
-                Some(p) => p.sync_with(&targets)?,
+                Some(p) => p.sync_with(&targets, after_staged)?,
                 None => sync_round(&targets)?,
             }
         }
-        fs::rename(&side_tmp, &sidecar).map_err(|e| Error::io(&sidecar, e))?;
-        link_new(&main_tmp, path)
+        place(&side_tmp, &main_tmp, path)
     })();
     let _ = fs::remove_file(&side_tmp);
     let _ = fs::remove_file(&main_tmp);
@@ -351,8 +648,26 @@ pub(crate) fn create_checked_with(
 }
 
 /// Gives the (synced) temp file `tmp` the name `path` unless `path` exists: `Ok(false)` then.
-/// A hard link fails atomically if the target exists, so two writers can never both succeed.
+///
+/// On Linux this is one `renameat2(RENAME_NOREPLACE)`, which fails atomically if the target
+/// exists, so two writers can never both succeed. Elsewhere (and on file systems without that
+/// flag) a hard link does the same, and the temp name is removed afterwards by the caller. The
+/// rename matters beyond one syscall fewer: without a journal, ext4 makes every file creation
+/// skip the inodes freed in the last minutes one by one, so each unlinked temp file slows
+/// every later creation on the file system (measured here: ~15 µs per create on a fresh
+/// directory, over 100 µs after a few thousand batches of link-and-unlink).
 fn link_new(tmp: &Path, path: &Path) -> Result<bool> {
+    #[cfg(target_os = "linux")]
+    {
+        use rustix::fs::{CWD, RenameFlags, renameat_with};
+        match renameat_with(CWD, tmp, CWD, path, RenameFlags::NOREPLACE) {
+            Ok(()) => return Ok(true),
+            Err(rustix::io::Errno::EXIST) => return Ok(false),
+            // EINVAL / NOSYS: the file system or kernel lacks the flag; fall back to a link.
+            Err(rustix::io::Errno::INVAL | rustix::io::Errno::NOSYS) => {}
+            Err(e) => return Err(Error::io(path, std::io::Error::from(e))),
+        }
+    }
     match fs::hard_link(tmp, path) {
         Ok(()) => Ok(true),
         Err(e) if e.kind() == ErrorKind::AlreadyExists => Ok(false),

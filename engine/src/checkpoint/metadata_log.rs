@@ -11,7 +11,9 @@ use std::path::{Path, PathBuf};
 
 use std::fs::File;
 
-use crate::checkpoint::files::{PendingDirSyncs, create_checked_with, read_checked};
+use crate::checkpoint::files::{
+    AfterStaged, PendingWrites, create_checked_with, read_checked, stage_checked,
+};
 use crate::error::{Error, Result};
 
 /// The default compaction interval (`spark.sql.streaming.fileSink.log.compactInterval`,
@@ -28,8 +30,8 @@ pub struct CompactibleLog {
     interval: u64,
     fsync: bool,
     owner: Option<String>,
-    /// When set, each write leaves its directory fsync pending (see [`PendingDirSyncs`]).
-    pending: Option<PendingDirSyncs>,
+    /// When set, each write leaves its directory fsync pending (see [`PendingWrites`]).
+    pending: Option<PendingWrites>,
 }
 
 /// One file of the log as found in a listing.
@@ -172,10 +174,15 @@ impl CompactibleLog {
         Ok(entries)
     }
 
-    /// Joins the query's group of pending directory fsyncs: every write then syncs the pending
-    /// directories with its own temp files and leaves its directory pending (one fsync round
-    /// per write instead of two; order of durability unchanged).
-    pub fn with_pending_dir_syncs(mut self, pending: PendingDirSyncs) -> Self {
+    /// Whether writes go through a query's [`PendingWrites`].
+    pub fn has_pending_writes(&self) -> bool {
+        self.pending.is_some()
+    }
+
+    /// Joins the query's pending writes: every write then syncs the pending directories (and
+    /// staged creates) with its own temp files and leaves its directory pending (one fsync
+    /// round per write instead of two; order of durability unchanged).
+    pub fn with_pending_writes(mut self, pending: PendingWrites) -> Self {
         self.pending = Some(pending);
         self
     }
@@ -217,6 +224,40 @@ impl CompactibleLog {
             self.fsync,
             also,
             self.pending.as_ref(),
+            AfterStaged::Durable,
+        )
+    }
+
+    /// [`Self::add`] for a log with pending writes: a plain batch is staged (written by the
+    /// query's next fsync round, before that round's own file: see [`PendingWrites`]); a
+    /// compaction batch, which reads every earlier batch back, first makes the staged ones
+    /// durable and is then written at once.
+    pub fn add_staged(&self, batch_id: u64, entries: &[String]) -> Result<bool> {
+        let Some(pending) = self.pending.as_ref() else {
+            return self.add(batch_id, entries);
+        };
+        if self.is_compaction_batch(batch_id) {
+            pending.flush()?;
+            return self.add(batch_id, entries);
+        }
+        if self.read_batch_exists(batch_id) {
+            return Ok(false);
+        }
+        let mut text = String::from("v1");
+        for line in entries {
+            text.push('\n');
+            text.push_str(line);
+        }
+        let path = self.file_path(LogFile {
+            batch_id,
+            compact: false,
+        });
+        stage_checked(
+            &path,
+            text.as_bytes(),
+            self.owner.as_deref(),
+            self.fsync,
+            pending,
         )
     }
 

@@ -25,7 +25,7 @@ use std::path::{Path, PathBuf};
 use serde_json::{Map, Value};
 
 pub use files::{
-    PendingDirSyncs, atomic_create, atomic_write, checksum_path, file_uri, path_from_uri,
+    PendingWrites, atomic_create, atomic_write, checksum_path, file_uri, path_from_uri,
 };
 pub(crate) use files::{create_checked, read_checked, remove_checked};
 
@@ -95,8 +95,8 @@ pub struct Checkpoint {
     extra: Option<Value>,
     fsync: bool,
     created_by_weir: bool,
-    /// Directory fsyncs left pending by this query's writes (see [`PendingDirSyncs`]).
-    pending: PendingDirSyncs,
+    /// Directory fsyncs left pending by this query's writes (see [`PendingWrites`]).
+    pending: PendingWrites,
     _lock: DirLock,
 }
 
@@ -143,7 +143,7 @@ impl Checkpoint {
             extra,
             fsync: opts.fsync,
             created_by_weir,
-            pending: PendingDirSyncs::default(),
+            pending: PendingWrites::for_query(),
             _lock: lock,
         };
         for dir in [checkpoint.offsets_dir(), checkpoint.commits_dir()] {
@@ -213,7 +213,28 @@ impl Checkpoint {
     pub fn write_offsets(&self, batch_id: u64, seq: &OffsetSeq) -> Result<()> {
         let path = self.offsets_dir().join(batch_id.to_string());
         let bytes = serialize_offsets(seq)?;
-        self.create_or_same(&path, &bytes)
+        self.create_or_same(&path, &bytes, files::AfterStaged::SameRound)
+    }
+
+    /// [`Self::write_offsets`] staged in the query's pending writes: the temp files are
+    /// written now, and the next checked create of the query (the file sink's log entry for
+    /// this batch) syncs them in its own fsync round and makes `offsets/N` durable before it
+    /// names its own file. Only for sinks that commit that way (see
+    /// `Sink::commits_through_pending_writes`); everything else needs the offsets durable
+    /// before the batch runs. An existing `offsets/N` must have the same content.
+    pub fn stage_offsets(&self, batch_id: u64, seq: &OffsetSeq) -> Result<()> {
+        let path = self.offsets_dir().join(batch_id.to_string());
+        let bytes = serialize_offsets(seq)?;
+        if files::stage_checked(
+            &path,
+            &bytes,
+            Some(&self.query_id),
+            self.fsync,
+            &self.pending,
+        )? {
+            return Ok(());
+        }
+        self.same_content(&path, &bytes)
     }
 
     /// Reads `offsets/<batch_id>`; `Ok(None)` when it does not exist.
@@ -247,7 +268,7 @@ impl Checkpoint {
             "v1\n{{\"nextBatchWatermarkMs\":{}}}",
             c.next_batch_watermark_ms
         );
-        self.create_or_same(&path, bytes.as_bytes())
+        self.create_or_same(&path, bytes.as_bytes(), files::AfterStaged::Durable)
     }
 
     /// Reads `commits/<batch_id>`; `Ok(None)` when it does not exist.
@@ -286,24 +307,46 @@ impl Checkpoint {
         for dir in [self.offsets_dir(), self.commits_dir()] {
             for id in list_batch_ids(&dir)? {
                 if id < first_kept {
-                    remove_checked(&dir.join(id.to_string()))?;
+                    self.pending.recycle(&dir.join(id.to_string()))?;
                 }
             }
-            if dir.exists() {
-                files::sync_dir(&dir, self.fsync)?;
+            // The removals need not be durable at once: the next write's round syncs the
+            // directory (a crash before that only leaves old batches to purge again).
+            if dir.exists() && self.fsync {
+                self.pending.defer(dir);
             }
         }
         Ok(())
     }
 
+    /// Removes `offsets/<batch_id>` of a batch that was never committed, so it is planned
+    /// again (the recovery rule of `query`: its source log entry was lost). Refuses a
+    /// committed batch.
+    pub fn discard_uncommitted_offsets(&self, batch_id: u64) -> Result<()> {
+        let path = self.offsets_dir().join(batch_id.to_string());
+        if self.commits_dir().join(batch_id.to_string()).exists() {
+            return Err(Error::checkpoint(
+                path,
+                "batch is committed; its offsets cannot be discarded",
+            ));
+        }
+        remove_checked(&path)?;
+        files::sync_dir(&self.offsets_dir(), self.fsync)
+    }
+
     /// The query's pending directory fsyncs, shared with its sources' and sink's logs so
     /// that every write syncs the directories of the writes before it (see
-    /// [`PendingDirSyncs`]). `offsets/N` and `commits/N` leave their directory pending too.
-    pub fn pending_dir_syncs(&self) -> PendingDirSyncs {
+    /// [`PendingWrites`]). `offsets/N` and `commits/N` leave their directory pending too.
+    pub fn pending_writes(&self) -> PendingWrites {
         self.pending.clone()
     }
 
-    fn create_or_same(&self, path: &Path, bytes: &[u8]) -> Result<()> {
+    fn create_or_same(
+        &self,
+        path: &Path,
+        bytes: &[u8],
+        after_staged: files::AfterStaged,
+    ) -> Result<()> {
         if files::create_checked_with(
             path,
             bytes,
@@ -311,9 +354,15 @@ impl Checkpoint {
             self.fsync,
             &[],
             Some(&self.pending),
+            after_staged,
         )? {
             return Ok(());
         }
+        self.same_content(path, bytes)
+    }
+
+    /// Accepts an existing file only if it holds `bytes`.
+    fn same_content(&self, path: &Path, bytes: &[u8]) -> Result<()> {
         let existing = self.read_owned(path)?.unwrap_or_default();
         if existing == bytes {
             return Ok(());

@@ -299,14 +299,14 @@ fn a_torn_write_is_never_visible() {
 fn writes_sync_the_directories_earlier_writes_left_pending() {
     let dir = tempfile::tempdir().unwrap();
     let cp = open(dir.path()).unwrap();
-    let pending = cp.pending_dir_syncs();
+    let pending = cp.pending_writes();
     assert!(pending.pending().is_empty());
     cp.write_offsets(0, &seq(&["{\"logOffset\":0}"])).unwrap();
     assert_eq!(pending.pending(), vec![cp.offsets_dir()]);
 
     let log = CompactibleLog::open(&dir.path().join("sink-log"), 10, None, true)
         .unwrap()
-        .with_pending_dir_syncs(pending.clone());
+        .with_pending_writes(pending.clone());
     assert!(log.add(0, &["{}".to_string()]).unwrap());
     // The offsets directory was synced with the log entry's temp files; the log's is pending.
     assert_eq!(pending.pending(), vec![dir.path().join("sink-log")]);
@@ -324,5 +324,5 @@ fn writes_sync_the_directories_earlier_writes_left_pending() {
     let dir2 = tempfile::tempdir().unwrap();
     let cp2 = Checkpoint::open(dir2.path(), CheckpointOptions { fsync: false }).unwrap();
     cp2.write_offsets(0, &seq(&["{\"logOffset\":0}"])).unwrap();
-    assert!(cp2.pending_dir_syncs().pending().is_empty());
+    assert!(cp2.pending_writes().pending().is_empty());
 }

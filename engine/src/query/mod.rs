@@ -342,7 +342,8 @@ impl MicroBatchExecution {
             .unwrap_or_else(|panic| Err(Error::Internal(panic_message(&panic))));
         // The last writes left their directory fsyncs pending (the next write would have
         // synced them): make everything durable before the query reports it has stopped.
-        let flushed = self.checkpoint.pending_dir_syncs().flush();
+        let flushed = self.checkpoint.pending_writes().flush();
+        self.checkpoint.pending_writes().remove_temp_files();
         let result = result.and(flushed);
         let exception = result.err().map(|e| e.to_string());
         *lock(&self.shared.exception) = exception.clone();
@@ -375,7 +376,7 @@ impl MicroBatchExecution {
         let mut last_batch_watermark: i64 = 0;
 
         // Recovery: find where the previous run stopped.
-        if let Some((last, seq)) = self.checkpoint.latest_offsets()? {
+        while let Some((last, seq)) = self.checkpoint.latest_offsets()? {
             // The state shard count is pinned by the checkpoint.
             if let Some(n) = seq.conf.get("spark.sql.shuffle.partitions") {
                 let shards = n
@@ -432,6 +433,11 @@ impl MicroBatchExecution {
                         ),
                     ));
                 }
+                if self.lost_source_entry(last, &starts, &seq.offsets)? {
+                    // Planned again from the previous batch's end.
+                    self.checkpoint.discard_uncommitted_offsets(last)?;
+                    continue;
+                }
                 self.plan
                     .restore_state(&self.checkpoint.state_dir(), last)?;
                 let run = BatchRun {
@@ -448,6 +454,7 @@ impl MicroBatchExecution {
                 committed = seq.offsets;
                 next_batch = last + 1;
             }
+            break;
         }
         if committed.len() != n {
             return Err(Error::checkpoint(
@@ -568,15 +575,18 @@ impl MicroBatchExecution {
                 timestamp_ms: trigger_start,
             };
             let wal_start = Instant::now();
-            self.checkpoint.write_offsets(
-                run.batch_id,
-                &OffsetSeq {
-                    batch_watermark_ms: run.watermark_ms,
-                    batch_timestamp_ms: run.timestamp_ms,
-                    conf: self.pinned_conf(),
-                    offsets: run.ends.clone(),
-                },
-            )?;
+            let seq = OffsetSeq {
+                batch_watermark_ms: run.watermark_ms,
+                batch_timestamp_ms: run.timestamp_ms,
+                conf: self.pinned_conf(),
+                offsets: run.ends.clone(),
+            };
+            if self.sink.commits_through_pending_writes() {
+                // Durable in the sink's commit round, before its output becomes visible.
+                self.checkpoint.stage_offsets(run.batch_id, &seq)?;
+            } else {
+                self.checkpoint.write_offsets(run.batch_id, &seq)?;
+            }
             let wal_ms = wal_start.elapsed().as_millis() as u64;
             let timings = PhaseTimings {
                 latest_offset_ms,
@@ -589,10 +599,49 @@ impl MicroBatchExecution {
             watermark_ms = new_watermark;
             committed = ends;
             next_batch += 1;
+            // Between batches, off the path from new data to committed output.
+            self.checkpoint.pending_writes().refill_temp_files()?;
             if trigger == Trigger::Once {
                 return Ok(());
             }
         }
+    }
+
+    /// The recovery rule for a source log entry that shares the fsync round of `offsets/N`
+    /// (see `checkpoint::PendingWrites`): when batch `batch_id` has no commit and a source
+    /// cannot serve its range, its log entry was lost with a power loss while `offsets/N`
+    /// survived. Nothing of the batch can be durable then (the sink commits only after a
+    /// round that made both names durable), so the batch is planned again. If the sink's own
+    /// log does record the batch, the checkpoint was damaged by hand: that is an error.
+    fn lost_source_entry(
+        &self,
+        batch_id: u64,
+        starts: &[Option<Offset>],
+        ends: &[Option<Offset>],
+    ) -> Result<bool> {
+        let lost = self.sources.iter().enumerate().find(|(i, s)| {
+            ends[*i].as_ref().is_some_and(|end| {
+                starts[*i].as_ref() != Some(end) && !s.can_replay(starts[*i].as_ref(), end)
+            })
+        });
+        let Some((i, source)) = lost else {
+            return Ok(false);
+        };
+        if self
+            .sink
+            .last_committed_batch()?
+            .is_some_and(|b| b >= batch_id)
+        {
+            return Err(Error::checkpoint(
+                self.checkpoint.dir().join("sources").join(i.to_string()),
+                format!(
+                    "the sink committed batch {batch_id} but {} has no log entry for it; the \
+                     source log was damaged: restore it or start over with a new checkpoint",
+                    source.description()
+                ),
+            ));
+        }
+        Ok(true)
     }
 
     fn previous_trigger_start(&self) -> Option<i64> {

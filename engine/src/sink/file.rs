@@ -16,7 +16,7 @@ use parquet::basic::Compression;
 use parquet::file::properties::WriterProperties;
 use serde::{Deserialize, Serialize};
 
-use crate::checkpoint::{CompactibleLog, DEFAULT_COMPACT_INTERVAL, PendingDirSyncs, file_uri};
+use crate::checkpoint::{CompactibleLog, DEFAULT_COMPACT_INTERVAL, PendingWrites, file_uri};
 use crate::error::{Error, Result};
 use crate::sink::format::{Json, iso_timestamp, json_rows, json_value, show_value};
 use crate::sink::{Sink, SinkOutputMode};
@@ -72,6 +72,8 @@ pub(crate) struct FileSink {
     format: FileFormat,
     dir: PathBuf,
     log: CompactibleLog,
+    /// The query's pending writes: part files are made from its ready temp files.
+    pending: PendingWrites,
     fsync: bool,
     csv_header: bool,
     csv_sep: char,
@@ -82,7 +84,7 @@ impl FileSink {
         format: FileFormat,
         opts: &SourceOptions,
         fsync: bool,
-        pending: PendingDirSyncs,
+        pending: PendingWrites,
     ) -> Result<FileSink> {
         if format == FileFormat::Text {
             return Err(Error::Unsupported(
@@ -115,7 +117,8 @@ impl FileSink {
         Ok(FileSink {
             format,
             log: CompactibleLog::open(&meta_dir, DEFAULT_COMPACT_INTERVAL, None, fsync)?
-                .with_pending_dir_syncs(pending),
+                .with_pending_writes(pending.clone()),
+            pending,
             dir,
             fsync,
             csv_header: opts.bool("header", false)?,
@@ -151,7 +154,7 @@ impl FileSink {
             self.extension()
         );
         let path = self.dir.join(&name);
-        let file = File::create(&path).map_err(|e| Error::io(&path, e))?;
+        let file = self.pending.create_file(&path)?;
         let file = match self.format {
             FileFormat::Parquet => {
                 let props = WriterProperties::builder()
@@ -258,6 +261,16 @@ fn json_timestamp_text(array: &arrow::array::ArrayRef, row: usize) -> String {
 }
 
 impl Sink for FileSink {
+    fn last_committed_batch(&self) -> Result<Option<u64>> {
+        self.log.latest_batch_id()
+    }
+
+    /// The part files are invisible until the `_spark_metadata` entry names them, and that
+    /// entry is a checked create through the query's pending writes.
+    fn commits_through_pending_writes(&self) -> bool {
+        self.log.has_pending_writes()
+    }
+
     fn description(&self) -> String {
         format!("FileSink[file:{}]", self.dir.display())
     }

@@ -49,6 +49,20 @@ pub trait Sink: Send {
         batches: &[RecordBatch],
         mode: SinkOutputMode,
     ) -> Result<()>;
+    /// The newest batch id this sink has durably committed by its own log, for sinks that
+    /// keep one (the file sink's `_spark_metadata`); `None` otherwise.
+    fn last_committed_batch(&self) -> Result<Option<u64>> {
+        Ok(None)
+    }
+    /// Whether [`Sink::add_batch`] does nothing visible before a checked create through the
+    /// query's pending writes (`checkpoint::PendingWrites`), which makes the batch's staged
+    /// `offsets/N` durable before naming its own file. Then the query stages `offsets/N`
+    /// instead of syncing it before the batch runs, saving an fsync round per batch. Sinks
+    /// with side effects of their own (console, memory, foreach_batch) keep the default
+    /// `false`: the offsets are durable before they run.
+    fn commits_through_pending_writes(&self) -> bool {
+        false
+    }
 }
 
 impl std::fmt::Debug for dyn Sink {
@@ -66,8 +80,8 @@ pub struct SinkContext {
     /// are always written atomically).
     pub fsync: bool,
     /// The query's pending directory fsyncs, which the file sink's log writes join (see
-    /// [`crate::checkpoint::PendingDirSyncs`]; a default, unshared one outside a query).
-    pub pending_dir_syncs: crate::checkpoint::PendingDirSyncs,
+    /// [`crate::checkpoint::PendingWrites`]; a default, unshared one outside a query).
+    pub pending_writes: crate::checkpoint::PendingWrites,
 }
 
 /// The user function of a `foreach_batch` sink: the batch's rows and its batch id.
@@ -96,7 +110,7 @@ pub fn create_sink(
                 file_format,
                 &opts,
                 ctx.fsync,
-                ctx.pending_dir_syncs,
+                ctx.pending_writes,
             )?)),
             None => Err(Error::Unsupported(format!(
                 "unknown streaming sink format '{format}': use console, memory, noop, parquet, \

@@ -179,7 +179,7 @@ impl FileSource {
             None,
             ctx.fsync,
         )?
-        .with_pending_dir_syncs(ctx.pending_dir_syncs.clone());
+        .with_pending_writes(ctx.pending_writes.clone());
         let mut source = FileSource {
             format,
             qualified_path,
@@ -259,6 +259,11 @@ impl FileSource {
         self.seen.retain(|_, ts| *ts >= cutoff);
     }
 
+    /// Whether the file with this URI was admitted before (and not yet purged by age).
+    fn is_seen(&self, uri: &str) -> bool {
+        self.seen.contains_key(&self.seen_key(uri))
+    }
+
     fn is_new(&self, file: &ListedFile) -> bool {
         file.mtime_ms >= self.last_purge_timestamp
             && !self.seen.contains_key(&self.seen_key(&file.uri))
@@ -283,7 +288,7 @@ impl FileSource {
                     .file_name()
                     .is_some_and(|n| is_hidden(&n.to_string_lossy()));
                 if !hidden {
-                    collect_files(&p, &mut out)?;
+                    collect_files(&p, &mut out, &|uri| self.is_seen(uri))?;
                 }
             }
         } else if self.path.join("_spark_metadata").is_dir() {
@@ -310,7 +315,7 @@ impl FileSource {
                     self.qualified_path
                 )));
             }
-            collect_files(&self.path, &mut out)?;
+            collect_files(&self.path, &mut out, &|uri| self.is_seen(uri))?;
         }
         Ok(out)
     }
@@ -349,8 +354,9 @@ impl FileSource {
         }
     }
 
-    /// Writes log batch `batch_id` with `files` and marks them seen.
-    fn admit(&mut self, batch_id: u64, files: &[ListedFile]) -> Result<()> {
+    /// Writes log batch `batch_id` with `files` and marks them seen. `staged`: the entry joins
+    /// the query's next fsync round (the one of `offsets/N`) instead of taking its own.
+    fn admit(&mut self, batch_id: u64, files: &[ListedFile], staged: bool) -> Result<()> {
         let entries: Vec<FileEntry> = files
             .iter()
             .map(|f| FileEntry {
@@ -363,7 +369,12 @@ impl FileSource {
             .iter()
             .map(|e| serde_json::to_string(e).map_err(|err| Error::Internal(err.to_string())))
             .collect::<Result<Vec<_>>>()?;
-        if !self.log.add(batch_id, &lines)? {
+        let written = if staged {
+            self.log.add_staged(batch_id, &lines)?
+        } else {
+            self.log.add(batch_id, &lines)?
+        };
+        if !written {
             return Err(Error::checkpoint(
                 self.log.dir().join(batch_id.to_string()),
                 "the seen-files log batch already exists but was not loaded: another run of this \
@@ -445,7 +456,14 @@ fn is_hidden(name: &str) -> bool {
     name.starts_with('.') || name.starts_with('_') || name.ends_with("._COPYING_")
 }
 
-fn collect_files(path: &Path, out: &mut Vec<ListedFile>) -> Result<()> {
+/// Adds the files at `path` (a file, or a directory walked recursively) to `out`, except those
+/// `seen` names: a regular file the directory entry already shows to be seen is skipped
+/// without a `stat`, so listing a directory of old files costs one `getdents` per batch.
+fn collect_files(
+    path: &Path,
+    out: &mut Vec<ListedFile>,
+    seen: &dyn Fn(&str) -> bool,
+) -> Result<()> {
     let meta = match fs::metadata(path) {
         Ok(m) => m,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
@@ -473,7 +491,11 @@ fn collect_files(path: &Path, out: &mut Vec<ListedFile>) -> Result<()> {
             if is_hidden(&name.to_string_lossy()) {
                 continue;
             }
-            collect_files(&entry.path(), out)?;
+            let child = entry.path();
+            if entry.file_type().is_ok_and(|t| t.is_file()) && seen(&file_uri(&child)) {
+                continue;
+            }
+            collect_files(&child, out, seen)?;
         }
     }
     Ok(())
@@ -550,7 +572,7 @@ impl Source for FileSource {
             return Ok(start.cloned());
         }
         let take = Self::take_by_limit(&files, limit);
-        self.admit(next, &files[..take])?;
+        self.admit(next, &files[..take], true)?;
         Ok(Some(log_offset(next)))
     }
 
@@ -561,7 +583,7 @@ impl Source for FileSource {
         while !rest.is_empty() {
             let next = self.log_head().map_or(0, |h| h + 1);
             let take = Self::take_by_limit(rest, limit);
-            self.admit(next, &rest[..take])?;
+            self.admit(next, &rest[..take], false)?;
             rest = &rest[take..];
         }
         self.frozen = true;
@@ -614,6 +636,21 @@ impl Source for FileSource {
 
     fn commit(&mut self, _end: &Offset) -> Result<()> {
         Ok(())
+    }
+
+    fn can_replay(&self, start: Option<&Offset>, end: &Offset) -> bool {
+        let from = match start {
+            Some(o) => match self.parse_offset(o) {
+                Ok(b) => b + 1,
+                Err(_) => return true,
+            },
+            None => 0,
+        };
+        // An unparsable offset is not a lost entry: `read` reports it.
+        let Ok(to) = self.parse_offset(end) else {
+            return true;
+        };
+        (from..=to).all(|b| self.log_batches.contains_key(&b))
     }
 
     fn push_projection(&mut self, columns: &[usize]) {

@@ -84,6 +84,13 @@ pub trait Source: Send {
     fn read(&mut self, start: Option<&Offset>, end: &Offset) -> Result<Vec<RecordBatch>>;
     /// Everything up to `end` is committed and may be forgotten.
     fn commit(&mut self, end: &Offset) -> Result<()>;
+    /// Whether [`Source::read`]`(start, end)` can still be served on recovery. A source whose
+    /// own log entry for a batch joins the fsync round of `offsets/N` (the file source) may
+    /// find after a power loss that `offsets/N` survived and its entry did not; the batch was
+    /// then never committed anywhere and is planned again. Default: true.
+    fn can_replay(&self, _start: Option<&Offset>, _end: &Offset) -> bool {
+        true
+    }
     /// Releases resources; called once when the query stops.
     fn stop(&mut self) {}
     /// Projection push-down, called once before the first batch with the column indices (into
@@ -159,8 +166,8 @@ pub struct SourceContext {
     /// Whether metadata writes are fsynced (see [`crate::checkpoint::CheckpointOptions`]).
     pub fsync: bool,
     /// The query's pending directory fsyncs, which the source's log writes join (see
-    /// [`crate::checkpoint::PendingDirSyncs`]; a default, unshared one outside a query).
-    pub pending_dir_syncs: crate::checkpoint::PendingDirSyncs,
+    /// [`crate::checkpoint::PendingWrites`]; a default, unshared one outside a query).
+    pub pending_writes: crate::checkpoint::PendingWrites,
 }
 
 /// Creates a source for `format`: `csv`, `json`, `parquet`, `text` (file sources; `schema` is
