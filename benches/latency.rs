@@ -193,6 +193,14 @@ fn main() {
         );
         return;
     }
+    if let Ok(which) = std::env::var("WEIR_LATENCY_DROP_ONLY") {
+        let (mut drops, _) = file_drop_to_commit_ms(which == "on", 300);
+        println!(
+            "file drop -> committed, fsync {which}: p50 {:.3} ms",
+            percentile(&mut drops, 0.5)
+        );
+        return;
+    }
     let mut overhead = trigger_overhead_ms(500);
     let (mut drop_off, mut drop_off_done) = file_drop_to_commit_ms(false, 100);
     let (mut drop_on, mut drop_on_done) = file_drop_to_commit_ms(true, 100);

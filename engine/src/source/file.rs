@@ -8,8 +8,8 @@
 use std::collections::{BTreeMap, HashMap};
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::time::UNIX_EPOCH;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
@@ -72,7 +72,30 @@ pub struct FileSource {
     /// Watches the input directory (inotify on Linux) to wake the idle query when a file
     /// arrives; `None` when watching is not possible (the query then polls).
     watcher: Option<notify::RecommendedWatcher>,
+    /// For a plain directory being watched: the paths the watcher reported since the last
+    /// look, so a batch stats those instead of listing the whole directory.
+    watched_names: Option<Arc<Mutex<WatchedNames>>>,
+    /// When the directory was last listed in full.
+    last_full_listing: Option<Instant>,
+    /// New files found but not admitted yet (beyond `maxFilesPerTrigger`), in admission order.
+    unadmitted: Vec<ListedFile>,
 }
+
+/// Paths reported by a directory watcher, taken by the next [`FileSource::new_files`].
+#[derive(Debug, Default)]
+struct WatchedNames {
+    paths: Vec<PathBuf>,
+    /// Events were lost (the kernel queue overflowed, the watcher failed) or too many piled
+    /// up: the next look lists the directory in full.
+    rescan: bool,
+}
+
+/// Reported paths kept at most; beyond, the next look lists the directory instead.
+const MAX_WATCHED_NAMES: usize = 100_000;
+
+/// Even with a watcher, the directory is listed in full this often (a safety net for events
+/// a file system does not report, e.g. writes by another host on a network file system).
+const FULL_LISTING_INTERVAL: Duration = Duration::from_secs(60);
 
 impl std::fmt::Debug for FileSource {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -201,6 +224,9 @@ impl FileSource {
             bounds: Vec::new(),
             frozen: false,
             watcher: None,
+            watched_names: None,
+            last_full_listing: None,
+            unadmitted: Vec::new(),
         };
         source.restore()?;
         Ok(source)
@@ -320,12 +346,51 @@ impl FileSource {
         Ok(out)
     }
 
-    /// Lists and returns the new files in admission order.
-    fn new_files(&self) -> Result<Vec<ListedFile>> {
-        let mut files: Vec<ListedFile> = self
-            .list_files()?
+    /// The paths the watcher reported since the last look, when they can stand in for a full
+    /// listing (a plain directory, watched without loss, listed in full recently).
+    fn take_watched_paths(&mut self) -> Option<Vec<PathBuf>> {
+        let watched = self.watched_names.as_ref()?;
+        let mut names = watched.lock().unwrap_or_else(|p| p.into_inner());
+        let recent = self
+            .last_full_listing
+            .is_some_and(|t| t.elapsed() < FULL_LISTING_INTERVAL);
+        let paths = std::mem::take(&mut names.paths);
+        if !recent || std::mem::take(&mut names.rescan) {
+            // Taken before listing: a file arriving meanwhile is reported again next time.
+            return None;
+        }
+        Some(paths)
+    }
+
+    /// The new files in admission order: from the watcher's reports when it has them (one
+    /// `stat` per reported path), else from a full listing.
+    fn new_files(&mut self) -> Result<Vec<ListedFile>> {
+        let listed = match self.take_watched_paths() {
+            Some(paths) => {
+                let mut found = std::mem::take(&mut self.unadmitted);
+                for path in paths {
+                    // Below the directory, with no hidden name on the way (as a listing).
+                    let listed = path.strip_prefix(&self.path).is_ok_and(|rel| {
+                        rel.components().next().is_some()
+                            && rel
+                                .components()
+                                .all(|c| !is_hidden(&c.as_os_str().to_string_lossy()))
+                    });
+                    if listed {
+                        collect_files(&path, &mut found, &|uri| self.is_seen(uri))?;
+                    }
+                }
+                found
+            }
+            None => {
+                self.last_full_listing = Some(Instant::now());
+                self.list_files()?
+            }
+        };
+        let mut known = std::collections::HashSet::new();
+        let mut files: Vec<ListedFile> = listed
             .into_iter()
-            .filter(|f| self.is_new(f))
+            .filter(|f| self.is_new(f) && known.insert(f.uri.clone()))
             .collect();
         files.sort_by(|a, b| a.mtime_ms.cmp(&b.mtime_ms).then_with(|| a.uri.cmp(&b.uri)));
         if self.latest_first {
@@ -506,10 +571,11 @@ impl FileSource {
     /// directory before its first wildcard component (watched recursively then).
     fn watched_directory(&self) -> Option<(PathBuf, notify::RecursiveMode)> {
         if !self.is_glob {
+            // Recursive: the directory's files are listed recursively too.
             return self
                 .path
                 .is_dir()
-                .then(|| (self.path.clone(), notify::RecursiveMode::NonRecursive));
+                .then(|| (self.path.clone(), notify::RecursiveMode::Recursive));
         }
         let mut base = PathBuf::new();
         for part in self.path.components() {
@@ -573,6 +639,7 @@ impl Source for FileSource {
         }
         let take = Self::take_by_limit(&files, limit);
         self.admit(next, &files[..take], true)?;
+        self.unadmitted = files[take..].to_vec();
         Ok(Some(log_offset(next)))
     }
 
@@ -587,6 +654,7 @@ impl Source for FileSource {
             rest = &rest[take..];
         }
         self.frozen = true;
+        self.unadmitted.clear();
         Ok(self.log_head().map(log_offset))
     }
 
@@ -666,19 +734,41 @@ impl Source for FileSource {
         let Some((dir, mode)) = self.watched_directory() else {
             return;
         };
+        // A plain directory (not a glob, not a file sink's output listed through its log):
+        // the reported paths stand in for listing it.
+        let names = (!self.is_glob && !self.path.join("_spark_metadata").is_dir())
+            .then(|| Arc::new(Mutex::new(WatchedNames::default())));
+        let reported = names.clone();
         // A file is new data once it is complete: its creation, a rename into the directory
         // or the end of a write. Watching is best effort: without it the query polls.
         let watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-            if event.is_ok_and(|e| !e.kind.is_access()) {
+            let kind_is_news = event.as_ref().map_or(true, |e| !e.kind.is_access());
+            if let Some(names) = &reported {
+                let mut names = names.lock().unwrap_or_else(|p| p.into_inner());
+                match &event {
+                    Ok(e) if e.need_rescan() => names.rescan = true,
+                    Ok(e) if e.kind.is_access() || e.kind.is_remove() => {}
+                    Ok(e) => names.paths.extend(e.paths.iter().cloned()),
+                    Err(_) => names.rescan = true,
+                }
+                if names.paths.len() > MAX_WATCHED_NAMES {
+                    names.paths.clear();
+                    names.rescan = true;
+                }
+            }
+            if kind_is_news {
                 wake();
             }
         });
         self.watcher = watcher
             .and_then(|mut w| w.watch(&dir, mode).map(|()| w))
             .ok();
+        // Without a working watcher every look lists the directory.
+        self.watched_names = names.filter(|_| self.watcher.is_some());
     }
 
     fn stop(&mut self) {
         self.watcher = None;
+        self.watched_names = None;
     }
 }
