@@ -74,6 +74,10 @@ pub(crate) struct FileSink {
     log: CompactibleLog,
     /// The query's pending writes: part files are made from its ready temp files.
     pending: PendingWrites,
+    /// The newest batch in the log once known (`Some(None)`: empty), so a batch need not
+    /// list `_spark_metadata`. This sink is the log's only writer (another writer is caught
+    /// when its entry already exists).
+    latest_batch: Option<Option<u64>>,
     fsync: bool,
     csv_header: bool,
     csv_sep: char,
@@ -119,6 +123,7 @@ impl FileSink {
             log: CompactibleLog::open(&meta_dir, DEFAULT_COMPACT_INTERVAL, None, fsync)?
                 .with_pending_writes(pending.clone()),
             pending,
+            latest_batch: None,
             dir,
             fsync,
             csv_header: opts.bool("header", false)?,
@@ -292,7 +297,11 @@ impl Sink for FileSink {
                 self.format.name()
             )));
         }
-        if let Some(latest) = self.log.latest_batch_id()? {
+        let latest = match self.latest_batch {
+            Some(known) => known,
+            None => self.log.latest_batch_id()?,
+        };
+        if let Some(latest) = latest {
             if batch_id <= latest {
                 return Ok(());
             }
@@ -330,6 +339,7 @@ impl Sink for FileSink {
                  query writes to the same output directory"
             )));
         }
+        self.latest_batch = Some(Some(batch_id));
         Ok(())
     }
 }
