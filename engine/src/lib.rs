@@ -7,6 +7,7 @@
 //! It must not parse SQL or analyse plans (that is `weir-plan`) and must not emit machine
 //! code (that is `weir-jit`).
 
+pub mod alloc;
 pub mod checkpoint;
 pub mod dataframe;
 pub mod error;

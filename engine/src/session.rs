@@ -48,6 +48,10 @@ pub struct SessionConfig {
     pub polling_delay: Duration,
     /// Batches of metadata and state kept for recovery.
     pub min_batches_to_retain: u64,
+    /// Tune glibc's malloc for batch-sized buffers when the session is created (default
+    /// true; see [`crate::alloc::tune_malloc`]). Turn off when the application brings its own
+    /// allocator or malloc settings.
+    pub tune_malloc: bool,
 }
 
 impl Default for SessionConfig {
@@ -61,6 +65,7 @@ impl Default for SessionConfig {
             clock: Arc::new(SystemClock),
             polling_delay: Duration::from_millis(10),
             min_batches_to_retain: 100,
+            tune_malloc: true,
         }
     }
 }
@@ -93,6 +98,9 @@ impl Session {
 
     /// A session with the given settings.
     pub fn with_config(config: SessionConfig) -> Result<Session> {
+        if config.tune_malloc {
+            crate::alloc::tune_malloc();
+        }
         Ok(Session {
             inner: Arc::new(SessionInner {
                 jit: JitEngine::new(JitOptions::default())?,

@@ -160,6 +160,81 @@ proptest! {
         prop_assert_eq!(t.run(actions), Ok(()));
     }
 
+    /// One state shard and micro-batches that arrive as several RecordBatches: the batches of
+    /// a micro-batch are aggregated on parallel partial states and merged in arrival order,
+    /// which must give what one state seeing the rows in order gives, including first/last.
+    #[test]
+    fn parallel_partial_aggregation_equals_batch(
+        rows in rows_strategy(),
+        cuts in prop::collection::vec(0usize..200, 0..6),
+        pieces in prop::collection::vec(1usize..5, 6),
+    ) {
+        // Model: group by word: count(*), sum(v), min(v), max(v), first(v), last(v) (arrival
+        // order, NULLs included, as Spark's first/last without ignoreNulls).
+        type Model = (i64, Option<i64>, Option<i64>, Option<i64>, Option<Option<i64>>, Option<i64>);
+        let mut model: BTreeMap<Option<&str>, Model> = BTreeMap::new();
+        for r in &rows {
+            let e = model.entry(r.word).or_insert((0, None, None, None, None, None));
+            e.0 += 1;
+            if let Some(v) = r.v {
+                e.1 = Some(e.1.unwrap_or(0) + v);
+                e.2 = Some(e.2.map_or(v, |m| m.min(v)));
+                e.3 = Some(e.3.map_or(v, |m| m.max(v)));
+            }
+            e.4.get_or_insert(r.v);
+            e.5 = r.v;
+        }
+        let expected: Vec<String> = model
+            .iter()
+            .map(|(w, (n, s, lo, hi, first, last))| {
+                format!(
+                    "{}, {n}, {}, {}, {}, {}, {}",
+                    w.unwrap_or("null"),
+                    fmt_opt(*s),
+                    fmt_opt(*lo),
+                    fmt_opt(*hi),
+                    fmt_opt(first.flatten()),
+                    fmt_opt(*last)
+                )
+            })
+            .collect();
+
+        let s = Session::with_config(SessionConfig {
+            workers: 2,
+            state_shards: 1,
+            fsync: false,
+            ..Default::default()
+        })
+        .unwrap();
+        let (input, df) = s.read_stream().memory(schema()).unwrap();
+        let df = df
+            .group_by([col("word")])
+            .agg([
+                count_star().alias("n"),
+                aggregate(AggregateFunction::Sum, col("v")).alias("s"),
+                aggregate(AggregateFunction::Min, col("v")).alias("lo"),
+                aggregate(AggregateFunction::Max, col("v")).alias("hi"),
+                aggregate(AggregateFunction::First, col("v")).alias("f"),
+                aggregate(AggregateFunction::Last, col("v")).alias("l"),
+            ])
+            .unwrap();
+        let mut actions: Vec<Action> = Vec::new();
+        for (i, part) in split(&rows, &cuts).into_iter().enumerate() {
+            // The micro-batch's rows as `pieces[i]` RecordBatches of one offset.
+            let n = pieces[i % pieces.len()].min(part.len().max(1));
+            let size = part.len().div_ceil(n).max(1);
+            let batches: Vec<RecordBatch> = part.chunks(size).map(batch).collect();
+            let stream = input.clone();
+            actions.push(Action::AssertOnQuery(Box::new(move |_| {
+                stream.add_data(batches.clone());
+                Ok(())
+            })));
+        }
+        actions.push(Action::CheckAnswer(expected));
+        let mut t = StreamTest::new(df, "complete").unwrap();
+        prop_assert_eq!(t.run(actions), Ok(()));
+    }
+
     #[test]
     fn append_mode_windows_equal_batch_after_the_final_watermark(rows in rows_strategy(), cuts in prop::collection::vec(0usize..200, 0..6)) {
         // Model: 10-second tumbling windows per word (NULL words group together).

@@ -293,6 +293,9 @@ pub struct GroupState {
     dirty: Vec<bool>,
     dirty_list: Vec<u32>,
     len: usize,
+    /// Per-chunk scratch of the specialised interning loops (kept for its allocation).
+    scratch_words: Vec<u64>,
+    scratch_hashes: Vec<u64>,
 }
 
 const NULL_KEY: u64 = 0x006e_756c_6c6b_6579;
@@ -467,6 +470,8 @@ impl GroupState {
             dirty: vec![],
             dirty_list: vec![],
             len: 0,
+            scratch_words: vec![],
+            scratch_hashes: vec![],
         }
     }
 
@@ -810,6 +815,15 @@ impl GroupState {
         }
         let vals: [*const u64; K] = std::array::from_fn(|c| key_vals[c]);
         let valid: [*const u8; K] = std::array::from_fn(|c| key_valid[c]);
+        // Two passes over the chunk: first every row's packed key and hash (straight-line code
+        // with independent multiplies), then the probes, whose cache misses the CPU can then
+        // overlap across rows instead of waiting on each row's hash first.
+        let mut encs = std::mem::take(&mut self.scratch_words);
+        let mut hashes = std::mem::take(&mut self.scratch_hashes);
+        encs.clear();
+        encs.resize(n * W, 0);
+        hashes.clear();
+        hashes.resize(n, 0);
         for row in 0..n {
             let mut enc = [0u64; W];
             for c in 0..K {
@@ -822,7 +836,14 @@ impl GroupState {
                 };
                 enc[0] |= u64::from(!ok) << c;
             }
-            let h = hash_words(&enc);
+            hashes[row] = hash_words(&enc);
+            encs[row * W..(row + 1) * W].copy_from_slice(&enc);
+        }
+        for row in 0..n {
+            let h = hashes[row];
+            let enc: [u64; W] = encs[row * W..(row + 1) * W]
+                .try_into()
+                .expect("W words per row");
             let found = {
                 let words = &self.packed.as_ref().expect("packed layout").words;
                 self.index
@@ -852,6 +873,8 @@ impl GroupState {
             // SAFETY: gids has room for n entries.
             unsafe { *gids.add(row) = g };
         }
+        self.scratch_words = encs;
+        self.scratch_hashes = hashes;
     }
 
     /// [`Self::intern_chunk`] for a single string key (word counts, group by a name): the key
@@ -913,6 +936,105 @@ impl GroupState {
             // SAFETY: gids has room for n entries.
             unsafe { *gids.add(row) = g };
         }
+    }
+
+    /// Adds the groups of `other`, a state of the same layout that saw *later* rows of the same
+    /// stream, as if this state had seen those rows itself after its own: counts and sums add,
+    /// min and max keep the better value, `first` keeps this state's value when it has one,
+    /// `last` takes `other`'s. Merged groups are marked dirty. Integer and decimal results are
+    /// exactly those of one state seeing all rows; float sums and averages add in another order
+    /// (so may differ in the last bits), which is why the engine merges only exact aggregates.
+    /// `other` must not hold weighted (retracted) rows.
+    pub fn merge_from(&mut self, other: &GroupState) -> Result<()> {
+        self.check_layout(&other.layout)?;
+        let key_count = self.layout.keys.len();
+        let mut keys: Vec<KeyRef<'_>> = Vec::with_capacity(key_count);
+        for g in 0..other.len {
+            keys.clear();
+            keys.extend((0..key_count).map(|c| other.key_ref(c, g)));
+            let m = self.intern(&keys) as usize;
+            for a in 0..self.accs.len() {
+                let src = &other.accs[a];
+                match self.layout.aggs[a].func {
+                    AggFunc::CountStar | AggFunc::Count => {
+                        let dst = &mut self.accs[a];
+                        dst.count[m] = dst.count[m].wrapping_add(src.count[g]);
+                    }
+                    AggFunc::Sum | AggFunc::Avg => {
+                        if src.count[g] == 0 {
+                            continue;
+                        }
+                        let dst = &mut self.accs[a];
+                        dst.count[m] = dst.count[m].wrapping_add(src.count[g]);
+                        match (&mut dst.value, &src.value) {
+                            (ValueVec::I64(d), ValueVec::I64(v)) => d[m] = d[m].wrapping_add(v[g]),
+                            (ValueVec::F64(d), ValueVec::F64(v)) => d[m] += v[g],
+                            (ValueVec::I128(d), ValueVec::I128(v)) => {
+                                d[m] = d[m].wrapping_add(v[g])
+                            }
+                            _ => {}
+                        }
+                    }
+                    AggFunc::Min | AggFunc::Max | AggFunc::First | AggFunc::Last => {
+                        if src.flags[g] & 1 == 0 {
+                            continue;
+                        }
+                        // Bit 1 clear: a first/last whose value is NULL.
+                        let v = if src.flags[g] & 2 != 0 {
+                            value_at(&src.value, g)
+                        } else {
+                            V::Null
+                        };
+                        self.update_value(a, m as u32, &v, 1);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether [`Self::merge_from`] gives exactly the state one state would reach: true unless
+    /// some sum or average accumulates floats (their merged sums add in another order).
+    pub fn merge_is_exact(&self) -> bool {
+        self.layout
+            .aggs
+            .iter()
+            .all(|a| !matches!(a.func, AggFunc::Sum | AggFunc::Avg) || a.value != ValueKind::F64)
+    }
+
+    /// Empties the state and keeps its allocations (a per-batch partial state is reused).
+    pub fn clear(&mut self) {
+        for k in &mut self.keys {
+            k.valid.clear();
+            match &mut k.data {
+                KeyData::I64(v) => v.clear(),
+                KeyData::F64(v) => v.clear(),
+                KeyData::I128(v) => v.clear(),
+                KeyData::Str { offsets, bytes } => {
+                    offsets.truncate(1);
+                    bytes.clear();
+                }
+            }
+        }
+        if let Some(p) = &mut self.packed {
+            p.words.clear();
+        }
+        for a in &mut self.accs {
+            match &mut a.value {
+                ValueVec::None => {}
+                ValueVec::I64(v) => v.clear(),
+                ValueVec::F64(v) => v.clear(),
+                ValueVec::I128(v) => v.clear(),
+                ValueVec::Str(v) => v.clear(),
+            }
+            a.count.clear();
+            a.flags.clear();
+        }
+        self.index.clear();
+        self.hashes.clear();
+        self.dirty.clear();
+        self.dirty_list.clear();
+        self.len = 0;
     }
 
     /// Applies one argument value with a weight to an aggregate (interpreter path).

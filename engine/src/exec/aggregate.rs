@@ -102,6 +102,11 @@ pub(crate) struct AggregateOp {
     pub slots: Vec<AggSlot>,
     /// `approx_count_distinct` sketches, when the aggregation has any (one shard then).
     pub distinct: Option<super::distinct::DistinctSketches>,
+    /// Whether partial states merge exactly (no float sums), so input batches may be
+    /// aggregated in parallel (see [`Self::feed_many`]).
+    merge_is_exact: bool,
+    /// Per-thread partial states of [`Self::feed_many`], kept for their allocations.
+    partials: Vec<GroupState>,
     metrics: StateOperatorProgress,
 }
 
@@ -129,6 +134,7 @@ impl AggregateOp {
         description: String,
         route: Vec<usize>,
     ) -> AggregateOp {
+        let merge_is_exact = kernel.new_group_state().merge_is_exact();
         AggregateOp {
             op_id,
             kernel,
@@ -147,6 +153,8 @@ impl AggregateOp {
             shards: vec![Shard::default()],
             slots: Vec::new(),
             distinct: None,
+            merge_is_exact,
+            partials: Vec::new(),
             metrics: StateOperatorProgress {
                 operator_name: "stateStoreSave".into(),
                 num_shuffle_partitions: 1,
@@ -204,6 +212,119 @@ impl AggregateOp {
         }
     }
 
+    /// Adds several input batches of the current batch, in order. With one state shard and
+    /// exact merges (see [`GroupState::merge_is_exact`]) the batches update partial states on
+    /// one thread each, which are then merged into the state in input order (Spark's partial
+    /// aggregation, without a shuffle); otherwise they are fed one by one.
+    pub fn feed_many(
+        &mut self,
+        feed: &mut AggFeed,
+        batches: Vec<RecordBatch>,
+        ctx: &BatchContext,
+    ) -> Result<()> {
+        let parallel = batches.len() > 1
+            && self.shards.len() == 1
+            && self.distinct.is_none()
+            && self.merge_is_exact;
+        if !parallel {
+            return batches
+                .into_iter()
+                .try_for_each(|b| self.feed(feed, b, ctx));
+        }
+        let kernel = self.kernel.clone();
+        // Taken out while the threads borrow the rest of the operator.
+        let mut partials = std::mem::take(&mut self.partials);
+        while partials.len() < batches.len() {
+            partials.push(kernel.new_group_state());
+        }
+        let this = &*self;
+        let outcomes: Vec<Result<(u64, bool)>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = batches
+                .into_iter()
+                .zip(partials.iter_mut())
+                .map(|(batch, partial)| {
+                    let kernel = &kernel;
+                    scope.spawn(move || -> Result<(u64, bool)> {
+                        partial.clear();
+                        let (input, dropped) = this.kernel_input(batch, ctx)?;
+                        let Some(input) = input else {
+                            return Ok((dropped, false));
+                        };
+                        kernel.update(partial, &input)?;
+                        Ok((dropped, true))
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join().unwrap_or_else(|_| {
+                        Err(Error::Internal("an aggregation thread panicked".into()))
+                    })
+                })
+                .collect()
+        });
+        // Merged in input order, so first/last and the group order are those of one thread;
+        // the first failure (in input order) ends the batch, as on the serial path.
+        let state = self.shards[0]
+            .state
+            .get_or_insert_with(|| kernel.new_group_state());
+        let mut result = Ok(());
+        for (outcome, partial) in outcomes.into_iter().zip(&partials) {
+            match outcome.and_then(|(dropped, used)| {
+                feed.dropped += dropped;
+                if used {
+                    state.merge_from(partial)?;
+                }
+                Ok(())
+            }) {
+                Ok(()) => {}
+                Err(e) => {
+                    result = Err(e);
+                    break;
+                }
+            }
+        }
+        self.partials = partials;
+        result
+    }
+
+    /// Late rows dropped (or sliding windows expanded) and the kernel's input columns of one
+    /// input batch; `None` when no row is left. Also returns the number of rows dropped as late.
+    fn kernel_input(
+        &self,
+        batch: RecordBatch,
+        ctx: &BatchContext,
+    ) -> Result<(Option<RecordBatch>, u64)> {
+        let (batch, dropped) = self.without_late_rows(batch, ctx)?;
+        if batch.num_rows() == 0 {
+            return Ok((None, dropped));
+        }
+        let ts_us = ctx.batch_timestamp_ms.saturating_mul(1000);
+        let input = self.inputs.project(&batch, &self.kernel_schema, ts_us)?;
+        Ok((Some(input), dropped))
+    }
+
+    /// The rows of `batch` not behind the watermark (a sliding window's rows expanded to one
+    /// per window first), and how many were dropped.
+    fn without_late_rows(
+        &self,
+        batch: RecordBatch,
+        ctx: &BatchContext,
+    ) -> Result<(RecordBatch, u64)> {
+        let late_us = ctx.late_watermark_ms.saturating_mul(1000);
+        if let Some(sl) = &self.sliding {
+            let late = (ctx.late_watermark_ms > 0).then_some(late_us);
+            return expand_sliding(&batch, sl, late);
+        }
+        match (self.late_time_column, self.event_time.as_ref()) {
+            (Some(col), Some(et)) if ctx.late_watermark_ms > 0 => {
+                drop_late(&batch, col, et.size_us, et.start_us, late_us)
+            }
+            _ => Ok((batch, 0)),
+        }
+    }
+
     /// Adds input rows of the current batch: late rows are dropped, the rest update the state
     /// now (one shard) or are routed to their shard's part (updated in parallel at the end).
     pub fn feed(
@@ -212,25 +333,10 @@ impl AggregateOp {
         batch: RecordBatch,
         ctx: &BatchContext,
     ) -> Result<()> {
-        let late_us = ctx.late_watermark_ms.saturating_mul(1000);
         let ts_us = ctx.batch_timestamp_ms.saturating_mul(1000);
         let shard_count = self.shards.len();
-        let batch = if let Some(sl) = self.sliding.clone() {
-            let late = (ctx.late_watermark_ms > 0).then_some(late_us);
-            let (b, d) = expand_sliding(&batch, &sl, late)?;
-            feed.dropped += d;
-            b
-        } else if let (Some(col), Some(et), true) = (
-            self.late_time_column,
-            self.event_time.as_ref(),
-            ctx.late_watermark_ms > 0,
-        ) {
-            let (b, d) = drop_late(&batch, col, et.size_us, et.start_us, late_us)?;
-            feed.dropped += d;
-            b
-        } else {
-            batch
-        };
+        let (batch, dropped) = self.without_late_rows(batch, ctx)?;
+        feed.dropped += dropped;
         if batch.num_rows() == 0 {
             return Ok(());
         }

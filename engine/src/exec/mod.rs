@@ -407,8 +407,7 @@ fn execute_node(
             let mut feed = op.begin();
             let group = op.input_batches_per_feed;
             stream_node(input, inputs, trackers, ctx, group, &mut |rows, _| {
-                rows.into_iter()
-                    .try_for_each(|b| op.feed(&mut feed, b, ctx))
+                op.feed_many(&mut feed, rows, ctx)
             })?;
             op.finish(feed, ctx)
         }

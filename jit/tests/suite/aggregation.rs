@@ -70,6 +70,90 @@ proptest! {
     }
 }
 
+/// Float columns equal up to rounding (merged float sums add in another order); every other
+/// column exactly.
+fn assert_same_up_to_float_rounding(a: &RecordBatch, b: &RecordBatch, spec: &KernelSpec) {
+    assert_eq!(a.schema(), b.schema(), "spec:\n{spec}");
+    for (i, field) in a.schema().fields().iter().enumerate() {
+        if field.data_type() == &DataType::Float64 {
+            let (x, y) = (
+                a.column(i).as_primitive::<arrow::datatypes::Float64Type>(),
+                b.column(i).as_primitive::<arrow::datatypes::Float64Type>(),
+            );
+            assert_eq!(
+                x.nulls(),
+                y.nulls(),
+                "column {} spec:\n{spec}",
+                field.name()
+            );
+            for (u, v) in x.values().iter().zip(y.values()) {
+                let close = u == v
+                    || (u.is_nan() && v.is_nan())
+                    || (u - v).abs() <= 1e-9 * u.abs().max(v.abs()).max(1.0);
+                assert!(close, "column {}: {u} vs {v}; spec:\n{spec}", field.name());
+            }
+        } else {
+            assert_eq!(
+                a.column(i),
+                b.column(i),
+                "column {} spec:\n{spec}",
+                field.name()
+            );
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 96, ..ProptestConfig::default() })]
+
+    /// Parallel partial aggregation: states that saw consecutive slices of the rows, merged
+    /// in order, equal one state that saw all rows (same groups in the same order, same
+    /// aggregates; float sums up to rounding). A cleared state starts over.
+    #[test]
+    fn merged_partial_states_equal_one_state(
+        spec_words in proptest::collection::vec(any::<u32>(), 96),
+        data_words in proptest::collection::vec(any::<u32>(), 4096),
+        rows in 0usize..2500,
+        cuts in proptest::collection::vec(0usize..2500, 0..4),
+    ) {
+        let spec = agg_spec(&mut Choices::new(spec_words));
+        let data = batch(&mut Choices::new(data_words), rows, 3, 20, true);
+        let k = engine().compile(&spec).unwrap();
+        let mut whole = k.new_group_state();
+        if k.update(&mut whole, &data).is_err() {
+            return Ok(()); // ANSI errors are covered by the differential tests
+        }
+        let mut cuts: Vec<usize> = cuts.into_iter().map(|c| c.min(rows)).collect();
+        cuts.push(0);
+        cuts.push(rows);
+        cuts.sort_unstable();
+        let mut merged = k.new_group_state();
+        let mut partial = k.new_group_state();
+        for w in cuts.windows(2) {
+            partial.clear();
+            k.update(&mut partial, &data.slice(w[0], w[1] - w[0])).unwrap();
+            merged.merge_from(&partial).unwrap();
+        }
+        assert_same_up_to_float_rounding(&whole.output_all().unwrap(), &merged.output_all().unwrap(), &spec);
+        let mut dirty = merged.take_dirty();
+        dirty.sort_unstable();
+        prop_assert_eq!(dirty, (0..whole.num_groups() as u32).collect::<Vec<_>>());
+    }
+}
+
+#[test]
+fn merging_a_state_of_another_layout_is_rejected() {
+    let k = engine().compile(&window_count_spec()).unwrap();
+    let other = engine()
+        .compile(&agg_spec(&mut Choices::new(words(7, 96))))
+        .unwrap();
+    let mut a = k.new_group_state();
+    let b = other.new_group_state();
+    if a.state_schema() != b.state_schema() {
+        assert!(a.merge_from(&b).is_err());
+    }
+}
+
 #[test]
 fn retractions_cancel_insertions() {
     let spec = window_count_spec();
