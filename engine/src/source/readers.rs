@@ -393,7 +393,12 @@ fn read_text(path: &Path, schema: &SchemaRef) -> Result<Vec<RecordBatch>> {
             // The last line without a newline keeps a lone `\r` stripped, as before.
             text = rest;
         }
-        builder.append_value(String::from_utf8_lossy(text));
+        // Valid UTF-8 (the common case) is checked by the fast validator; only invalid lines
+        // take the lossy path, which replaces bad sequences with U+FFFD as Spark's reader does.
+        match std::str::from_utf8(text) {
+            Ok(valid) => builder.append_value(valid),
+            Err(_) => builder.append_value(String::from_utf8_lossy(text)),
+        }
         rows += 1;
         if rows == BATCH_ROWS {
             flush(&mut builder)?;
