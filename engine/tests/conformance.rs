@@ -292,6 +292,95 @@ fn literal_split_matches_the_regex_split() {
     assert_eq!(literal, ["a", "", "b", "", "", "", "x", "one"]);
 }
 
+/// A count by the words of a literal one-byte split is fused (the words are counted straight
+/// from the lines, see explain); it must count exactly what the unfused plan (a regex split,
+/// which is never fused) counts: empty words included, NULL lines without words, across
+/// triggers whose input arrives as several batches (aggregated in parallel and merged).
+#[test]
+fn fused_word_count_equals_the_unfused_plan() {
+    let first: Vec<Vec<Option<&str>>> = vec![
+        vec![Some("a  b "), Some(""), None, Some(" x")],
+        vec![
+            Some("the cat the"),
+            Some("éé é"),
+            Some("a-much-longer-word a"),
+        ],
+    ];
+    let second: Vec<Vec<Option<&str>>> = vec![vec![Some("x x x")], vec![None, Some(" ")]];
+    // Model: Rust's `split(' ')` keeps empty fields, as Spark's `split` does.
+    let mut model: std::collections::BTreeMap<String, i64> = Default::default();
+    for line in first.iter().chain(&second).flatten().flatten() {
+        for w in line.split(' ') {
+            *model.entry(w.to_string()).or_default() += 1;
+        }
+    }
+    let expected: Vec<String> = model
+        .iter()
+        .map(|(w, n)| format!("{w}, {n}, {n}"))
+        .collect();
+    let run = |pattern: &str| -> String {
+        let s = Session::with_config(SessionConfig {
+            workers: 2,
+            fsync: false,
+            ..Default::default()
+        })
+        .unwrap();
+        let (input, df) = s.read_stream().memory(lines_schema()).unwrap();
+        let df = df
+            .select([func(
+                "explode",
+                vec![func("split", vec![col("value"), lit(pattern)])],
+            )
+            .alias("word")])
+            .unwrap()
+            .select([col("word")])
+            .unwrap()
+            .group_by([col("word")])
+            .agg([
+                count_star().alias("n"),
+                aggregate(AggregateFunction::Count, col("word")).alias("c"),
+            ])
+            .unwrap();
+        let explained = df.explain().unwrap();
+        let batches = |parts: &[Vec<Option<&str>>]| -> Vec<RecordBatch> {
+            parts
+                .iter()
+                .map(|rows| {
+                    RecordBatch::try_new(
+                        lines_schema(),
+                        vec![Arc::new(StringArray::from(rows.clone()))],
+                    )
+                    .unwrap()
+                })
+                .collect()
+        };
+        let (one, two) = (batches(&first), batches(&second));
+        let (i1, i2) = (input.clone(), input.clone());
+        let mut t = StreamTest::new(df, "complete").unwrap();
+        t.run(vec![
+            // Each trigger's input arrives as several batches of one offset.
+            Action::AssertOnQuery(Box::new(move |_| {
+                i1.add_data(one.clone());
+                Ok(())
+            })),
+            Action::AssertOnQuery(Box::new(move |_| {
+                i2.add_data(two.clone());
+                Ok(())
+            })),
+            Action::CheckAnswer(expected.clone()),
+        ])
+        .unwrap();
+        explained
+    };
+    let fused_plan = run(" ");
+    let unfused_plan = run("[ ]");
+    assert!(fused_plan.contains("FusedExplodeSplit"), "{fused_plan}");
+    assert!(
+        !unfused_plan.contains("FusedExplodeSplit"),
+        "{unfused_plan}"
+    );
+}
+
 /// `approx_count_distinct` per group, exact for small groups (as Spark's HLL++ is), in update
 /// mode across batches and a restart, beside kernel aggregates.
 #[test]

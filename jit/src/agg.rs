@@ -280,6 +280,23 @@ pub(crate) struct AccColumn {
     pub(crate) flags: Vec<u8>,
 }
 
+/// Adds string keys to a count-only state (see [`GroupState::string_key_counter`]).
+#[derive(Debug)]
+pub struct StringKeyCounter<'a> {
+    state: &'a mut GroupState,
+}
+
+impl StringKeyCounter<'_> {
+    /// One more row with this key: its group is found or created and every count grows by one.
+    #[inline]
+    pub fn add(&mut self, key: &[u8]) {
+        let g = self.state.intern_one_string_key(Some(key)) as usize;
+        for a in &mut self.state.accs {
+            a.count[g] = a.count[g].wrapping_add(1);
+        }
+    }
+}
+
 /// Aggregation state of one (operator, partition): single writer.
 #[derive(Debug, Clone)]
 pub struct GroupState {
@@ -907,35 +924,81 @@ impl GroupState {
                     })
                 }
             };
-            let refs = [key.map_or(KeyRef::Null, KeyRef::Str)];
-            let h = hash_keys(&refs);
-            let found = {
-                let column = &self.keys[0];
-                let KeyData::Str { offsets, bytes } = &column.data else {
-                    unreachable!("a string key column stores strings")
-                };
-                self.index
-                    .find(h, |&g| {
-                        let g = g as usize;
-                        match key {
-                            None => !column.valid[g],
-                            Some(k) => {
-                                column.valid[g]
-                                    && offsets[g + 1] - offsets[g] == k.len()
-                                    && short_bytes_equal(&bytes[offsets[g]..offsets[g + 1]], k)
-                            }
-                        }
-                    })
-                    .copied()
-            };
-            let g = match found {
-                Some(g) => g,
-                None => self.insert_group(&refs, h, None),
-            };
-            self.mark_dirty(g);
+            let g = self.intern_one_string_key(key);
             // SAFETY: gids has room for n entries.
             unsafe { *gids.add(row) = g };
         }
+    }
+
+    /// Finds or creates the group of a single string key (`None`: NULL) and marks it dirty:
+    /// hashed and compared straight against the columnar key store. Same hash and same
+    /// groups as the general path.
+    #[inline]
+    fn intern_one_string_key(&mut self, key: Option<&[u8]>) -> u32 {
+        let refs = [key.map_or(KeyRef::Null, KeyRef::Str)];
+        let h = hash_keys(&refs);
+        let found = {
+            let column = &self.keys[0];
+            let KeyData::Str { offsets, bytes } = &column.data else {
+                unreachable!("a string key column stores strings")
+            };
+            self.index
+                .find(h, |&g| {
+                    let g = g as usize;
+                    match key {
+                        None => !column.valid[g],
+                        Some(k) => {
+                            column.valid[g]
+                                && offsets[g + 1] - offsets[g] == k.len()
+                                && short_bytes_equal(&bytes[offsets[g]..offsets[g + 1]], k)
+                        }
+                    }
+                })
+                .copied()
+        };
+        let g = match found {
+            Some(g) => g,
+            None => self.insert_group(&refs, h, None),
+        };
+        self.mark_dirty(g);
+        g
+    }
+
+    /// Whether [`Self::count_string_keys`] applies: one string key, only count aggregates.
+    pub fn counts_string_keys(&self) -> bool {
+        self.layout.keys.len() == 1
+            && self.layout.keys[0].kind == KeyKind::Str
+            && self
+                .layout
+                .aggs
+                .iter()
+                .all(|a| matches!(a.func, AggFunc::CountStar | AggFunc::Count))
+    }
+
+    /// Adds one row per key to the state of a `GROUP BY <string> ... count(..)` aggregation,
+    /// straight from the keys' bytes (no input batch): each key's group is found or created
+    /// and every count aggregate grows by one. For keys that are never NULL (the words of a
+    /// split), where `count(*)` and `count(key)` agree. A fused explode → count uses this.
+    pub fn count_string_keys<'a>(
+        &mut self,
+        keys: impl IntoIterator<Item = &'a [u8]>,
+    ) -> Result<()> {
+        let mut counter = self.string_key_counter()?;
+        for key in keys {
+            counter.add(key);
+        }
+        Ok(())
+    }
+
+    /// A handle that adds keys one by one as [`Self::count_string_keys`] does (the layout is
+    /// checked once, here).
+    pub fn string_key_counter(&mut self) -> Result<StringKeyCounter<'_>> {
+        if !self.counts_string_keys() {
+            return Err(JitError::InvalidSpec(
+                "counting string keys needs one string key and only count aggregates".into(),
+            ));
+        }
+        Ok(StringKeyCounter { state: self })
     }
 
     /// Adds the groups of `other`, a state of the same layout that saw *later* rows of the same

@@ -19,7 +19,7 @@ mod plan;
 mod spec;
 mod value;
 
-pub use agg::GroupState;
+pub use agg::{GroupState, StringKeyCounter};
 pub use arrow::datatypes::DataType;
 pub use error::{JitError, Result};
 pub use interp::Interpreter;

@@ -64,6 +64,42 @@ pub(crate) struct SlidingExpansion {
     pub start_us: i64,
 }
 
+/// `GROUP BY word` with only counts over `explode(split(line, sep))` for a one-byte `sep`:
+/// the planner drops the explode and the aggregation reads the lines.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct FusedSplit {
+    /// The line column in the aggregation's (fused) input.
+    pub line_column: usize,
+    /// The separator byte (ASCII).
+    pub separator: u8,
+}
+
+impl FusedSplit {
+    /// Counts the words of every non-NULL line of `batch` into `state`. Spark's `split`
+    /// keeps empty words (leading, inner, trailing separators); a NULL line has no words.
+    fn count_words(&self, state: &mut GroupState, batch: &RecordBatch) -> Result<()> {
+        let lines = compute::cast(batch.column(self.line_column), &DataType::Utf8)?;
+        let lines = lines
+            .as_any()
+            .downcast_ref::<arrow::array::StringArray>()
+            .ok_or_else(|| Error::Internal("split input is not a string column".into()))?;
+        let mut counter = state.string_key_counter()?;
+        for row in 0..lines.len() {
+            if lines.is_null(row) {
+                continue;
+            }
+            let line = lines.value(row).as_bytes();
+            let mut start = 0;
+            super::map::for_each_position_of(line, self.separator, |i| {
+                counter.add(&line[start..i]);
+                start = i + 1;
+            });
+            counter.add(&line[start..]);
+        }
+        Ok(())
+    }
+}
+
 /// The input of the batch being fed to an [`AggregateOp`] (see [`AggregateOp::begin`]).
 #[derive(Debug)]
 pub(crate) struct AggFeed {
@@ -107,6 +143,10 @@ pub(crate) struct AggregateOp {
     merge_is_exact: bool,
     /// Per-thread partial states of [`Self::feed_many`], kept for their allocations.
     partials: Vec<GroupState>,
+    /// A fused `explode(split(line, sep))` below a count by the exploded word: the input rows
+    /// are the lines (this column), and the words are counted straight from their bytes,
+    /// never built as a column (see [`FusedSplit`]).
+    pub fused_split: Option<FusedSplit>,
     metrics: StateOperatorProgress,
 }
 
@@ -155,6 +195,7 @@ impl AggregateOp {
             distinct: None,
             merge_is_exact,
             partials: Vec::new(),
+            fused_split: None,
             metrics: StateOperatorProgress {
                 operator_name: "stateStoreSave".into(),
                 num_shuffle_partitions: 1,
@@ -174,8 +215,15 @@ impl AggregateOp {
             ),
             None => String::new(),
         };
+        let fused = match &self.fused_split {
+            Some(f) => format!(
+                "\nFusedExplodeSplit line column {} separator {:?}: words counted straight from the lines (no word column)",
+                f.line_column, f.separator as char
+            ),
+            None => String::new(),
+        };
         format!(
-            "StatefulAggregate op={} mode={} [{}]{expansion}\n{}",
+            "StatefulAggregate op={} mode={} [{}]{expansion}{fused}\n{}",
             self.op_id,
             self.mode,
             self.description,
@@ -246,6 +294,10 @@ impl AggregateOp {
                     let kernel = &kernel;
                     scope.spawn(move || -> Result<(u64, bool)> {
                         partial.clear();
+                        if let Some(fused) = &this.fused_split {
+                            fused.count_words(partial, &batch)?;
+                            return Ok((0, true));
+                        }
                         let (input, dropped) = this.kernel_input(batch, ctx)?;
                         let Some(input) = input else {
                             return Ok((dropped, false));
@@ -333,6 +385,13 @@ impl AggregateOp {
         batch: RecordBatch,
         ctx: &BatchContext,
     ) -> Result<()> {
+        if let Some(fused) = &self.fused_split {
+            let kernel = self.kernel.clone();
+            let state = self.shards[0]
+                .state
+                .get_or_insert_with(|| kernel.new_group_state());
+            return fused.count_words(state, &batch);
+        }
         let ts_us = ctx.batch_timestamp_ms.saturating_mul(1000);
         let shard_count = self.shards.len();
         let (batch, dropped) = self.without_late_rows(batch, ctx)?;

@@ -299,7 +299,7 @@ fn run_parallel(
 /// Calls `f` with each index of `needle` in `haystack`, in order. Eight bytes at a time: the
 /// bytes equal to `needle` become zero bytes of `word ^ pattern`, and an exact zero-byte mask
 /// (no false positives from borrows) gives their positions; the last 0-7 bytes one by one.
-fn for_each_position_of(haystack: &[u8], needle: u8, mut f: impl FnMut(usize)) {
+pub(crate) fn for_each_position_of(haystack: &[u8], needle: u8, mut f: impl FnMut(usize)) {
     const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
     let pattern = u64::from_ne_bytes([needle; 8]);
     let mut chunks = haystack.chunks_exact(8);

@@ -811,10 +811,111 @@ impl Planner<'_> {
         }
         op.set_shard_count(self.options.state_shards);
         op.input_batches_per_feed = self.options.workers.max(1);
+        let counts_only = agg_specs.iter().all(|(f, arg)| {
+            matches!(
+                (f, arg),
+                (AggFunc::CountStar, None) | (AggFunc::Count, Some(Expr::Column(_)))
+            )
+        });
+        let input = match fused_split(
+            input,
+            &key_exprs,
+            &agg_specs,
+            counts_only
+                && filters.is_empty()
+                && op.event_time.is_none()
+                && op.sliding.is_none()
+                && op.distinct.is_none()
+                && op.shard_count() == 1,
+        ) {
+            Ok((lines, fused)) => {
+                // Not in the fingerprint: the state is the same with or without the fusion.
+                op.fused_split = Some(fused);
+                lines
+            }
+            Err(input) => *input,
+        };
         Ok(Node::Aggregate {
             input: Box::new(input),
             op: Box::new(op),
         })
+    }
+}
+
+/// `GROUP BY word` with only `count(*)`/`count(word)` over `explode(split(line, 'c'))` for a
+/// one-byte ASCII `c` (directly, or through a projection that only passes columns on):
+/// returns the explode's input and the fusion, so the aggregation counts words straight from
+/// the lines; otherwise gives `input` back unchanged.
+fn fused_split(
+    input: Node,
+    key_exprs: &[GroupKey],
+    agg_specs: &[(AggFunc, Option<Expr>)],
+    eligible: bool,
+) -> std::result::Result<(Node, super::aggregate::FusedSplit), Box<Node>> {
+    if !eligible {
+        return Err(Box::new(input));
+    }
+    // Down through projections that only pass columns on, to the explode.
+    let mut maps: Vec<&super::map::MapStage> = Vec::new();
+    let mut node = &input;
+    while let Node::Map {
+        input: below,
+        stage,
+    } = node
+    {
+        if stage.kernel.is_some() {
+            return Err(Box::new(input));
+        }
+        maps.push(stage);
+        node = below.as_ref();
+    }
+    let Node::Explode { stage, .. } = node else {
+        return Err(Box::new(input));
+    };
+    // Up again: where the exploded word is, and under which names the aggregation sees it.
+    let mut word_columns = vec![stage.output_schema.fields().len().saturating_sub(1)];
+    let mut schema = stage.output_schema.clone();
+    for map in maps.iter().rev() {
+        word_columns = map
+            .outputs
+            .iter()
+            .enumerate()
+            .filter(|(_, o)| matches!(o, super::map::OutputColumn::Input(i) if word_columns.contains(i)))
+            .map(|(j, _)| j)
+            .collect();
+        schema = map.output_schema.clone();
+    }
+    let word_names: Vec<String> = word_columns
+        .iter()
+        .map(|&j| schema.field(j).name().clone())
+        .collect();
+    let is_word = |e: &Expr| matches!(e, Expr::Column(c) if word_names.contains(&c.name));
+    let separator = match &stage.literal_split {
+        Some((column, sep)) => match sep.as_bytes() {
+            [b] if b.is_ascii() => Some((*column, *b)),
+            _ => None,
+        },
+        None => None,
+    };
+    let keyed_by_word = matches!(key_exprs, [GroupKey::Expr(e)] if is_word(e));
+    let counts_word = agg_specs
+        .iter()
+        .all(|(_, arg)| arg.as_ref().is_none_or(is_word));
+    let Some((line_column, separator)) = separator.filter(|_| keyed_by_word && counts_word) else {
+        return Err(Box::new(input));
+    };
+    let fused = super::aggregate::FusedSplit {
+        line_column,
+        separator,
+    };
+    // Peel the projections and the explode: the lines feed the aggregation.
+    let mut node = input;
+    loop {
+        node = match node {
+            Node::Map { input: below, .. } => *below,
+            Node::Explode { input: lines, .. } => return Ok((*lines, fused)),
+            other => return Err(Box::new(other)),
+        };
     }
 }
 

@@ -362,51 +362,123 @@ fn read_text_file(path: &Path) -> Result<String> {
 }
 
 /// One row per line (a `\r` before the `\n` dropped; no row after a final newline). The file
-/// is read through a 1 MiB buffer and each batch is built as its lines arrive, so the whole
-/// file's text is never held beside its rows. Invalid UTF-8 is replaced, as a lossy read of
-/// the whole file would (a newline is never part of a multi-byte character).
+/// is read in chunks of [`TEXT_CHUNK`] bytes cut after their last newline, and each chunk's
+/// lines are turned into rows on all cores (the chunk split at newlines, parts in order), so
+/// the whole file's text is never held beside its rows. Invalid UTF-8 is replaced, as a lossy
+/// read of the whole file would (a newline is never part of a multi-byte character).
 fn read_text(path: &Path, schema: &SchemaRef) -> Result<Vec<RecordBatch>> {
-    use std::io::BufRead;
-    let file = File::open(path).map_err(|e| Error::io(path, e))?;
-    let mut reader = std::io::BufReader::with_capacity(1 << 20, file);
+    use std::io::Read;
+    let mut file = File::open(path).map_err(|e| Error::io(path, e))?;
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut batches = Vec::new();
+    let mut chunk: Vec<u8> = Vec::new();
+    loop {
+        // Top the chunk (the previous chunk's unfinished line first) up to TEXT_CHUNK bytes.
+        let have = chunk.len();
+        chunk.resize(have + TEXT_CHUNK, 0);
+        let mut filled = have;
+        while filled < chunk.len() {
+            match file.read(&mut chunk[filled..]) {
+                Ok(0) => break,
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(Error::io(path, e)),
+            }
+        }
+        let eof = filled < chunk.len();
+        chunk.truncate(filled);
+        let cut = if eof {
+            chunk.len()
+        } else {
+            match memchr::memrchr(b'\n', &chunk) {
+                Some(i) => i + 1,
+                // A line longer than the chunk: read on.
+                None => continue,
+            }
+        };
+        let rest = chunk.split_off(cut);
+        batches.extend(text_rows(&chunk, schema, workers)?);
+        chunk = rest;
+        if eof {
+            break;
+        }
+    }
+    Ok(batches)
+}
+
+/// Bytes read at a time by the text reader.
+const TEXT_CHUNK: usize = 8 << 20;
+
+/// The rows of whole lines (`text` ends after a newline, or at the end of the file), built by
+/// up to `workers` threads over parts cut at newlines; batches in line order.
+fn text_rows(text: &[u8], schema: &SchemaRef, workers: usize) -> Result<Vec<RecordBatch>> {
+    let parts = workers.clamp(1, 8).min(text.len() / (256 << 10)).max(1);
+    let mut bounds = vec![0];
+    for p in 1..parts {
+        let from = (text.len() * p / parts).max(*bounds.last().unwrap_or(&0));
+        match memchr::memchr(b'\n', &text[from..]) {
+            Some(i) => bounds.push(from + i + 1),
+            None => break,
+        }
+    }
+    bounds.push(text.len());
+    bounds.dedup();
+    if bounds.len() <= 2 {
+        return text_part_rows(text, schema);
+    }
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = bounds
+            .windows(2)
+            .map(|w| {
+                let part = &text[w[0]..w[1]];
+                scope.spawn(move || text_part_rows(part, schema))
+            })
+            .collect();
+        let mut out = Vec::new();
+        for h in handles {
+            out.extend(
+                h.join()
+                    .map_err(|_| Error::Internal("a text reader thread panicked".into()))??,
+            );
+        }
+        Ok(out)
+    })
+}
+
+/// The rows of the lines of one part, in batches of [`BATCH_ROWS`].
+fn text_part_rows(text: &[u8], schema: &SchemaRef) -> Result<Vec<RecordBatch>> {
     let mut batches = Vec::new();
     let mut builder = arrow::array::StringBuilder::new();
     let mut rows = 0usize;
-    let mut line = Vec::new();
-    let mut flush = |builder: &mut arrow::array::StringBuilder| -> Result<()> {
-        let values: ArrayRef = Arc::new(builder.finish());
-        batches.push(RecordBatch::try_new(schema.clone(), vec![values])?);
-        Ok(())
-    };
-    loop {
-        line.clear();
-        let n = reader
-            .read_until(b'\n', &mut line)
-            .map_err(|e| Error::io(path, e))?;
-        if n == 0 {
-            break;
-        }
-        let mut text: &[u8] = &line;
-        if let Some(rest) = text.strip_suffix(b"\n") {
-            text = rest.strip_suffix(b"\r").unwrap_or(rest);
-        } else if let Some(rest) = text.strip_suffix(b"\r") {
-            // The last line without a newline keeps a lone `\r` stripped, as before.
-            text = rest;
+    let mut start = 0;
+    while start < text.len() {
+        let end = memchr::memchr(b'\n', &text[start..]).map_or(text.len(), |i| start + i);
+        let mut line = &text[start..end];
+        // `\r\n` loses its `\r`; so does a last line that ends in a lone `\r`.
+        if let Some(rest) = line.strip_suffix(b"\r") {
+            line = rest;
         }
         // Valid UTF-8 (the common case) is checked by the fast validator; only invalid lines
         // take the lossy path, which replaces bad sequences with U+FFFD as Spark's reader does.
-        match std::str::from_utf8(text) {
+        match std::str::from_utf8(line) {
             Ok(valid) => builder.append_value(valid),
-            Err(_) => builder.append_value(String::from_utf8_lossy(text)),
+            Err(_) => builder.append_value(String::from_utf8_lossy(line)),
         }
         rows += 1;
         if rows == BATCH_ROWS {
-            flush(&mut builder)?;
+            batches.push(RecordBatch::try_new(
+                schema.clone(),
+                vec![Arc::new(builder.finish()) as ArrayRef],
+            )?);
             rows = 0;
         }
+        start = end + 1;
     }
     if rows > 0 {
-        flush(&mut builder)?;
+        batches.push(RecordBatch::try_new(
+            schema.clone(),
+            vec![Arc::new(builder.finish()) as ArrayRef],
+        )?);
     }
     Ok(batches)
 }

@@ -242,3 +242,47 @@ fn restoring_a_foreign_state_is_rejected() {
     let err = GroupState::from_record_batch(&k, &other).unwrap_err();
     assert!(matches!(err, JitError::State(_)), "{err}");
 }
+
+/// The fused word count (`count_string_keys`) builds the same state as the kernel fed the
+/// words as a column: same groups in the same order, same counts; other layouts are refused.
+#[test]
+fn counting_string_keys_equals_the_kernel() {
+    use arrow::array::StringArray;
+    use arrow::datatypes::{Field, Schema};
+    let schema = Arc::new(Schema::new(vec![Field::new("w", DataType::Utf8, true)]));
+    let mut b = KernelSpec::builder(schema.clone());
+    let w = b.column(0).unwrap();
+    b.aggregate(
+        vec![("w".into(), w)],
+        vec![
+            ("n".into(), AggFunc::CountStar, None),
+            ("c".into(), AggFunc::Count, Some(w)),
+        ],
+    );
+    let k = engine().compile(&b.build().unwrap()).unwrap();
+    let words: Vec<&str> = "the cat  sat on the mat the end  é é a-very-long-word-of-many-bytes x"
+        .split(' ')
+        .collect();
+    let batch =
+        RecordBatch::try_new(schema, vec![Arc::new(StringArray::from(words.clone()))]).unwrap();
+    let mut by_kernel = k.new_group_state();
+    k.update(&mut by_kernel, &batch).unwrap();
+    let mut counted = k.new_group_state();
+    assert!(counted.counts_string_keys());
+    counted
+        .count_string_keys(words[..5].iter().map(|w| w.as_bytes()))
+        .unwrap();
+    counted
+        .count_string_keys(words[5..].iter().map(|w| w.as_bytes()))
+        .unwrap();
+    assert_eq!(
+        by_kernel.output_all().unwrap(),
+        counted.output_all().unwrap()
+    );
+    let mut other = engine()
+        .compile(&window_count_spec())
+        .unwrap()
+        .new_group_state();
+    assert!(!other.counts_string_keys());
+    assert!(other.count_string_keys([b"x".as_slice()]).is_err());
+}
