@@ -436,6 +436,29 @@ impl PendingWrites {
         Ok(())
     }
 
+    /// Between batches, with fsync on: makes the pending directories and the temp files just
+    /// made ahead of time durable now, in one round off the path from new data to output, so
+    /// the next batch's round writes back only that batch's own files. (Without it, the next
+    /// round also carried the previous batch's directories and the new temp files' metadata.)
+    /// Nothing waits on this for correctness: a later round would sync the same things.
+    pub fn settle(&self) -> Result<()> {
+        let (dirs, sample) = {
+            let pending = self.lock();
+            let sample = pending.temp_files.keys().next().cloned();
+            (pending.dirs.clone(), sample)
+        };
+        let Some(any_dir) = dirs.first().cloned().or(sample) else {
+            return Ok(());
+        };
+        let handle = File::open(&any_dir).map_err(|e| Error::io(&any_dir, e))?;
+        // Two entries make `sync_round` one `syncfs` on Linux (everything dirty on the file
+        // system, the new temp files included); elsewhere it fsyncs the directory.
+        sync_round(&[(&handle, any_dir.as_path()), (&handle, any_dir.as_path())])?;
+        let mut pending = self.lock();
+        pending.dirs.retain(|d| !dirs.contains(d));
+        Ok(())
+    }
+
     /// Creates `path` for writing (a data file the caller syncs itself, e.g. a sink's part
     /// file), from an empty temp file made ahead of time in its directory when one is ready.
     pub fn create_file(&self, path: &Path) -> Result<File> {

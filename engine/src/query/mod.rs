@@ -601,6 +601,9 @@ impl MicroBatchExecution {
             next_batch += 1;
             // Between batches, off the path from new data to committed output.
             self.checkpoint.pending_writes().refill_temp_files()?;
+            if self.config.fsync {
+                self.checkpoint.pending_writes().settle()?;
+            }
             if trigger == Trigger::Once {
                 return Ok(());
             }
