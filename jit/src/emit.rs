@@ -2012,10 +2012,14 @@ impl<'a, 'b> Codegen<'a, 'b> {
         self.b.switch_to_block(a_next);
         self.step_and_jump(i_var, a_single);
 
-        // Loop B: outputs of the selected rows.
+        // Loop B: outputs of the selected rows. The output pointers are loaded once per chunk
+        // here, not per row: every row of loop B stores through them, and reloading them through
+        // the output struct each row was a chain of dependent loads on the loop's critical path.
+        // (Loop A does not need them, so they are not live there.)
         self.b.switch_to_block(b_start);
         let z = self.iconst(I64, 0);
         self.b.def_var(j_var, z);
+        let chunk_outputs = self.output_pointers(out);
         self.b.ins().jump(b_head, &[]);
 
         self.loop_head(b_head, j_var, LoopBound::Var(m_var), b_body, chunk_next);
@@ -2028,7 +2032,7 @@ impl<'a, 'b> Codegen<'a, 'b> {
         // The row reported on an error or resumed at when the output is full.
         self.b.def_var(i_var, row);
         self.start_row(row);
-        self.output_row(out, None, k_var, b_next, full, err_block);
+        self.output_row(out, Some(&chunk_outputs), k_var, b_next, full, err_block);
 
         self.b.switch_to_block(b_next);
         self.step_and_jump(j_var, b_head);
