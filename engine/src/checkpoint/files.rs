@@ -479,6 +479,9 @@ impl PendingWrites {
     /// and creating small files each batch is what makes creation slow on ext4 without a
     /// journal (see [`Self::refill_temp_files`]); recycling makes a long-running query's
     /// steady state create and delete no checkpoint files at all.
+    ///
+    /// Only for fsync-on writers: a recycled file is rewritten and synced before it is renamed
+    /// to its new name, so its old content can never appear under that name after a crash.
     pub(crate) fn recycle(&self, path: &Path) -> Result<()> {
         let dir = parent_dir(path);
         // The main file goes first, as in [`remove_checked`].

@@ -307,7 +307,16 @@ impl Checkpoint {
         for dir in [self.offsets_dir(), self.commits_dir()] {
             for id in list_batch_ids(&dir)? {
                 if id < first_kept {
-                    self.pending.recycle(&dir.join(id.to_string()))?;
+                    let path = dir.join(id.to_string());
+                    if self.fsync {
+                        self.pending.recycle(&path)?;
+                    } else {
+                        // Without fsync a reused file could reach the disk renamed but not
+                        // rewritten, showing an old batch's content (and its old, matching
+                        // checksum) under a new name after a power loss. Fresh files torn
+                        // that way are empty, which the checksum reports.
+                        remove_checked(&path)?;
+                    }
                 }
             }
             // The removals need not be durable at once: the next write's round syncs the
