@@ -265,11 +265,10 @@ fn sidecar_bytes(
 /// (a query stopping) calls [`PendingWrites::flush`].
 ///
 /// A staged create ([`stage_checked`]) writes its temp files now and joins the next round: its
-/// temp files are synced with that round's and it is named first, before the round's own file.
-/// A file source stages its seen-files log entry this way, so it and `offsets/N` share one
-/// round instead of two; the two names then become durable together (with the next round),
-/// and recovery handles an `offsets/N` whose source entry did not survive a power loss (see
-/// `query::recovery_rule`).
+/// temp files are synced with that round's, it is named, and its directory is fsynced (a
+/// second, small round) before the round's own file is named, so the staged names are durable
+/// first. A file source stages its seen-files log entry this way, and with a file sink the
+/// query stages `offsets/N` too: both then join the round of the sink's log entry.
 #[derive(Clone, Debug, Default)]
 pub struct PendingWrites(Arc<Mutex<Pending>>);
 
@@ -341,7 +340,7 @@ impl PendingWrites {
     /// directory; then the staged creates are named (each leaving its directory pending). The
     /// directories stay pending if the round fails; the staged creates are then dropped and
     /// the error names them.
-    fn sync_with(&self, targets: &[(&File, &Path)], after_staged: AfterStaged) -> Result<()> {
+    fn sync_with(&self, targets: &[(&File, &Path)]) -> Result<()> {
         let (dirs, staged) = {
             let mut pending = self.lock();
             (
@@ -393,10 +392,10 @@ impl PendingWrites {
         if let Some(e) = first_error {
             return Err(e);
         }
-        if placed_any && after_staged == AfterStaged::Durable {
+        if placed_any {
             // The staged names must be durable before the caller names its own file: their
             // directories (all that is pending now) get a round of their own.
-            return self.sync_with(&[], AfterStaged::Durable);
+            return self.sync_with(&[]);
         }
         Ok(())
     }
@@ -419,21 +418,26 @@ impl PendingWrites {
     /// ext4 without a journal (this project's CI machine), each creation scans past every
     /// inode freed in the last minutes; measured there, a create took 80-180 µs after a few
     /// thousand deletions, about a third of a whole fsync round.
-    pub fn refill_temp_files(&self) -> Result<()> {
+    pub fn refill_temp_files(&self) {
         let drained = std::mem::take(&mut self.lock().drained);
         for dir in drained {
             let have = self.lock().temp_files.get(&dir).map_or(0, Vec::len);
             let mut made = Vec::new();
             for _ in have..TEMP_FILES_PER_DIR {
                 let tmp = dir.join(format!(".pool-{}.tmp", uuid::Uuid::new_v4()));
-                if let Err(e) = OpenOptions::new().write(true).create_new(true).open(&tmp) {
-                    return Err(Error::io(&tmp, e));
+                // Best effort: without a ready file the next write creates its own.
+                if OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .open(&tmp)
+                    .is_err()
+                {
+                    break;
                 }
                 made.push(tmp);
             }
             self.lock().temp_files.entry(dir).or_default().extend(made);
         }
-        Ok(())
     }
 
     /// Between batches, with fsync on: makes the pending directories and the temp files just
@@ -442,21 +446,57 @@ impl PendingWrites {
     /// round also carried the previous batch's directories and the new temp files' metadata.)
     /// Nothing waits on this for correctness: a later round would sync the same things.
     pub fn settle(&self) -> Result<()> {
-        let (dirs, sample) = {
+        let (dirs, pool_dirs) = {
             let pending = self.lock();
-            let sample = pending.temp_files.keys().next().cloned();
-            (pending.dirs.clone(), sample)
+            (
+                pending.dirs.clone(),
+                pending.temp_files.keys().cloned().collect::<Vec<_>>(),
+            )
         };
-        let Some(any_dir) = dirs.first().cloned().or(sample) else {
+        // Every pending directory and the temp files' directories: on Linux a round of two or
+        // more is one `syncfs` per distinct file system, which covers the new temp files too.
+        let mut targets: Vec<PathBuf> = dirs.clone();
+        for d in pool_dirs {
+            if !targets.contains(&d) {
+                targets.push(d);
+            }
+        }
+        if targets.is_empty() {
             return Ok(());
-        };
-        let handle = File::open(&any_dir).map_err(|e| Error::io(&any_dir, e))?;
-        // Two entries make `sync_round` one `syncfs` on Linux (everything dirty on the file
-        // system, the new temp files included); elsewhere it fsyncs the directory.
-        sync_round(&[(&handle, any_dir.as_path()), (&handle, any_dir.as_path())])?;
-        let mut pending = self.lock();
-        pending.dirs.retain(|d| !dirs.contains(d));
+        }
+        let handles = targets
+            .iter()
+            .map(|d| File::open(d).map_err(|e| Error::io(d, e)))
+            .collect::<Result<Vec<_>>>()?;
+        let mut round: Vec<(&File, &Path)> = handles
+            .iter()
+            .zip(&targets)
+            .map(|(f, d)| (f, d.as_path()))
+            .collect();
+        if round.len() == 1 {
+            // One entry would be a plain fsync of that directory: repeat it to get the round.
+            round.push(round[0]);
+        }
+        sync_round(&round)?;
+        self.lock().dirs.retain(|d| !dirs.contains(d));
         Ok(())
+    }
+
+    /// Removes the temp files of earlier runs that were made ahead of time or recycled
+    /// (`.pool-*.tmp` in `dir`): a crash leaves them behind. Called when a file source or a
+    /// file sink opens its directories (the checkpoint's own `offsets/` and `commits/` lose
+    /// every stale temp file at open). One run per checkpoint, so none of them is in use.
+    pub fn remove_stale_pool_files(dir: &Path) {
+        let Ok(entries) = fs::read_dir(dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            if name.starts_with(".pool-") && name.ends_with(".tmp") {
+                let _ = fs::remove_file(entry.path());
+            }
+        }
     }
 
     /// Creates `path` for writing (a data file the caller syncs itself, e.g. a sink's part
@@ -480,8 +520,8 @@ impl PendingWrites {
     /// journal (see [`Self::refill_temp_files`]); recycling makes a long-running query's
     /// steady state create and delete no checkpoint files at all.
     ///
-    /// Only for fsync-on writers: a recycled file is rewritten and synced before it is renamed
-    /// to its new name, so its old content can never appear under that name after a crash.
+    /// A recycled file is emptied first, so it is exactly like a fresh temp file: a torn write
+    /// of it is empty (the checksum reports it), never an old batch's content.
     pub(crate) fn recycle(&self, path: &Path) -> Result<()> {
         let dir = parent_dir(path);
         // The main file goes first, as in [`remove_checked`].
@@ -497,15 +537,22 @@ impl PendingWrites {
             }
             let tmp = dir.join(format!(".pool-{}.tmp", uuid::Uuid::new_v4()));
             match fs::rename(&p, &tmp) {
-                Ok(()) => self
-                    .lock()
-                    .temp_files
-                    .entry(dir.clone())
-                    .or_default()
-                    .push(tmp),
-                Err(e) if e.kind() == ErrorKind::NotFound => {}
+                Ok(()) => {}
+                Err(e) if e.kind() == ErrorKind::NotFound => continue,
                 Err(e) => return Err(Error::io(&p, e)),
             }
+            // Emptied: a recycled file then looks like a fresh one, so no crash (or silently
+            // failed write-back) can show its old, checksum-valid content under a new name.
+            OpenOptions::new()
+                .write(true)
+                .open(&tmp)
+                .and_then(|f| f.set_len(0))
+                .map_err(|e| Error::io(&tmp, e))?;
+            self.lock()
+                .temp_files
+                .entry(dir.clone())
+                .or_default()
+                .push(tmp);
         }
         Ok(())
     }
@@ -527,25 +574,12 @@ impl PendingWrites {
     /// Makes everything pending durable now: staged creates are synced and named, then every
     /// pending directory is fsynced.
     pub fn flush(&self) -> Result<()> {
-        self.sync_with(&[], AfterStaged::Durable)?;
+        self.sync_with(&[])?;
         if !self.lock().dirs.is_empty() {
-            self.sync_with(&[], AfterStaged::Durable)?;
+            self.sync_with(&[])?;
         }
         Ok(())
     }
-}
-
-/// How a checked create orders itself after the staged creates its fsync round names.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum AfterStaged {
-    /// The staged names are made durable (their directories fsynced, one more round) before
-    /// this file is named. Required when this file commits what the staged files record:
-    /// the file sink's log entry after the batch's `offsets/N`.
-    Durable,
-    /// The staged names and this one are named one after another and become durable together
-    /// with the next round, so after a power loss any subset may exist. Only for `offsets/N`
-    /// after a source's staged log entry, whose loss recovery handles (see `query`).
-    SameRound,
 }
 
 /// Names a synced sidecar temp file and its synced main temp file: the sidecar first, so a
@@ -570,15 +604,7 @@ pub(crate) fn stage_checked(
     pending: &PendingWrites,
 ) -> Result<bool> {
     if !fsync || !pending.lock().staging {
-        return create_checked_with(
-            path,
-            bytes,
-            owner,
-            false,
-            &[],
-            Some(pending),
-            AfterStaged::Durable,
-        );
+        return create_checked_with(path, bytes, owner, fsync, &[], Some(pending));
     }
     if path.exists() || pending.is_staged(path) {
         return Ok(false);
@@ -613,7 +639,7 @@ pub(crate) fn create_checked(
     owner: Option<&str>,
     fsync: bool,
 ) -> Result<bool> {
-    create_checked_with(path, bytes, owner, fsync, &[], None, AfterStaged::Durable)
+    create_checked_with(path, bytes, owner, fsync, &[], None)
 }
 
 /// [`create_checked`] that also fsyncs `also` (files that must be durable before `path` is
@@ -627,7 +653,6 @@ pub(crate) fn create_checked_with(
     fsync: bool,
     also: &[(&File, &Path)],
     pending: Option<&PendingWrites>,
-    after_staged: AfterStaged,
 ) -> Result<bool> {
     if path.exists() {
         return Ok(false);
@@ -655,7 +680,7 @@ pub(crate) fn create_checked_with(
             ];
             targets.extend_from_slice(also);
             match pending {
-                Some(p) => p.sync_with(&targets, after_staged)?,
+                Some(p) => p.sync_with(&targets)?,
                 None => sync_round(&targets)?,
             }
         }

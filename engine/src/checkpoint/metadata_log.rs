@@ -11,9 +11,7 @@ use std::path::{Path, PathBuf};
 
 use std::fs::File;
 
-use crate::checkpoint::files::{
-    AfterStaged, PendingWrites, create_checked_with, read_checked, stage_checked,
-};
+use crate::checkpoint::files::{PendingWrites, create_checked_with, read_checked, stage_checked};
 use crate::error::{Error, Result};
 
 /// The default compaction interval (`spark.sql.streaming.fileSink.log.compactInterval`,
@@ -224,7 +222,6 @@ impl CompactibleLog {
             self.fsync,
             also,
             self.pending.as_ref(),
-            AfterStaged::Durable,
         )
     }
 

@@ -213,7 +213,7 @@ impl Checkpoint {
     pub fn write_offsets(&self, batch_id: u64, seq: &OffsetSeq) -> Result<()> {
         let path = self.offsets_dir().join(batch_id.to_string());
         let bytes = serialize_offsets(seq)?;
-        self.create_or_same(&path, &bytes, files::AfterStaged::SameRound)
+        self.create_or_same(&path, &bytes)
     }
 
     /// [`Self::write_offsets`] staged in the query's pending writes: the temp files are
@@ -268,7 +268,7 @@ impl Checkpoint {
             "v1\n{{\"nextBatchWatermarkMs\":{}}}",
             c.next_batch_watermark_ms
         );
-        self.create_or_same(&path, bytes.as_bytes(), files::AfterStaged::Durable)
+        self.create_or_same(&path, bytes.as_bytes())
     }
 
     /// Reads `commits/<batch_id>`; `Ok(None)` when it does not exist.
@@ -307,16 +307,7 @@ impl Checkpoint {
         for dir in [self.offsets_dir(), self.commits_dir()] {
             for id in list_batch_ids(&dir)? {
                 if id < first_kept {
-                    let path = dir.join(id.to_string());
-                    if self.fsync {
-                        self.pending.recycle(&path)?;
-                    } else {
-                        // Without fsync a reused file could reach the disk renamed but not
-                        // rewritten, showing an old batch's content (and its old, matching
-                        // checksum) under a new name after a power loss. Fresh files torn
-                        // that way are empty, which the checksum reports.
-                        remove_checked(&path)?;
-                    }
+                    self.pending.recycle(&dir.join(id.to_string()))?;
                 }
             }
             // The removals need not be durable at once: the next write's round syncs the
@@ -350,12 +341,7 @@ impl Checkpoint {
         self.pending.clone()
     }
 
-    fn create_or_same(
-        &self,
-        path: &Path,
-        bytes: &[u8],
-        after_staged: files::AfterStaged,
-    ) -> Result<()> {
+    fn create_or_same(&self, path: &Path, bytes: &[u8]) -> Result<()> {
         if files::create_checked_with(
             path,
             bytes,
@@ -363,7 +349,6 @@ impl Checkpoint {
             self.fsync,
             &[],
             Some(&self.pending),
-            after_staged,
         )? {
             return Ok(());
         }

@@ -75,15 +75,28 @@ pub(crate) struct FusedSplit {
 }
 
 impl FusedSplit {
-    /// Counts the words of every non-NULL line of `batch` into `state`. Spark's `split`
-    /// keeps empty words (leading, inner, trailing separators); a NULL line has no words.
-    fn count_words(&self, state: &mut GroupState, batch: &RecordBatch) -> Result<()> {
+    /// Counts the words of every non-NULL line of `batch` into `states`: one state, or the
+    /// state shards, each word routed to its shard as [`route_rows`] would route it. Spark's
+    /// `split` keeps empty words (leading, inner, trailing separators); a NULL line has none.
+    fn count_words(&self, states: Vec<&mut GroupState>, batch: &RecordBatch) -> Result<()> {
         let lines = compute::cast(batch.column(self.line_column), &DataType::Utf8)?;
         let lines = lines
             .as_any()
             .downcast_ref::<arrow::array::StringArray>()
             .ok_or_else(|| Error::Internal("split input is not a string column".into()))?;
-        let mut counter = state.string_key_counter()?;
+        let mut counters = states
+            .into_iter()
+            .map(|s| s.string_key_counter())
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        let shards = counters.len() as u64;
+        let mut add = |word: &[u8]| {
+            let shard = if shards == 1 {
+                0
+            } else {
+                (route_hash_str(ROUTE_SEED, word) % shards) as usize
+            };
+            counters[shard].add(word);
+        };
         for row in 0..lines.len() {
             if lines.is_null(row) {
                 continue;
@@ -91,10 +104,10 @@ impl FusedSplit {
             let line = lines.value(row).as_bytes();
             let mut start = 0;
             super::map::for_each_position_of(line, self.separator, |i| {
-                counter.add(&line[start..i]);
+                add(&line[start..i]);
                 start = i + 1;
             });
-            counter.add(&line[start..]);
+            add(&line[start..]);
         }
         Ok(())
     }
@@ -295,7 +308,7 @@ impl AggregateOp {
                     scope.spawn(move || -> Result<(u64, bool)> {
                         partial.clear();
                         if let Some(fused) = &this.fused_split {
-                            fused.count_words(partial, &batch)?;
+                            fused.count_words(vec![partial], &batch)?;
                             return Ok((0, true));
                         }
                         let (input, dropped) = this.kernel_input(batch, ctx)?;
@@ -387,10 +400,13 @@ impl AggregateOp {
     ) -> Result<()> {
         if let Some(fused) = &self.fused_split {
             let kernel = self.kernel.clone();
-            let state = self.shards[0]
-                .state
-                .get_or_insert_with(|| kernel.new_group_state());
-            return fused.count_words(state, &batch);
+            // Every shard (a restored checkpoint pins the count it was created with).
+            let states: Vec<&mut GroupState> = self
+                .shards
+                .iter_mut()
+                .map(|s| s.state.get_or_insert_with(|| kernel.new_group_state()))
+                .collect();
+            return fused.count_words(states, &batch);
         }
         let ts_us = ctx.batch_timestamp_ms.saturating_mul(1000);
         let shard_count = self.shards.len();
@@ -669,7 +685,7 @@ impl AggregateOp {
 /// every process, since shards own state on disk), modulo the shard count.
 fn route_rows(batch: &RecordBatch, route: &[usize], shards: usize) -> Result<Vec<RecordBatch>> {
     let n = batch.num_rows();
-    let mut hashes = vec![0x9e37_79b9_7f4a_7c15u64; n];
+    let mut hashes = vec![ROUTE_SEED; n];
     for &c in route {
         hash_column(batch.column(c), &mut hashes)?;
     }
@@ -683,6 +699,26 @@ fn route_rows(batch: &RecordBatch, route: &[usize], shards: usize) -> Result<Vec
         .collect()
 }
 
+/// The routing hash's starting value (one per row, before the routing columns fold in).
+const ROUTE_SEED: u64 = 0x9e37_79b9_7f4a_7c15;
+
+fn route_mix(a: u64, b: u64) -> u64 {
+    let full = u128::from(a ^ 0x9e37_79b9_7f4a_7c15) * u128::from(b ^ 0xbf58_476d_1ce4_e5b9);
+    (full as u64) ^ ((full >> 64) as u64)
+}
+
+/// Folds a non-NULL string into a routing hash (the fused word count routes each word with it
+/// exactly as [`route_rows`] routes a row whose only routing column holds that word).
+fn route_hash_str(h: u64, bytes: &[u8]) -> u64 {
+    let mut x = route_mix(h, 0x5354_5200);
+    for chunk in bytes.chunks(8) {
+        let mut w = [0u8; 8];
+        w[..chunk.len()].copy_from_slice(chunk);
+        x = route_mix(x, u64::from_le_bytes(w));
+    }
+    x
+}
+
 /// Folds one column into per-row hashes (NULL hashes as a fixed word).
 fn hash_column(col: &ArrayRef, hashes: &mut [u64]) -> Result<()> {
     use arrow::array::AsArray;
@@ -690,10 +726,7 @@ fn hash_column(col: &ArrayRef, hashes: &mut [u64]) -> Result<()> {
         DataType as T, Date32Type, Int8Type, Int16Type, Int32Type, Int64Type,
         TimestampMicrosecondType, UInt8Type, UInt16Type, UInt32Type, UInt64Type,
     };
-    fn mix(a: u64, b: u64) -> u64 {
-        let full = u128::from(a ^ 0x9e37_79b9_7f4a_7c15) * u128::from(b ^ 0xbf58_476d_1ce4_e5b9);
-        (full as u64) ^ ((full >> 64) as u64)
-    }
+    let mix = route_mix;
     macro_rules! primitive {
         ($t:ty) => {{
             let a = col.as_primitive::<$t>();
@@ -724,17 +757,11 @@ fn hash_column(col: &ArrayRef, hashes: &mut [u64]) -> Result<()> {
             let strings = compute::cast(col, &T::Utf8)?;
             let a = strings.as_string::<i32>();
             for (i, h) in hashes.iter_mut().enumerate() {
-                let mut x = mix(*h, 0x5354_5200);
-                if a.is_valid(i) {
-                    for chunk in a.value(i).as_bytes().chunks(8) {
-                        let mut w = [0u8; 8];
-                        w[..chunk.len()].copy_from_slice(chunk);
-                        x = mix(x, u64::from_le_bytes(w));
-                    }
+                *h = if a.is_valid(i) {
+                    route_hash_str(*h, a.value(i).as_bytes())
                 } else {
-                    x = mix(x, 0x6e75_6c6c);
-                }
-                *h = x;
+                    mix(mix(*h, 0x5354_5200), 0x6e75_6c6c)
+                };
             }
         }
         other => {

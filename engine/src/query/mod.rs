@@ -585,7 +585,10 @@ impl MicroBatchExecution {
                 // Durable in the sink's commit round, before its output becomes visible.
                 self.checkpoint.stage_offsets(run.batch_id, &seq)?;
             } else {
+                // The sink acts on its own (console, memory, foreach_batch): offsets/N and the
+                // sources' entries must be durable before it runs, as Spark's WAL is.
                 self.checkpoint.write_offsets(run.batch_id, &seq)?;
+                self.checkpoint.pending_writes().flush()?;
             }
             let wal_ms = wal_start.elapsed().as_millis() as u64;
             let timings = PhaseTimings {
@@ -600,7 +603,7 @@ impl MicroBatchExecution {
             committed = ends;
             next_batch += 1;
             // Between batches, off the path from new data to committed output.
-            self.checkpoint.pending_writes().refill_temp_files()?;
+            self.checkpoint.pending_writes().refill_temp_files();
             if self.config.fsync {
                 self.checkpoint.pending_writes().settle()?;
             }
@@ -610,12 +613,13 @@ impl MicroBatchExecution {
         }
     }
 
-    /// The recovery rule for a source log entry that shares the fsync round of `offsets/N`
-    /// (see `checkpoint::PendingWrites`): when batch `batch_id` has no commit and a source
-    /// cannot serve its range, its log entry was lost with a power loss while `offsets/N`
-    /// survived. Nothing of the batch can be durable then (the sink commits only after a
-    /// round that made both names durable), so the batch is planned again. If the sink's own
-    /// log does record the batch, the checkpoint was damaged by hand: that is an error.
+    /// The recovery rule for a source log entry staged with `offsets/N` (a file sink's batch,
+    /// see `checkpoint::PendingWrites`): both are named one after the other and their
+    /// directories fsynced together, so a power loss in between may keep `offsets/N` without
+    /// the entry. When batch `batch_id` has no commit and a source cannot serve its range,
+    /// nothing of the batch can be durable (the sink names its entry only after that fsync),
+    /// so the batch is planned again. If the sink's own log does record the batch, the
+    /// checkpoint was damaged by hand: that is an error.
     fn lost_source_entry(
         &self,
         batch_id: u64,

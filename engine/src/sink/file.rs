@@ -108,6 +108,8 @@ impl FileSink {
         let dir = std::path::absolute(raw).map_err(|e| Error::io(raw, e))?;
         let meta_dir = dir.join("_spark_metadata");
         fs::create_dir_all(&meta_dir).map_err(|e| Error::io(&meta_dir, e))?;
+        PendingWrites::remove_stale_pool_files(&dir);
+        PendingWrites::remove_stale_pool_files(&meta_dir);
         let csv_sep = match opts.get("sep").or(opts.get("delimiter")) {
             None => ',',
             Some(s) if s.chars().count() == 1 => s.chars().next().unwrap_or(','),

@@ -203,6 +203,7 @@ impl FileSource {
             ctx.fsync,
         )?
         .with_pending_writes(ctx.pending_writes.clone());
+        crate::checkpoint::PendingWrites::remove_stale_pool_files(&ctx.checkpoint_dir);
         let mut source = FileSource {
             format,
             qualified_path,
@@ -367,7 +368,14 @@ impl FileSource {
     fn new_files(&mut self) -> Result<Vec<ListedFile>> {
         let listed = match self.take_watched_paths() {
             Some(paths) => {
-                let mut found = std::mem::take(&mut self.unadmitted);
+                // Files found before but not admitted yet are looked at again: they may have
+                // grown, changed or gone since.
+                let mut found = Vec::new();
+                for earlier in std::mem::take(&mut self.unadmitted) {
+                    if let Some(path) = path_from_uri(&earlier.uri) {
+                        collect_files(&path, &mut found, &|uri| self.is_seen(uri))?;
+                    }
+                }
                 for path in paths {
                     // Below the directory, with no hidden name on the way (as a listing).
                     let listed = path.strip_prefix(&self.path).is_ok_and(|rel| {
