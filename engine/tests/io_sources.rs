@@ -1300,3 +1300,56 @@ fn watched_directory_finds_what_a_listing_would() {
     let got: Vec<Vec<i64>> = got.into_iter().filter(|b| !b.is_empty()).collect();
     assert_eq!(got, vec![vec![1], vec![2], vec![3], vec![4], vec![5]]);
 }
+
+/// A file found by a look but left for a later trigger (`maxFilesPerTrigger`) is looked at
+/// again when its turn comes: if it was deleted meanwhile it is not admitted (a listing would
+/// not see it either), and the files the watcher reported since are.
+#[test]
+fn a_watched_file_deleted_before_its_trigger_is_not_admitted() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let tmp = tempfile::tempdir().unwrap();
+    let input = tmp.path().join("in");
+    fs::create_dir(&input).unwrap();
+    let base = now_s() - 100;
+    write_file(&input, "f1.json", b"{\"a\":1}\n", base);
+    write_file(&input, "f2.json", b"{\"a\":2}\n", base + 1);
+    let mut src = file_source(
+        tmp.path(),
+        "json",
+        Some(schema_ab()),
+        &[("maxFilesPerTrigger", "1")],
+    )
+    .unwrap();
+    let woken = Arc::new(AtomicUsize::new(0));
+    let w = woken.clone();
+    src.on_new_data(Arc::new(move || {
+        w.fetch_add(1, Ordering::SeqCst);
+    }));
+    // First look: a full listing; f1 is admitted, f2 waits for the next trigger.
+    let first = src
+        .latest_offset(None, ReadLimit::MaxFiles(1))
+        .unwrap()
+        .unwrap();
+    assert_eq!(col_i64(&src.read(None, &first).unwrap(), 0), vec![Some(1)]);
+    // f2 goes away before its turn; f3 arrives (reported by the watcher).
+    fs::remove_file(input.join("f2.json")).unwrap();
+    write_file(&input, "f3.json", b"{\"a\":3}\n", base + 2);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while woken.load(Ordering::SeqCst) < 2 {
+        assert!(std::time::Instant::now() < deadline, "no watcher events");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let second = src
+        .latest_offset(Some(&first), ReadLimit::MaxFiles(1))
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        col_i64(&src.read(Some(&first), &second).unwrap(), 0),
+        vec![Some(3)]
+    );
+    let log1 = fs::read_to_string(tmp.path().join("sources/0/1")).unwrap();
+    assert!(
+        log1.contains("f3.json") && !log1.contains("f2.json"),
+        "{log1}"
+    );
+}
